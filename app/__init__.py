@@ -1,0 +1,38 @@
+"""Application factory."""
+import os
+
+from flask import Flask
+
+
+def create_app(config_class=None):
+    from config import Config
+
+    app = Flask(__name__)
+    app.config.from_object(config_class or Config)
+    from app.security.roles import fab_roles
+
+    app.config.setdefault("FAB_ROLES", fab_roles())
+    os.makedirs(app.config["VAR_DIR"], exist_ok=True)
+
+    from flask_appbuilder import AppBuilder
+
+    from app.extensions import csrf, db, migrate
+    from app import models  # noqa: F401  (every mapper, before FAB security models are used)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
+    csrf.init_app(app)
+
+    appbuilder = AppBuilder(update_perms=False)
+    with app.app_context():
+        appbuilder.init_app(app, db.session)
+        from app import views
+
+        views.register(appbuilder)
+        appbuilder.post_init()
+
+    from app import cli, web
+
+    cli.register(app)
+    web.register(app)
+    return app

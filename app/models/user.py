@@ -1,0 +1,17 @@
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String
+from sqlalchemy.orm import relationship
+from flask_appbuilder.security.sqla.models import User
+
+
+class CEUser(User):
+    """FAB's user with the binding that decides its row scope: a region (bureau),
+    a unit (unit roles, organizer, industry) or a person (applicant)."""
+
+    __tablename__ = "ab_user"
+    region_code = Column(String(6), ForeignKey("region.code"), nullable=True)
+    region = relationship("Region", foreign_keys=[region_code])
+    unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True)
+    unit = relationship("Unit", foreign_keys=[unit_id])
+    person_id = Column(Integer, ForeignKey("person.id"), nullable=True)
+    person = relationship("Person", foreign_keys=[person_id])
+    must_change_password = Column(Boolean, nullable=True, default=False)

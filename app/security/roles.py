@@ -1,0 +1,100 @@
+"""Role names and their permission sets, defined in code.
+
+`FAB_ROLES` (built by `fab_roles()`) makes these FAB *builtin* roles: access checks
+match them in memory, with no permission query per request.  `flask ce sync-roles`
+creates the role rows (users link to them) and records the same permissions in
+FAB's tables so that the security views show what each role may do.
+"""
+import re
+
+ADMIN = "Admin"
+BUREAU = "Bureau"
+UNIT_ADMIN = "UnitAdmin"
+UNIT_OPERATOR = "UnitOperator"
+ORGANIZER = "Organizer"
+INDUSTRY = "Industry"
+APPLICANT = "Applicant"
+
+ROLE_LABELS = {
+    ADMIN: "系统管理员",
+    BUREAU: "人社局经办",
+    UNIT_ADMIN: "单位管理员",
+    UNIT_OPERATOR: "单位经办",
+    ORGANIZER: "研修承办单位",
+    INDUSTRY: "行业主管部门",
+    APPLICANT: "个人",
+}
+
+# Roles a unit administrator may grant inside its own unit (issue 6).
+UNIT_GRANTABLE = (UNIT_OPERATOR, UNIT_ADMIN)
+
+READ = ("can_list", "can_show")
+# Permissions every signed-in role needs (own profile, password, language).
+COMMON = [
+    ("UserInfoEditView", "can_this_form_get"),
+    ("UserInfoEditView", "can_this_form_post"),
+    ("ResetMyPasswordView", "can_this_form_get"),
+    ("ResetMyPasswordView", "can_this_form_post"),
+    ("CEUserDBModelView", "can_userinfo"),
+    ("CEUserDBModelView", "resetmypassword"),
+    ("LocaleView", "can_index"),
+]
+
+
+def _grid(view, *perms):
+    return [(view, p) for p in perms]
+
+
+def _menus(*names):
+    return [(n, "menu_access") for n in names]
+
+
+_UNIT_STAFF = (
+    _grid("HourRecordView", *READ, "can_export")
+    + _grid("PersonView", *READ, "can_export")
+    + _grid("UnitView", *READ)
+    + _grid("RegionView", *READ)
+    + _menus("Registry", "HourRecords", "Persons", "Units")
+)
+
+ROLE_PERMISSIONS = {
+    BUREAU: (
+        _grid("HourRecordView", *READ, "can_export")
+        + _grid("PersonView", *READ, "can_export")
+        + _grid("UnitView", *READ, "can_export")
+        + _grid("RegionView", *READ)
+        + _grid("AuditLogView", *READ)
+        + _menus("Registry", "HourRecords", "Persons", "Units", "Regions", "System", "AuditLog")
+    ),
+    UNIT_ADMIN: list(_UNIT_STAFF),
+    UNIT_OPERATOR: list(_UNIT_STAFF),
+    ORGANIZER: (
+        _grid("HourRecordView", *READ, "can_export")
+        + _grid("RegionView", *READ)
+        + _menus("Registry", "HourRecords")
+    ),
+    INDUSTRY: (
+        _grid("HourRecordView", *READ, "can_export")
+        + _grid("RegionView", *READ)
+        + _menus("Registry", "HourRecords")
+    ),
+    APPLICANT: _grid("HourRecordView", *READ) + _menus("Registry", "HourRecords"),
+}
+
+
+def permissions_of(role):
+    """The (view, permission) pairs of a role, the common ones included."""
+    return list(dict.fromkeys(COMMON + ROLE_PERMISSIONS.get(role, [])))
+
+
+def fab_roles():
+    """FAB_ROLES: anchored regexes, so 'PersonView' never matches 'PersonViewX'."""
+    roles = {ADMIN: [[".*", ".*"]]}
+    for role in ROLE_PERMISSIONS:
+        roles[role] = [
+            [re.escape(view) + r"\Z", re.escape(perm) + r"\Z"] for view, perm in permissions_of(role)
+        ]
+    return roles
+
+
+ALL_ROLES = [ADMIN, BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY, APPLICANT]

@@ -1,0 +1,280 @@
+"""THE row-scope mechanism (SPEC §1).
+
+Every list, show, edit, delete, action, export, API, import and certificate route
+asks this module which rows the current user may touch:
+
+* `current_scope()` describes the user once per request (cached on `g`);
+* `scope_clause(model, scope)` turns it into a SQL condition for one model;
+* `ScopeFilter` puts that condition into FAB's `base_filters`;
+* `scoped(query, model)` / `get_scoped(model, pk)` serve services and custom views.
+
+A rule for a new model is added to `_RULES` here and nowhere else.
+"""
+from dataclasses import dataclass, field
+
+from flask import g, has_request_context
+from flask_appbuilder.models.filters import BaseFilter
+from flask_login import current_user
+from sqlalchemy import and_, false, or_, select, true
+
+from app.extensions import db
+from app.security import roles as R
+
+
+def region_prefix(code):
+    """'320000' -> '32', '320100' -> '3201', '320102' -> '320102'."""
+    if not code:
+        return None
+    code = str(code)
+    while len(code) > 2 and code.endswith("00"):
+        code = code[:-2]
+    return code
+
+
+def _next_prefix(prefix):
+    # '3201' -> '3202'; region codes are digits, so the successor is a plain increment.
+    return str(int(prefix) + 1).zfill(len(prefix))
+
+
+def region_range(column, prefix):
+    """`column` lies in the subtree of `prefix`, as an index-friendly range
+    (FAB's 'starts with' is ILIKE and uses no index)."""
+    return and_(column >= prefix, column < _next_prefix(prefix))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one user may see.  `everything` wins; otherwise the union of the parts."""
+
+    everything: bool = False
+    region_prefixes: tuple = ()
+    unit_ids: tuple = ()  # unit roles: persons attached to these units
+    reporter_unit_ids: tuple = ()  # organizer / industry: records they reported
+    person_ids: tuple = ()  # applicant: own records
+    roles: frozenset = field(default_factory=frozenset)
+
+    @property
+    def empty(self):
+        return not (
+            self.everything or self.region_prefixes or self.unit_ids
+            or self.reporter_unit_ids or self.person_ids
+        )
+
+
+NOBODY = Scope()
+
+
+def scope_of(user):
+    """Build the scope of a user object (a CEUser), independent of the request."""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return NOBODY
+    role_names = frozenset(r.name for r in user.roles)
+    if R.ADMIN in role_names:
+        return Scope(everything=True, roles=role_names)
+    regions, units, reporters, persons = [], [], [], []
+    if R.BUREAU in role_names and user.region_code:
+        regions.append(region_prefix(user.region_code))
+    if role_names & {R.UNIT_ADMIN, R.UNIT_OPERATOR} and user.unit_id:
+        units.append(user.unit_id)
+    if role_names & {R.ORGANIZER, R.INDUSTRY} and user.unit_id:
+        reporters.append(user.unit_id)
+    if R.APPLICANT in role_names and user.person_id:
+        persons.append(user.person_id)
+    return Scope(
+        region_prefixes=tuple(regions),
+        unit_ids=tuple(units),
+        reporter_unit_ids=tuple(reporters),
+        person_ids=tuple(persons),
+        roles=role_names,
+    )
+
+
+def current_scope():
+    """The signed-in user's scope, computed once per request."""
+    if not has_request_context():
+        return NOBODY
+    cached = getattr(g, "_ce_scope", None)
+    if cached is None:
+        user = current_user if current_user and current_user.is_authenticated else None
+        if user is None:
+            # JWT (REST API) users
+            user = getattr(g, "user", None)
+        cached = scope_of(user)
+        g._ce_scope = cached
+    return cached
+
+
+# ---------------------------------------------------------------------------
+# Per-model rules.  Each takes the model's columns and a Scope and returns the
+# parts of the condition; `scope_clause` ORs them together.
+
+
+def _hour_record_rule(scope):
+    from app.models import HourRecord as H
+
+    parts = [region_range(H.region_code, p) for p in scope.region_prefixes]
+    if scope.unit_ids:
+        parts.append(H.unit_id.in_(scope.unit_ids))
+    if scope.reporter_unit_ids:
+        parts.append(H.reported_by_unit_id.in_(scope.reporter_unit_ids))
+    if scope.person_ids:
+        parts.append(H.person_id.in_(scope.person_ids))
+    return parts
+
+
+def _units_in_regions(prefixes):
+    from app.models import Unit
+
+    return select(Unit.id).where(or_(*[region_range(Unit.region_code, p) for p in prefixes]))
+
+
+def _person_rule(scope):
+    from app.models import HourRecord, Person
+
+    parts = []
+    if scope.region_prefixes:
+        parts.append(Person.unit_id.in_(_units_in_regions(scope.region_prefixes)))
+    if scope.unit_ids:
+        parts.append(Person.unit_id.in_(scope.unit_ids))
+    if scope.reporter_unit_ids:
+        # Organizers see the persons they reported hours for.
+        parts.append(
+            Person.id.in_(
+                select(HourRecord.person_id).where(
+                    HourRecord.reported_by_unit_id.in_(scope.reporter_unit_ids)
+                )
+            )
+        )
+    if scope.person_ids:
+        parts.append(Person.id.in_(scope.person_ids))
+    return parts
+
+
+def _unit_rule(scope):
+    from app.models import Person, Unit
+
+    parts = [region_range(Unit.region_code, p) for p in scope.region_prefixes]
+    own = tuple(scope.unit_ids) + tuple(scope.reporter_unit_ids)
+    if own:
+        parts.append(Unit.id.in_(own))
+    if scope.person_ids:
+        parts.append(Unit.id.in_(select(Person.unit_id).where(Person.id.in_(scope.person_ids))))
+    return parts
+
+
+def _region_rule(scope):
+    # Administrative divisions are public reference data.
+    return [true()]
+
+
+def _audit_rule(scope):
+    from app.models import AuditLog
+
+    parts = [region_range(AuditLog.region_code, p) for p in scope.region_prefixes]
+    if scope.unit_ids:
+        parts.append(AuditLog.unit_id.in_(scope.unit_ids))
+    return parts
+
+
+def _attachment_rule(scope):
+    from app.models import Attachment, HourRecord
+
+    return [Attachment.record_id.in_(select(HourRecord.id).where(scope_clause(HourRecord, scope)))]
+
+
+def _person_review_rule(scope):
+    from app.models import PersonReview
+
+    parts = []
+    if scope.unit_ids:
+        parts.append(PersonReview.unit_id.in_(scope.unit_ids))
+    if scope.region_prefixes:
+        parts.append(PersonReview.unit_id.in_(_units_in_regions(scope.region_prefixes)))
+    if scope.person_ids:
+        parts.append(PersonReview.person_id.in_(scope.person_ids))
+    return parts
+
+
+def _user_rule(scope):
+    from app.models import CEUser
+
+    parts = []
+    if scope.unit_ids:
+        parts.append(CEUser.unit_id.in_(scope.unit_ids))
+    return parts
+
+
+_RULES = {
+    "HourRecord": _hour_record_rule,
+    "Person": _person_rule,
+    "Unit": _unit_rule,
+    "Region": _region_rule,
+    "AuditLog": _audit_rule,
+    "Attachment": _attachment_rule,
+    "PersonReview": _person_review_rule,
+    "CEUser": _user_rule,
+}
+
+
+def register_rule(model_name, rule):
+    """For models added by later capabilities: one rule per model, kept here."""
+    _RULES[model_name] = rule
+
+
+def scope_clause(model, scope=None):
+    """SQL condition restricting `model` to `scope` (the current user's by default).
+    A model without a rule is visible to admins only: deny by default."""
+    scope = current_scope() if scope is None else scope
+    if scope.everything:
+        return true()
+    rule = _RULES.get(model.__name__)
+    if rule is None or scope.empty:
+        return false()
+    parts = rule(scope)
+    return or_(*parts) if parts else false()
+
+
+def scoped(query, model, scope=None):
+    """Restrict a Query or Select on `model` to the scope."""
+    clause = scope_clause(model, scope)
+    if hasattr(query, "filter"):
+        return query.filter(clause)
+    return query.where(clause)
+
+
+def get_scoped(model, pk, scope=None):
+    """The row with primary key `pk` if the scope covers it, else None."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        return None
+    return db.session.execute(
+        select(model).where(model.id == pk, scope_clause(model, scope))
+    ).scalar_one_or_none()
+
+
+def filter_ids_in_scope(model, ids, scope=None):
+    """The subset of `ids` the scope covers, as a set of ints."""
+    clean = set()
+    for i in ids:
+        try:
+            clean.add(int(i))
+        except (TypeError, ValueError):
+            continue
+    if not clean:
+        return set()
+    rows = db.session.execute(
+        select(model.id).where(model.id.in_(clean), scope_clause(model, scope))
+    ).scalars()
+    return set(rows)
+
+
+class ScopeFilter(BaseFilter):
+    """FAB base filter applying the scope rule of the view's model:
+    `base_filters = [["id", ScopeFilter, None]]`."""
+
+    name = "row scope"
+    arg_name = None
+
+    def apply(self, query, value):
+        return query.filter(scope_clause(self.model))

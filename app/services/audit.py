@@ -1,0 +1,60 @@
+"""The append-only audit trail: who did what to which row, when, from where."""
+import datetime
+import decimal
+import enum
+import json
+
+from flask import has_request_context, request
+from flask_login import current_user
+
+from app.extensions import db
+from app.models import AuditLog
+
+
+def _jsonable(value):
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+def snapshot(obj, fields):
+    """{field: value} of `obj`, JSON-ready, for the old/new parts of an entry."""
+    return {f: _jsonable(getattr(obj, f, None)) for f in fields}
+
+
+def client_ip():
+    if not has_request_context():
+        return None
+    return request.remote_addr
+
+
+def record(action, object_type=None, object_id=None, *, unit_id=None, region_code=None,
+           old=None, new=None, user=None, **detail):
+    """Add an audit entry to the current transaction (the caller commits it with
+    the change it describes, so a rolled-back change leaves no entry)."""
+    if user is None and has_request_context() and current_user and current_user.is_authenticated:
+        user = current_user
+    payload = dict(detail)
+    if old is not None:
+        payload["old"] = old
+    if new is not None:
+        payload["new"] = new
+    entry = AuditLog(
+        at=datetime.datetime.utcnow(),
+        user_id=getattr(user, "id", None),
+        username=getattr(user, "username", None),
+        ip=client_ip(),
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        unit_id=unit_id,
+        region_code=region_code,
+        detail=json.dumps({k: _jsonable(v) for k, v in payload.items()}, ensure_ascii=False, default=str)
+        if payload else None,
+    )
+    db.session.add(entry)
+    return entry

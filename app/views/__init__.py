@@ -1,0 +1,22 @@
+"""Every view is registered here, in one place."""
+from flask_babel import lazy_gettext as _l
+
+
+def register(appbuilder):
+    from app.views.audit import AuditLogView
+    from app.views.hours import HourRecordView
+    from app.views.org import RegionView, UnitView
+    from app.views.person import PersonView
+
+    reg = _l("学时管理")
+    appbuilder.add_view(
+        HourRecordView, "HourRecords", label=_l("学时记录"), icon="fa-clock-o",
+        category="Registry", category_label=reg, category_icon="fa-book",
+    )
+    appbuilder.add_view(PersonView, "Persons", label=_l("专业技术人员"), icon="fa-user", category="Registry")
+    appbuilder.add_view(UnitView, "Units", label=_l("单位"), icon="fa-building", category="Registry")
+    appbuilder.add_view(RegionView, "Regions", label=_l("行政区划"), icon="fa-map", category="Registry")
+    appbuilder.add_view(
+        AuditLogView, "AuditLog", label=_l("操作日志"), icon="fa-history",
+        category="System", category_label=_l("系统"), category_icon="fa-cogs",
+    )

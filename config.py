@@ -1,0 +1,93 @@
+"""Application configuration, read from the environment.
+
+`Config` is what `python run.py` and gunicorn use; `TestConfig` is what the
+tests build the app with.  Everything a deployment changes (database, secret,
+port, Redis, limits, yearly requirement) comes from environment variables.
+"""
+import os
+
+BASE_DIR = os.path.abspath(os.path.dirname(__file__))
+
+
+def _env_bool(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class Config:
+    APP_NAME = "继续教育学时管理系统"
+    APP_ICON = None
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me-in-production")
+
+    VAR_DIR = os.environ.get("CE_VAR_DIR", os.path.join(BASE_DIR, "var"))
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", "sqlite:///" + os.path.join(VAR_DIR, "ce_hours.db")
+    )
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    if SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+        SQLALCHEMY_ENGINE_OPTIONS.update(
+            pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
+            max_overflow=int(os.environ.get("DB_MAX_OVERFLOW", "10")),
+        )
+
+    # Where uploaded proof files and import files are kept: outside the web root.
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR", os.path.join(VAR_DIR, "uploads"))
+
+    # Flask-AppBuilder
+    FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CESecurityManager"
+    FAB_INDEX_VIEW = "app.views.home.HomeView"
+    # Migrations own the schema; permissions and roles are synced by `flask ce sync-roles`.
+    FAB_CREATE_DB = False
+    FAB_UPDATE_PERMS = False
+    FAB_ADD_SECURITY_API = False
+    AUTH_TYPE = 1  # AUTH_DB
+    AUTH_USER_REGISTRATION = False
+    AUTH_ROLE_ADMIN = "Admin"
+    AUTH_ROLE_PUBLIC = "Public"
+    AUTH_RATE_LIMITED = _env_bool("AUTH_RATE_LIMITED", True)
+    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 60 second")
+    RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    # FAB_ROLES is filled from app/security/roles.py in create_app().
+
+    # CSRF on every state-changing request (FAB does not enable it itself).
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    # Chinese first.  FAB ignores Accept-Language; the locale is the session's or this.
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_FOLDER = "translations"
+    BABEL_TRANSLATION_DIRECTORIES = os.path.join(BASE_DIR, "translations")
+    LANGUAGES = {
+        "zh": {"flag": "cn", "name": "简体中文"},
+        "en": {"flag": "gb", "name": "English"},
+    }
+
+    # Yearly requirement (SPEC §4): total hours and the professional share.
+    REQUIRED_HOURS_TOTAL = float(os.environ.get("REQUIRED_HOURS_TOTAL", "90"))
+    REQUIRED_PROFESSIONAL_RATIO = float(os.environ.get("REQUIRED_PROFESSIONAL_RATIO", str(2 / 3)))
+    MAX_HOURS_PER_RECORD = float(os.environ.get("MAX_HOURS_PER_RECORD", "200"))
+
+    # Demo data on the first start of an empty SQLite database.
+    DEMO = _env_bool("DEMO", True)
+
+    REDIS_URL = os.environ.get("REDIS_URL")
+
+
+class TestConfig(Config):
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    SQLALCHEMY_ENGINE_OPTIONS = {}
+    AUTH_RATE_LIMITED = False
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    SERVER_NAME = "localhost"
