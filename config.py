@@ -39,6 +39,7 @@ class Config:
     # Flask-AppBuilder
     FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CESecurityManager"
     FAB_INDEX_VIEW = "app.views.home.HomeView"
+    FAB_BASE_TEMPLATE = "ce/base.html"
     # Migrations own the schema; permissions and roles are synced by `flask ce sync-roles`.
     FAB_CREATE_DB = False
     FAB_UPDATE_PERMS = False

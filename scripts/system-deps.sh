@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the app and its tests need: a CJK TrueType font for the
+# certificates, PostgreSQL and Redis servers, Chromium for browser tests,
+# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs.
+set -euo pipefail
+PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium"
+missing=""
+for p in $PKGS; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
