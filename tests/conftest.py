@@ -31,7 +31,8 @@ IS_PG = PG_URL.startswith("postgresql")
 
 
 def _worker():
-    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    # Unique per process, so parallel runs never share a database or upload folder.
+    return f'{os.environ.get("PYTEST_XDIST_WORKER", "gw0")}_{os.getpid()}'
 
 
 class _Backend:
