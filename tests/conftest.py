@@ -71,6 +71,13 @@ class _Backend:
             db.session.remove()
             db.engine.dispose()
 
+    def drop(self):
+        if IS_PG:
+            self._admin(
+                f'DROP DATABASE IF EXISTS "{self.work_url.database}" WITH (FORCE)',
+                f'DROP DATABASE IF EXISTS "{self.template_url.database}" WITH (FORCE)',
+            )
+
     def restore(self):
         if IS_PG:
             work, tpl = self.work_url.database, self.template_url.database
@@ -94,7 +101,8 @@ def _config(url):
 def backend(tmp_path_factory):
     b = _Backend(str(tmp_path_factory.mktemp("db")))
     b.build_template()
-    return b
+    yield b
+    b.drop()
 
 
 @pytest.fixture(scope="session")
