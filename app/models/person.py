@@ -17,13 +17,17 @@ class Person(db.Model):
     id_type = Column(Enum(IdType, native_enum=False, length=20), nullable=False, default=IdType.RESIDENT)
     id_number = Column(String(32), nullable=False)
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True)
-    unit = relationship("Unit")
+    unit = relationship("Unit", foreign_keys=[unit_id])
     title = Column(String(50))  # 职称
     specialty = Column(String(100))  # 专业
     phone = Column(String(30))
     is_freelancer = Column(db.Boolean, nullable=False, default=False)
     # The unit has confirmed this person belongs to it (issue 6).
     unit_confirmed = Column(db.Boolean, nullable=False, default=True)
+    # The unit (or agency) a self-registered person asked to be attached to; the
+    # person moves there only when that unit confirms (services.accounts).
+    pending_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True)
+    pending_unit = relationship("Unit", foreign_keys=[pending_unit_id])
 
     history = relationship(
         "PersonUnitHistory", back_populates="person", order_by="PersonUnitHistory.start_date"
@@ -33,6 +37,7 @@ class Person(db.Model):
         UniqueConstraint("id_type", "id_number", name="uq_person_id"),
         Index("ix_person_unit", "unit_id"),
         Index("ix_person_name", "name"),
+        Index("ix_person_pending_unit", "pending_unit_id"),
     )
 
     def __repr__(self):
