@@ -5,3 +5,4 @@ from app.models.hours import Attachment, HourRecord, ImportBatch, PersonReview  
 from app.models.org import Region, Unit  # noqa: F401
 from app.models.person import Person, PersonUnitHistory  # noqa: F401
 from app.models.user import CEUser  # noqa: F401
+from app.models.job import Job  # noqa: F401
