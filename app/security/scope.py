@@ -74,11 +74,14 @@ def scope_of(user):
     regions, units, reporters, persons = [], [], [], []
     if R.BUREAU in role_names and user.region_code:
         regions.append(region_prefix(user.region_code))
-    if role_names & {R.UNIT_ADMIN, R.UNIT_OPERATOR} and user.unit_id:
+    # A unit acts only once its registration is approved, and a self-registered
+    # person sees its records only once its unit confirmed it (issue 6).
+    unit_ok = bool(user.unit_id) and getattr(user.unit, "approved", False)
+    if role_names & {R.UNIT_ADMIN, R.UNIT_OPERATOR} and unit_ok:
         units.append(user.unit_id)
-    if role_names & {R.ORGANIZER, R.INDUSTRY} and user.unit_id:
+    if role_names & {R.ORGANIZER, R.INDUSTRY} and unit_ok:
         reporters.append(user.unit_id)
-    if R.APPLICANT in role_names and user.person_id:
+    if R.APPLICANT in role_names and user.person_id and getattr(user.person, "unit_confirmed", False):
         persons.append(user.person_id)
     return Scope(
         region_prefixes=tuple(regions),
@@ -136,6 +139,8 @@ def _person_rule(scope):
         parts.append(Person.unit_id.in_(_units_in_regions(scope.region_prefixes)))
     if scope.unit_ids:
         parts.append(Person.unit_id.in_(scope.unit_ids))
+        # Self-registered persons asking to join the unit (it confirms them).
+        parts.append(Person.pending_unit_id.in_(scope.unit_ids))
     if scope.reporter_unit_ids:
         # Organizers see the persons they reported hours for.
         parts.append(
@@ -201,6 +206,8 @@ def _user_rule(scope):
     parts = []
     if scope.unit_ids:
         parts.append(CEUser.unit_id.in_(scope.unit_ids))
+    # Bureau users: the bureau accounts of their region subtree.
+    parts += [region_range(CEUser.region_code, p) for p in scope.region_prefixes]
     return parts
 
 
