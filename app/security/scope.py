@@ -211,6 +211,13 @@ def _user_rule(scope):
     return parts
 
 
+def _certificate_rule(scope):
+    # A certificate is seen by whoever sees its person (print and registry alike).
+    from app.models import Certificate, Person
+
+    return [Certificate.person_id.in_(select(Person.id).where(scope_clause(Person, scope)))]
+
+
 _RULES = {
     "HourRecord": _hour_record_rule,
     "Person": _person_rule,
@@ -220,6 +227,7 @@ _RULES = {
     "Attachment": _attachment_rule,
     "PersonReview": _person_review_rule,
     "CEUser": _user_rule,
+    "Certificate": _certificate_rule,
 }
 
 
