@@ -16,6 +16,7 @@ from flask import g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
 from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import inspect as sa_inspect
 
 from app.extensions import db
 from app.security import roles as R
@@ -257,14 +258,20 @@ def scoped(query, model, scope=None):
     return query.where(clause)
 
 
+def _pk_column(model):
+    # Most models have an integer `id`; Region's key is its code.
+    return sa_inspect(model).primary_key[0]
+
+
 def get_scoped(model, pk, scope=None):
     """The row with primary key `pk` if the scope covers it, else None."""
+    column = _pk_column(model)
     try:
-        pk = int(pk)
+        pk = column.type.python_type(pk)
     except (TypeError, ValueError):
         return None
     return db.session.execute(
-        select(model).where(model.id == pk, scope_clause(model, scope))
+        select(model).where(column == pk, scope_clause(model, scope))
     ).scalar_one_or_none()
 
 

@@ -57,7 +57,7 @@ class ScopedModelView(ModelView):
             return redirect(self.get_redirect())
         pks = request.form.getlist("rowid")
         items = self.scoped_items(pks)
-        found = {str(i.id) for i in items}
+        found = {str(self.datamodel.get_pk_value(i)) for i in items}
         g.ce_ignored_ids = [pk for pk in pks if pk not in found]
         if g.ce_ignored_ids:
             flash(
@@ -70,22 +70,23 @@ class ScopedModelView(ModelView):
         from app.security.scope import scope_clause
 
         model = self.datamodel.obj
+        column = sa_inspect(model).primary_key[0]
         ids = []
         for pk in pks:
             try:
-                ids.append(int(pk))
+                ids.append(column.type.python_type(pk))
             except (TypeError, ValueError):
                 continue
         if not ids:
             return []
-        return db.session.query(model).filter(model.id.in_(ids), scope_clause(model)).all()
+        return db.session.query(model).filter(column.in_(ids), scope_clause(model)).all()
 
     # ---- add / edit stay inside the scope, and are audited -----------------
 
     def _check_in_scope(self, item):
         db.session.add(item)
         db.session.flush()
-        if get_scoped(type(item), item.id) is None:
+        if get_scoped(type(item), self.datamodel.get_pk_value(item)) is None:
             db.session.rollback()
             raise DomainError(_("保存失败：该记录将超出您的权限范围"))
 
@@ -108,7 +109,7 @@ class ScopedModelView(ModelView):
             raise
         # Same transaction as the row: FAB's datamodel.add() commits both.
         audit.record(
-            "create", type(item).__name__, item.id,
+            "create", type(item).__name__, self.datamodel.get_pk_value(item),
             new=audit.snapshot(item, self.audit_fields), **self.audit_scope(item)
         )
 
@@ -122,11 +123,11 @@ class ScopedModelView(ModelView):
             db.session.rollback()
             raise
         if new:
-            audit.record("edit", type(item).__name__, item.id, old=old, new=new, **self.audit_scope(item))
+            audit.record("edit", type(item).__name__, self.datamodel.get_pk_value(item), old=old, new=new, **self.audit_scope(item))
 
     def pre_delete(self, item):
         audit.record(
-            "delete", type(item).__name__, item.id,
+            "delete", type(item).__name__, self.datamodel.get_pk_value(item),
             old=audit.snapshot(item, self.audit_fields), **self.audit_scope(item)
         )
 
