@@ -21,6 +21,8 @@ PROVINCE_CODES = frozenset(
 
 _FULLWIDTH = {ord(c): ord(c) - 0xFEE0 for c in "０１２３４５６７８９ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ"}
 _FULLWIDTH[0x3000] = 0x20  # ideographic space
+_FULLWIDTH[0xFF0E] = ord(".")  # full-width point, as in "１２．５" typed with a Chinese IME
+_FULLWIDTH[0xFF0D] = ord("-")
 
 
 def normalize_text(value):
@@ -63,6 +65,9 @@ def check_resident_id(value):
 def check_credit_code(value):
     """An 18-character unified social credit code (GB 32100) with its check digit."""
     code = normalize_text(value).upper().replace(" ", "")
+    if not code.isalnum() and code:
+        # stdnum silently drops '-' and would then report a wrong length.
+        raise ValidationFailed(_("统一社会信用代码格式不正确"))
     try:
         return uscc.validate(code)
     except stdnum_exc.InvalidLength:
