@@ -44,6 +44,12 @@ class Config:
     FAB_CREATE_DB = False
     FAB_UPDATE_PERMS = False
     FAB_ADD_SECURITY_API = False
+    # /api/v1/_openapi and the (locally served) Swagger UI describe the REST APIs;
+    # JWT login (/api/v1/security/login) is FAB's SecurityApi, always registered.
+    FAB_API_SWAGGER_UI = True
+    # National interchange feed: only rows older than this are read, so rows of a
+    # transaction that commits late cannot fall behind a cursor already handed out.
+    NATIONAL_FEED_LAG_SECONDS = float(os.environ.get("NATIONAL_FEED_LAG_SECONDS", "60"))
     AUTH_TYPE = 1  # AUTH_DB
     AUTH_USER_REGISTRATION = False
     AUTH_ROLE_ADMIN = "Admin"

@@ -81,6 +81,20 @@ ROLE_PERMISSIONS = {
     APPLICANT: _grid("HourRecordView", *READ) + _menus("Registry", "HourRecords"),
 }
 
+# Dashboard and national interchange (issue 8): bureau and unit staff see the
+# compliance dashboard of their scope; bureau staff export the national layout,
+# pull the national REST API (JWT) and read its OpenAPI document.
+_DASHBOARD = _grid("DashboardView", "can_index", "can_export") + _menus("Statistics", "Dashboard")
+_NATIONAL = (
+    _grid("NationalExportView", "can_index", "can_export")
+    + _grid("NationalRecordApi", "can_get", "can_info", "can_export")
+    + _grid("OpenApi", "can_get")
+    + _grid("SwaggerView", "can_show")
+    + _menus("Statistics", "NationalExport")
+)
+for _role, _pairs in {BUREAU: _DASHBOARD + _NATIONAL, UNIT_ADMIN: _DASHBOARD, UNIT_OPERATOR: _DASHBOARD}.items():
+    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _pairs
+
 
 def permissions_of(role):
     """The (view, permission) pairs of a role, the common ones included."""

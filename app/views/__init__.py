@@ -20,3 +20,14 @@ def register(appbuilder):
         AuditLogView, "AuditLog", label=_l("操作日志"), icon="fa-history",
         category="System", category_label=_l("系统"), category_icon="fa-cogs",
     )
+    from app.api.national import register as register_national_api
+    from app.views.dashboard import DashboardView, NationalExportView
+
+    appbuilder.add_view(
+        DashboardView, "Dashboard", label=_l("达标统计"), icon="fa-bar-chart",
+        category="Statistics", category_label=_l("统计与对接"), category_icon="fa-line-chart",
+    )
+    appbuilder.add_view(
+        NationalExportView, "NationalExport", label=_l("部省对接"), icon="fa-exchange", category="Statistics",
+    )
+    register_national_api(appbuilder)

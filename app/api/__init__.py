@@ -1,0 +1,1 @@
+"""REST APIs (FAB ModelRestApi / BaseApi), JWT-authenticated, scoped like the views."""

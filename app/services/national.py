@@ -1,0 +1,302 @@
+"""National data interchange (部省对接, SPEC §3 flow 7).
+
+Two ways out for approved hour records:
+
+* `changes(...)`: an incremental feed.  The cursor is a signed, opaque token over
+  (updated_at, id); rows are read in that order, so a consumer that keeps the last
+  cursor never misses or repeats a row.  A row changed after it was delivered
+  (returned, corrected, revoked, moved) gets a newer updated_at and is delivered
+  again with its new state; a row that no longer counts (any status but 已核准)
+  is delivered as a tombstone carrying no personal data.
+  Rows written by a transaction that commits late carry an updated_at older than
+  its commit: the feed only reads rows older than a safety lag
+  (NATIONAL_FEED_LAG_SECONDS), so such a row cannot fall behind a cursor that was
+  already handed out (as long as transactions and clock skew stay below the lag).
+* `export_rows(...)` / `write_csv` / `write_xlsx`: a region's approved records of
+  one year in the national-collection layout (NATIONAL_LAYOUT).
+
+Everything reads through the row scope (app.security.scope).
+"""
+import csv
+import datetime
+import io
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select, tuple_
+
+from app.extensions import db
+from app.models import HourRecord, Person, Status, Unit
+from app.security.scope import current_scope, region_prefix, region_range, scope_clause
+from app.services.errors import OutOfScope, ValidationFailed
+from app.services.requirement import COUNTING_STATUSES
+
+# The national-collection layout: (field key, header).  The headers are part of
+# an interchange format read by other systems, so they are fixed Chinese text
+# and never translated with the UI locale.
+NATIONAL_LAYOUT = (
+    ("id_type", "证件类型"),
+    ("id_number", "证件号码"),
+    ("name", "姓名"),
+    ("unit_name", "单位名称"),
+    ("unit_credit_code", "单位统一社会信用代码"),
+    ("region_code", "行政区划代码"),
+    ("year", "认定年度"),
+    ("category", "科目类别"),
+    ("learning_form", "学习形式"),
+    ("course_name", "课程（项目）名称"),
+    ("organizer_name", "举办单位"),
+    ("start_date", "开始日期"),
+    ("end_date", "结束日期"),
+    ("hours", "学时"),
+    ("source", "来源"),
+    ("approved_at", "核准时间"),
+)
+NATIONAL_HEADERS = tuple(h for _k, h in NATIONAL_LAYOUT)
+NATIONAL_KEYS = tuple(k for k, _h in NATIONAL_LAYOUT)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_CURSOR_SALT = "national-feed-cursor-v1"
+
+
+# --------------------------------------------------------------------- filters
+
+
+def check_year(year):
+    """The year as an int, or None when not given; ValidationFailed when malformed."""
+    if year in (None, ""):
+        return None
+    try:
+        year = int(year)
+    except (TypeError, ValueError):
+        raise ValidationFailed(_("认定年度不正确"))
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed(_("认定年度不正确"))
+    return year
+
+
+def check_region(code):
+    """A region code filter turned into its subtree prefix ('320100' -> '3201'), or None."""
+    if code in (None, ""):
+        return None
+    code = str(code).strip()
+    if not code.isdigit() or len(code) not in (2, 4, 6):
+        raise ValidationFailed(_("行政区划代码应为6位数字"))
+    return region_prefix(code.ljust(6, "0"))
+
+
+def check_region_in_scope(prefix, scope):
+    """Refuse a region filter outside a bureau user's subtree (OutOfScope) instead of
+    answering it with an empty result that looks like "no data there"."""
+    if not prefix or scope.everything:
+        return prefix
+    if scope.region_prefixes and not any(prefix.startswith(p) for p in scope.region_prefixes):
+        raise OutOfScope(_("该行政区划不在您的权限范围内"))
+    return prefix
+
+
+def _filters(scope, region, year):
+    H = HourRecord
+    conds = [scope_clause(H, scope)]
+    prefix = check_region_in_scope(check_region(region), scope)
+    if prefix:
+        conds.append(region_range(H.region_code, prefix))
+    year = check_year(year)
+    if year is not None:
+        conds.append(H.year == year)
+    return conds
+
+
+# ---------------------------------------------------------------------- cursor
+
+
+def _serializer():
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_CURSOR_SALT)
+
+
+def encode_cursor(updated_at, record_id):
+    return _serializer().dumps([updated_at.isoformat(), int(record_id)])
+
+
+def decode_cursor(token):
+    """(updated_at, id) of a cursor token, or None for the start of the feed."""
+    if not token:
+        return None
+    try:
+        stamp, record_id = _serializer().loads(token)
+        return datetime.datetime.fromisoformat(stamp), int(record_id)
+    except (BadSignature, ValueError, TypeError):
+        raise ValidationFailed(_("游标无效，请从上次返回的游标继续或从头拉取"))
+
+
+# ------------------------------------------------------------------------ feed
+
+
+@dataclass
+class FeedPage:
+    items: list
+    next_cursor: str
+    has_more: bool
+    horizon: datetime.datetime
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def record_payload(r):
+    """One delivered row: the national layout's fields plus id, status and updated_at;
+    a row that no longer counts is a tombstone without personal data."""
+    base = {"id": r.id, "status": r.status.name, "updated_at": _iso(r.updated_at)}
+    if r.status not in COUNTING_STATUSES:
+        base["removed"] = True
+        return base
+    person, unit = r.person, r.unit
+    base.update(
+        removed=False,
+        id_type=person.id_type.name,
+        id_type_label=person.id_type.value,
+        id_number=person.id_number,
+        name=person.name,
+        unit_name=unit.name if unit is not None else None,
+        unit_credit_code=unit.credit_code if unit is not None else None,
+        region_code=r.region_code,
+        year=r.year,
+        category=r.category.name,
+        category_label=r.category.value,
+        learning_form=r.learning_form.name,
+        learning_form_label=r.learning_form.value,
+        course_name=r.course_name,
+        organizer_name=r.organizer_name,
+        start_date=_iso(r.start_date),
+        end_date=_iso(r.end_date),
+        hours=str(r.hours),
+        source=r.source.name,
+        source_label=r.source.value,
+        approved_at=_iso(r.reviewed_at or r.created_at),
+    )
+    return base
+
+
+def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now=None):
+    """One page of the incremental feed after `cursor` (None: from the start).
+
+    Returns a FeedPage: rows in (updated_at, id) order, each as `record_payload`,
+    `next_cursor` to pass next time (the same cursor when nothing new), and
+    `has_more` when another page is ready.  Raises ValidationFailed on a bad
+    cursor, region, year or page size."""
+    scope = current_scope() if scope is None else scope
+    try:
+        size = int(page_size or DEFAULT_PAGE_SIZE)
+    except (TypeError, ValueError):
+        raise ValidationFailed(_("每页条数不正确"))
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValidationFailed(_("每页条数应在1到%(n)d之间", n=MAX_PAGE_SIZE))
+    after = decode_cursor(cursor)
+    lag = float(current_app.config.get("NATIONAL_FEED_LAG_SECONDS", 60))
+    horizon = (now or datetime.datetime.utcnow()) - datetime.timedelta(seconds=lag)
+    H = HourRecord
+    conds = _filters(scope, region, year) + [H.updated_at <= horizon]
+    if after is not None:
+        conds.append(tuple_(H.updated_at, H.id) > tuple_(*after))
+    rows = db.session.execute(
+        select(H).where(*conds).order_by(H.updated_at, H.id).limit(size + 1)
+    ).unique().scalars().all()
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if rows:
+        next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id)
+    else:
+        next_cursor = cursor or ""
+    return FeedPage([record_payload(r) for r in rows], next_cursor, has_more, horizon)
+
+
+# ---------------------------------------------------------------------- export
+
+
+def export_query(region=None, year=None, scope=None):
+    """Select of the approved rows in scope for `region` / `year`, in the layout's
+    column order (plus the record id last), ordered by id."""
+    scope = current_scope() if scope is None else scope
+    H = HourRecord
+    return (
+        select(
+            Person.id_type, Person.id_number, Person.name, Unit.name, Unit.credit_code,
+            H.region_code, H.year, H.category, H.learning_form, H.course_name,
+            H.organizer_name, H.start_date, H.end_date, H.hours, H.source,
+            H.reviewed_at, H.created_at, H.id,
+        )
+        .select_from(H)
+        .join(Person, Person.id == H.person_id)
+        .outerjoin(Unit, Unit.id == H.unit_id)
+        .where(H.status.in_(COUNTING_STATUSES), *_filters(scope, region, year))
+        .order_by(H.id)
+    )
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if hasattr(value, "value") and hasattr(value, "name"):  # enum: the layout uses the label
+        return value.value
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def export_rows(region=None, year=None, scope=None):
+    """Yield the rows (tuples in NATIONAL_LAYOUT order) of the export, streamed."""
+    result = db.session.execute(export_query(region, year, scope).execution_options(yield_per=2000))
+    for row in result:
+        (id_type, id_number, name, unit_name, credit, region_code, yr, cat, form, course,
+         organizer, start, end, hours, source, reviewed_at, created_at, _id) = row
+        yield (
+            _cell(id_type), id_number, name, unit_name or "", credit or "", region_code or "",
+            yr, _cell(cat), _cell(form), course, organizer or "", _cell(start), _cell(end),
+            float(hours), _cell(source), _cell(reviewed_at or created_at),
+        )
+
+
+def iter_csv(rows):
+    """UTF-8 CSV with a BOM (Excel opens it as Chinese text), as byte chunks."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    yield "\ufeff".encode("utf-8")
+    writer.writerow(NATIONAL_HEADERS)
+    n = 0
+    for row in rows:
+        writer.writerow(["%g" % v if isinstance(v, float) else v for v in row])
+        n += 1
+        if n % 500 == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")
+
+
+def write_xlsx(rows, out):
+    """Write the layout to `out` (a path or binary file) as .xlsx, constant memory."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title="学时数据")
+    ws.append(list(NATIONAL_HEADERS))
+    for row in rows:
+        ws.append(list(row))
+    wb.save(out)
+
+
+def export_filename(region, year, ext):
+    return f"national_{region or 'all'}_{year or 'all'}.{ext}"
+
+
+def count_export(region=None, year=None, scope=None):
+    from sqlalchemy import func
+
+    q = export_query(region, year, scope).order_by(None).with_only_columns(func.count())
+    return db.session.execute(q).scalar_one()
