@@ -89,6 +89,17 @@ class Config:
 
     REDIS_URL = os.environ.get("REDIS_URL")
 
+    # Certificates (issue 5).  A TrueType-outline CJK font is embedded in every
+    # certificate (Debian: fonts-wqy-microhei); rendering fails loudly without it.
+    CERT_FONT_PATH = os.environ.get("CERT_FONT_PATH", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+    CERT_ISSUER = os.environ.get("CERT_ISSUER", "江苏省人力资源和社会保障厅")
+    # The address printed on certificates and in their QR codes (the public
+    # verification page); the request's own address when unset.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
+    CERT_VERIFY_RATE_LIMIT = os.environ.get("CERT_VERIFY_RATE_LIMIT", "30 per minute")
+    CERT_BATCH_CHUNK = int(os.environ.get("CERT_BATCH_CHUNK", "50"))
+    CERT_BATCH_MAX = int(os.environ.get("CERT_BATCH_MAX", "1000"))
+
 
 class TestConfig(Config):
     TESTING = True

@@ -112,3 +112,14 @@ def fab_roles():
 
 
 ALL_ROLES = [ADMIN, BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY, APPLICANT]
+
+# Certificates (issue 5): applicants print their own; unit and bureau staff print
+# one or many persons of their scope; everyone sees the registry of their scope.
+_CERT_OWN = (
+    _grid("CertificatePrintView", "can_print") + _grid("CertificateView", *READ)
+    + _menus("Certificates", "PrintCertificates", "CertificateRegistry")
+)
+for _role in (APPLICANT, UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
+    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _CERT_OWN
+for _role in (UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
+    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _grid("CertificatePrintView", "can_print_batch")

@@ -31,3 +31,14 @@ def register(appbuilder):
         NationalExportView, "NationalExport", label=_l("部省对接"), icon="fa-exchange", category="Statistics",
     )
     register_national_api(appbuilder)
+    from app.views.certificates import CertificatePrintView, CertificateVerifyView, CertificateView
+
+    appbuilder.add_view(
+        CertificatePrintView, "PrintCertificates", label=_l("打印学时证书"), icon="fa-print",
+        category="Certificates", category_label=_l("学时证书"), category_icon="fa-certificate",
+    )
+    appbuilder.add_view(
+        CertificateView, "CertificateRegistry", label=_l("证书登记簿"), icon="fa-list-alt", category="Certificates",
+    )
+    # Public (no login): the verification page a certificate's QR code points to.
+    appbuilder.add_view_no_menu(CertificateVerifyView)
