@@ -80,6 +80,9 @@ class HourRecord(db.Model):
         Index("ix_hr_source", "source"),
         Index("ix_hr_reported_by", "reported_by_unit_id"),
         Index("ix_hr_updated", "updated_at", "id"),
+        # Unit-scope grids in id order, and their year + category filter (issue 7).
+        Index("ix_hr_unit_id", "unit_id", "id"),
+        Index("ix_hr_unit_year_cat", "unit_id", "year", "category", "id"),
     )
 
     def __repr__(self):
