@@ -81,6 +81,29 @@ ROLE_PERMISSIONS = {
     APPLICANT: _grid("HourRecordView", *READ) + _menus("Registry", "HourRecords"),
 }
 
+
+# Declaration → review workflow (issue 3): reviewers are unit staff (an agency's
+# clerks for freelancers); bureau staff may open a record and revoke it.
+_WORKFLOW_REVIEWER = (
+    _grid("ReviewTodoView", "can_list", "can_show", "approve")  # an action's permission is its name
+    + _grid("ReviewView", "can_show", "can_decide", "can_revoke")
+    + _grid("UnitReviewView", "can_yearend", "can_departure")
+    + _grid("ProofView", "can_download")
+    + _menus("Workflow", "ReviewTodo", "YearEndReview")
+)
+ROLE_PERMISSIONS[UNIT_OPERATOR] = list(ROLE_PERMISSIONS[UNIT_OPERATOR]) + _WORKFLOW_REVIEWER
+ROLE_PERMISSIONS[UNIT_ADMIN] = (
+    list(ROLE_PERMISSIONS[UNIT_ADMIN]) + _WORKFLOW_REVIEWER
+    + _grid("AuditLogView", *READ) + _menus("System", "AuditLog")
+)
+ROLE_PERMISSIONS[BUREAU] = (
+    list(ROLE_PERMISSIONS[BUREAU]) + _grid("ReviewView", "can_show", "can_revoke") + _grid("ProofView", "can_download")
+)
+ROLE_PERMISSIONS[APPLICANT] = (
+    list(ROLE_PERMISSIONS[APPLICANT]) + _grid("DeclarationView", "can_declare", "can_mine")
+    + _grid("ProofView", "can_download") + _menus("Workflow", "DeclareHours", "MyHours")
+)
+
 # Dashboard and national interchange (issue 8): bureau and unit staff see the
 # compliance dashboard of their scope; bureau staff export the national layout,
 # pull the national REST API (JWT) and read its OpenAPI document.

@@ -20,6 +20,21 @@ def register(appbuilder):
         AuditLogView, "AuditLog", label=_l("操作日志"), icon="fa-history",
         category="System", category_label=_l("系统"), category_icon="fa-cogs",
     )
+    from app.views.workflow import DeclarationView, ProofView, ReviewTodoView, ReviewView, UnitReviewView
+
+    wf = _l("申报审核")
+    appbuilder.add_view(
+        DeclarationView, "DeclareHours", href="/declare/new", label=_l("学时申报"), icon="fa-pencil",
+        category="Workflow", category_label=wf, category_icon="fa-check-square-o",
+    )
+    appbuilder.add_link("MyHours", href="/declare/mine", label=_l("我的学时"), icon="fa-list", category="Workflow")
+    appbuilder.add_view(ReviewTodoView, "ReviewTodo", label=_l("待核准申报"), icon="fa-inbox", category="Workflow")
+    appbuilder.add_view(
+        UnitReviewView, "YearEndReview", href="/unitreview/yearend", label=_l("年度审核"), icon="fa-calendar-check-o",
+        category="Workflow",
+    )
+    appbuilder.add_view_no_menu(ReviewView)
+    appbuilder.add_view_no_menu(ProofView)
     from app.api.national import register as register_national_api
     from app.views.dashboard import DashboardView, NationalExportView
 

@@ -1,0 +1,242 @@
+"""个人申报: an applicant's declaration of hours, from draft to submission.
+
+The declaration is an HourRecord with source DECLARED owned by the applicant's
+person.  It is routed by `records.place_record`: to the person's current unit, which
+for a freelancer is the HR service agency holding the file.  Status changes go
+through app.services.approval (the one status machine); edits are conditional on
+the record still being editable, and audited with old and new values.
+"""
+import datetime
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
+
+from app.extensions import db
+from app.models import Category, HourRecord, LearningForm, Person, Source, Status
+from app.security.scope import get_scoped, scope_clause
+from app.services import approval, audit, requirement, validators
+from app.services.errors import InvalidTransition, OutOfScope, ValidationFailed
+from app.services.records import place_record, validate_record
+
+FIELDS = ("year", "category", "learning_form", "course_name", "organizer_name",
+          "start_date", "end_date", "hours")
+AUDIT_FIELDS = FIELDS + ("person_id", "unit_id", "status")
+MAX_TEXT = 200
+
+
+def _date(value):
+    value = validators.normalize_text(value)
+    if not value:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+
+
+def _enum(cls, value):
+    value = validators.normalize_text(value)
+    return cls.__members__.get(value)
+
+
+def parse(form):
+    """Read a submitted declaration form.  Returns (values, errors): values by
+    field (typed where valid), errors {field: Chinese message}.  Every field is
+    checked, so the form can show all problems at once."""
+    errors = {}
+    values = {}
+    year_text = validators.normalize_text(form.get("year"))
+    try:
+        values["year"] = int(year_text)
+        if not 2000 <= values["year"] <= 2100:
+            raise ValueError
+    except ValueError:
+        values["year"] = None
+        errors["year"] = _("请选择认定年度") if not year_text else _("认定年度不正确")
+    values["category"] = _enum(Category, form.get("category"))
+    if values["category"] is None:
+        errors["category"] = _("请选择科目类别")
+    values["learning_form"] = _enum(LearningForm, form.get("learning_form"))
+    if values["learning_form"] is None:
+        errors["learning_form"] = _("请选择学习形式")
+    for name, message in (("course_name", _("请填写课程（项目）名称")), ("organizer_name", _("请填写举办单位"))):
+        text = validators.normalize_text(form.get(name))
+        values[name] = text
+        if not text:
+            errors[name] = message
+        elif len(text) > MAX_TEXT:
+            errors[name] = _("不能超过%(n)d个字", n=MAX_TEXT)
+    for name, message in (("start_date", _("请填写开始日期")), ("end_date", _("请填写结束日期"))):
+        d = _date(form.get(name))
+        values[name] = d or None
+        if d is None:
+            errors[name] = message
+        elif d is False:
+            errors[name] = _("日期格式应为 年-月-日")
+    try:
+        values["hours"] = validators.check_hours(form.get("hours"), current_app.config["MAX_HOURS_PER_RECORD"])
+    except ValidationFailed as exc:
+        values["hours"] = validators.normalize_text(form.get("hours"))
+        errors["hours"] = exc.message
+    start, end, year = values["start_date"], values["end_date"], values["year"]
+    if start and end and "end_date" not in errors:
+        try:
+            validators.check_dates_in_year(start, end, year)
+        except ValidationFailed as exc:
+            errors["end_date" if end < start or end > datetime.date.today() else "start_date"] = exc.message
+    return values, errors
+
+
+def _check(record, values, errors):
+    """The shared record rules (records.validate_record) and the duplicate rule."""
+    if errors:
+        raise ValidationFailed(_("申报内容有误，请按提示修改"), errors=errors)
+    try:
+        validate_record(record)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, errors={"form": exc.message})
+    dup = db.session.execute(
+        select(HourRecord.id).where(
+            HourRecord.person_id == record.person_id, HourRecord.year == record.year,
+            HourRecord.category == record.category, HourRecord.course_name == record.course_name,
+            HourRecord.start_date == record.start_date,
+            HourRecord.id != (record.id or 0),
+        )
+    ).first()
+    if dup is not None:
+        message = _("已存在相同的学时记录（同一年度、科目类别、课程名称和开始日期）")
+        raise ValidationFailed(message, errors={"course_name": message})
+
+
+def person_of(user):
+    """The applicant's Person, or ValidationFailed when the account has none."""
+    person = db.session.get(Person, user.person_id) if getattr(user, "person_id", None) else None
+    if person is None:
+        raise ValidationFailed(_("您的账号未关联专业技术人员信息，不能申报学时"))
+    if person.unit_id is None:
+        raise ValidationFailed(_("您尚未关联单位或人才服务机构，不能申报学时"))
+    return person
+
+
+def create_draft(user, form):
+    """Save a new declaration as a draft of the user's person, routed to the
+    person's current unit (or agency).  Returns the record; raises ValidationFailed
+    (details['errors'] by field).  Commits."""
+    person = person_of(user)
+    values, errors = parse(form)
+    record = HourRecord(person=person, person_id=person.id, source=Source.DECLARED,
+                        status=Status.DRAFT, created_by_id=user.id)
+    for name in FIELDS:
+        setattr(record, name, values[name])
+    try:
+        _check(record, values, errors)
+        place_record(record, person)
+        db.session.add(record)
+        db.session.flush()
+        audit.record("declare", "HourRecord", record.id, new=audit.snapshot(record, AUDIT_FIELDS),
+                     unit_id=record.unit_id, region_code=record.region_code, user=user)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return record
+
+
+def get_own(record_id, scope=None):
+    """The applicant's own record `record_id`, or OutOfScope."""
+    record = get_scoped(HourRecord, record_id, approval.applicant_scope(scope))
+    if record is None:
+        raise OutOfScope(_("记录不存在或不在您的权限范围内"))
+    return record
+
+
+def update_draft(record_id, user, form, scope=None):
+    """Edit a draft, returned or withdrawn declaration.  Audited with the old and
+    new values of the changed fields.  Raises ValidationFailed, InvalidTransition,
+    OutOfScope.  Commits."""
+    scope = approval.applicant_scope(scope)
+    record = get_own(record_id, scope)
+    if record.status not in approval.EDITABLE:
+        raise InvalidTransition(_("当前状态为“%(status)s”，不能修改", status=_(record.status.value)))
+    values, errors = parse(form)
+    old = audit.snapshot(record, FIELDS)
+    probe = HourRecord(id=record.id, person_id=record.person_id, person=record.person)
+    for name in FIELDS:
+        setattr(probe, name, values[name])
+    # `probe` is never added to the session: it only carries the new values
+    # through the shared checks.
+    _check(probe, values, errors)
+    new = audit.snapshot(probe, FIELDS)
+    changes = {k: getattr(probe, k) for k in FIELDS if new[k] != old[k]}
+    if not changes:
+        return record
+    try:
+        # Conditional on the status, so an edit never lands on a record that was
+        # submitted (in another tab) in the meantime.
+        res = db.session.execute(
+            update(HourRecord)
+            .where(HourRecord.id == record.id, HourRecord.status.in_(approval.EDITABLE),
+                   scope_clause(HourRecord, scope))
+            .values(updated_at=datetime.datetime.utcnow(), **changes)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:
+            raise InvalidTransition(_("该申报的状态已变化，不能修改，请刷新后查看"))
+        audit.record("edit", "HourRecord", record.id,
+                     old={k: old[k] for k in changes}, new={k: new[k] for k in changes},
+                     unit_id=record.unit_id, region_code=record.region_code, user=user)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.expire_all()
+    return get_own(record_id, scope)
+
+
+def submit(record_id, user, scope=None):
+    """Submit (or resubmit after a return / withdrawal) to the reviewer.  A
+    declaration needs at least one proof file.  Returns the TransitionResult."""
+    record = get_own(record_id, scope)
+    if record.status in approval.EDITABLE and not record.attachments:
+        raise ValidationFailed(_("请先上传证明材料再提交"))
+    return approval.decide_one(record.id, "submit", user=user, scope=scope)
+
+
+def withdraw(record_id, user, scope=None):
+    """Withdraw a pending declaration (it can then be edited and resubmitted)."""
+    get_own(record_id, scope)
+    return approval.decide_one(record_id, "withdraw", user=user, scope=scope)
+
+
+def my_records(person_id, year):
+    """The person's records of a year, newest first (any status)."""
+    return db.session.execute(
+        select(HourRecord)
+        .where(HourRecord.person_id == person_id, HourRecord.year == year)
+        .order_by(HourRecord.start_date.desc(), HourRecord.id.desc())
+    ).unique().scalars().all()
+
+
+def approved_in_year_of(record_id):
+    """Approved hours of the record's person in the record's year (the reviewer's
+    "earlier hours" next to a pending declaration).  The caller has loaded the
+    record through the scope."""
+    other = aliased(HourRecord)
+    total = db.session.scalar(
+        select(func.sum(other.hours))
+        .select_from(HourRecord)
+        .join(other, (other.person_id == HourRecord.person_id) & (other.year == HourRecord.year))
+        .where(HourRecord.id == record_id, other.status.in_(requirement.COUNTING_STATUSES))
+    )
+    return total or 0
+
+
+def years_of(person_id):
+    """Years in which the person has any record, newest first, always with this year."""
+    years = set(db.session.execute(
+        select(HourRecord.year).where(HourRecord.person_id == person_id).distinct()
+    ).scalars())
+    years.add(datetime.date.today().year)
+    return sorted(years, reverse=True)
