@@ -1,0 +1,383 @@
+"""National data interchange (部省对接): incremental feed, REST API with JWT, file export."""
+import csv
+import datetime
+import io
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import AuditLog, Category, HourRecord, LearningForm, Person, Source, Status, Unit
+from app.security.scope import scope_of
+from app.services import national
+from app.services.errors import OutOfScope, ValidationFailed
+from app.services.persons import attach_person
+from app.services.records import place_record
+from tests.conftest import login
+
+YEAR = datetime.date.today().year - 1
+
+
+@pytest.fixture
+def no_lag(app, monkeypatch):
+    monkeypatch.setitem(app.config, "NATIONAL_FEED_LAG_SECONDS", 0)
+
+
+def _scope(app, username):
+    return scope_of(app.appbuilder.sm.find_user(username=username))
+
+
+def _nanjing_approved_ids():
+    return set(db.session.execute(
+        select(HourRecord.id).where(
+            HourRecord.status == Status.APPROVED,
+            HourRecord.region_code.like("3201%"),
+        )
+    ).scalars())
+
+
+def _new_record(person, course, status=Status.APPROVED, year=YEAR, **kw):
+    r = HourRecord(
+        person=person, year=year, category=Category.PRO, learning_form=LearningForm.TRAIN_ONSITE,
+        course_name=course, organizer_name="测试举办单位", start_date=datetime.date(year, 6, 1),
+        end_date=datetime.date(year, 6, 2), hours=Decimal("12"), source=Source.UNIT_IMPORT,
+        status=status, **kw,
+    )
+    place_record(r, person)
+    db.session.add(r)
+    return r
+
+
+def _person_in(region_prefix):
+    return db.session.execute(
+        select(Person).join(Unit, Unit.id == Person.unit_id)
+        .where(Unit.region_code.like(region_prefix + "%")).order_by(Person.id)
+    ).scalars().first()
+
+
+# ------------------------------------------------------------------ the feed
+
+
+def test_cursor_never_skips_or_repeats_under_inserts_and_updates(app, ctx, no_lag):
+    scope = _scope(app, "bureau_nj")
+    nj = _person_in("3201")
+    sz = _person_in("3205")
+    delivered = []  # every item, in delivery order
+    cursor, pages = None, 0
+    revoked_id = corrected_id = again_id = None
+    while True:
+        page = national.changes(cursor=cursor, page_size=7, scope=scope)
+        delivered.extend(page.items)
+        cursor = page.next_cursor
+        pages += 1
+        # Between pages, other users keep working:
+        if pages == 1:
+            # a record already delivered is revoked,
+            revoked_id = next(i["id"] for i in page.items if i["status"] == "APPROVED")
+            db.session.execute(update(HourRecord).where(HourRecord.id == revoked_id)
+                               .values(status=Status.REVOKED, revoke_reason="证明材料不实"))
+            # a new approved record is added in Nanjing, one in Suzhou,
+            _new_record(nj, "分页期间新增的课程")
+            _new_record(sz, "苏州新增的课程")
+            db.session.commit()
+        if pages == 2:
+            # a record not yet delivered is corrected (its hours change),
+            seen = {i["id"] for i in delivered}
+            corrected_id = max(_nanjing_approved_ids() - seen)
+            rec = db.session.get(HourRecord, corrected_id)
+            rec.hours = Decimal("7.5")
+            # and a delivered one is corrected too.
+            again_id = next(i["id"] for i in delivered if i["id"] != revoked_id and not i["removed"])
+            again = db.session.get(HourRecord, again_id)
+            again.organizer_name = "更正后的举办单位"
+            db.session.commit()
+        if not page.has_more:
+            break
+    assert pages > 5
+
+    versions = [(i["id"], i["updated_at"]) for i in delivered]
+    assert len(versions) == len(set(versions)), "a version was delivered twice"
+
+    # The consumer's copy after applying the feed in order equals the database.
+    copy = {}
+    for item in delivered:
+        if item["removed"]:
+            copy.pop(item["id"], None)
+        else:
+            copy[item["id"]] = item
+    assert set(copy) == _nanjing_approved_ids()
+    for rid, item in copy.items():
+        rec = db.session.get(HourRecord, rid)
+        assert Decimal(item["hours"]) == rec.hours
+        assert item["organizer_name"] == rec.organizer_name
+        assert item["region_code"].startswith("3201")
+    # The revoked record came twice: first approved, then as a tombstone without personal data.
+    states = [i for i in delivered if i["id"] == revoked_id]
+    assert [s["status"] for s in states] == ["APPROVED", "REVOKED"]
+    assert states[1]["removed"] is True and "id_number" not in states[1] and "name" not in states[1]
+    # The corrected record that had not been delivered yet came once, corrected.
+    assert [Decimal(i["hours"]) for i in delivered if i["id"] == corrected_id] == [Decimal("7.5")]
+    assert copy[again_id]["organizer_name"] == "更正后的举办单位"
+    assert len([i for i in delivered if i["id"] == again_id]) == 2
+    # Nothing from Suzhou.
+    assert not any(i.get("course_name") == "苏州新增的课程" for i in delivered)
+    assert any(i.get("course_name") == "分页期间新增的课程" for i in delivered)
+
+    # Caught up: the same cursor, nothing new.
+    page = national.changes(cursor=cursor, page_size=7, scope=scope)
+    assert page.items == [] and page.next_cursor == cursor and not page.has_more
+
+
+def _drain(scope, now, cursor=None):
+    while True:
+        page = national.changes(cursor=cursor, page_size=500, scope=scope, now=now)
+        cursor = page.next_cursor
+        if not page.has_more:
+            return cursor
+
+
+def test_late_commit_is_not_skipped_thanks_to_the_lag(app, ctx, monkeypatch):
+    """Transaction A stamps updated_at, transaction B stamps a later one and commits
+    first, A commits afterwards: A's row must still be read."""
+    scope = _scope(app, "bureau_nj")
+    nj = _person_in("3201")
+    sec = datetime.timedelta(seconds=1)
+    t0 = datetime.datetime.utcnow() + 5 * sec
+
+    # Without a lag, A's row falls behind the cursor (handed out after B) and is lost:
+    monkeypatch.setitem(app.config, "NATIONAL_FEED_LAG_SECONDS", 0)
+    _new_record(nj, "先提交的课程甲", updated_at=t0 - 1 * sec)  # B
+    db.session.commit()
+    cursor = _drain(scope, t0)
+    late = _new_record(nj, "晚提交的课程甲", updated_at=t0 - 2 * sec)  # A
+    db.session.commit()
+    page = national.changes(cursor=cursor, page_size=500, scope=scope, now=t0 + 30 * sec)
+    assert late.id not in [i["id"] for i in page.items]
+
+    # With the lag, the reader stays behind `now - lag`, so the same race is safe:
+    monkeypatch.setitem(app.config, "NATIONAL_FEED_LAG_SECONDS", 60)
+    t1 = t0 + 600 * sec
+    quick = _new_record(nj, "先提交的课程乙", updated_at=t1 - 10 * sec)  # B
+    db.session.commit()
+    cursor = _drain(scope, t1, cursor)
+    late2 = _new_record(nj, "晚提交的课程乙", updated_at=t1 - 30 * sec)  # A
+    db.session.commit()
+    page = national.changes(cursor=cursor, page_size=500, scope=scope, now=t1)
+    assert page.items == []
+    page = national.changes(cursor=cursor, page_size=500, scope=scope, now=t1 + 61 * sec)
+    assert [i["id"] for i in page.items] == [late2.id, quick.id]
+
+
+def test_moving_a_person_bumps_updated_at_and_redelivers(app, ctx, no_lag):
+    """Set-based updates elsewhere (persons.attach_person) must move rows in the feed."""
+    province = _scope(app, "bureau_js")
+    cursor = None
+    while True:
+        page = national.changes(cursor=cursor, page_size=1000, scope=province)
+        cursor = page.next_cursor
+        if not page.has_more:
+            break
+    person = _person_in("3201")
+    suzhou_unit = db.session.execute(select(Unit).where(Unit.region_code.like("3205%"))).scalars().first()
+    moved = set(db.session.execute(select(HourRecord.id).where(HourRecord.person_id == person.id)).scalars())
+    attach_person(person, suzhou_unit)
+    db.session.commit()
+    page = national.changes(cursor=cursor, page_size=1000, scope=province)
+    assert {i["id"] for i in page.items} == moved
+    assert all(i["region_code"] == suzhou_unit.region_code for i in page.items if not i["removed"])
+
+
+def test_bad_cursor_and_filters_are_refused(app, ctx):
+    scope = _scope(app, "bureau_nj")
+    token = national.encode_cursor(datetime.datetime(2025, 1, 1), 5)
+    with pytest.raises(ValidationFailed):
+        national.changes(cursor=token[:-2] + "xx", scope=scope)
+    with pytest.raises(ValidationFailed):
+        national.changes(page_size=5000, scope=scope)
+    with pytest.raises(ValidationFailed):
+        national.changes(year="20x5", scope=scope)
+    with pytest.raises(OutOfScope):
+        national.changes(region="320500", scope=scope)
+
+
+# ---------------------------------------------------------------- REST API
+
+
+def _token(client, username):
+    resp = client.post("/api/v1/security/login",
+                       json={"username": username, "password": "Demo@2026", "provider": "db"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return {"Authorization": "Bearer " + resp.get_json()["access_token"]}
+
+
+def test_bureau_client_pulls_every_nanjing_record_exactly_once(app, client, no_lag):
+    auth = _token(client, "bureau_nj")
+    got, cursor, pages = [], "", 0
+    while True:
+        resp = client.get("/api/v1/national_record/changes",
+                          query_string={"cursor": cursor, "page_size": 10}, headers=auth)
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        body = resp.get_json()
+        got.extend(i["id"] for i in body["items"] if not i["removed"])
+        cursor = body["next_cursor"]
+        pages += 1
+        if not body["has_more"]:
+            break
+    with app.app_context():
+        expected = _nanjing_approved_ids()
+    assert pages >= len(expected) // 10
+    assert len(got) == len(set(got))
+    assert set(got) == expected
+
+    # The same pull with Rison arguments and a year filter.
+    got_year, cursor = [], ""
+    while True:
+        q = f"(page_size:25,region:'320100',year:{YEAR}" + (f",cursor:'{cursor}'" if cursor else "") + ")"
+        body = client.get("/api/v1/national_record/changes", query_string={"q": q}, headers=auth).get_json()
+        got_year.extend(i["id"] for i in body["items"] if not i["removed"])
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            break
+    with app.app_context():
+        expected_year = {i for i in expected if db.session.get(HourRecord, i).year == YEAR}
+    assert sorted(got_year) == sorted(expected_year)
+
+
+def test_api_list_get_info_are_scoped(app, client):
+    with app.app_context():
+        nj_ids = _nanjing_approved_ids()
+        sz_id = db.session.execute(select(HourRecord.id).where(
+            HourRecord.region_code.like("3205%"), HourRecord.status == Status.APPROVED)).scalars().first()
+        pending_nj = db.session.execute(select(HourRecord.id).where(
+            HourRecord.region_code.like("3201%"), HourRecord.status != Status.APPROVED)).scalars().first()
+    auth = _token(client, "bureau_nj")
+    body = client.get("/api/v1/national_record/", query_string={"q": "(page_size:1000)"}, headers=auth).get_json()
+    assert body["count"] == len(nj_ids)
+    assert set(body["ids"]) == nj_ids
+    # Rison filter by region subtree and year.
+    q = f"(filters:!((col:region_code,opr:rgn,value:'320102'),(col:year,opr:eq,value:{YEAR})),page_size:1000)"
+    body = client.get("/api/v1/national_record/", query_string={"q": q}, headers=auth).get_json()
+    with app.app_context():
+        expected = set(db.session.execute(select(HourRecord.id).where(
+            HourRecord.region_code == "320102", HourRecord.year == YEAR,
+            HourRecord.status == Status.APPROVED)).scalars())
+    assert set(body["ids"]) == expected and expected
+    # get: own row yes, foreign or unapproved rows are not found.
+    one = sorted(nj_ids)[0]
+    resp = client.get(f"/api/v1/national_record/{one}", headers=auth)
+    assert resp.status_code == 200 and resp.get_json()["id"] == one
+    assert client.get(f"/api/v1/national_record/{sz_id}", headers=auth).status_code == 404
+    assert client.get(f"/api/v1/national_record/{pending_nj}", headers=auth).status_code == 404
+    # Suzhou's bureau sees the Suzhou row and none of Nanjing's.
+    sz_auth = _token(app.test_client(), "bureau_sz")
+    assert client.get(f"/api/v1/national_record/{sz_id}", headers=sz_auth).status_code == 200
+    assert client.get(f"/api/v1/national_record/{one}", headers=sz_auth).status_code == 404
+    body = client.get("/api/v1/national_record/", query_string={"q": "(page_size:1000)"}, headers=sz_auth).get_json()
+    assert not set(body["ids"]) & nj_ids
+    # info describes filters but no related data.
+    info = client.get("/api/v1/national_record/_info", headers=auth).get_json()
+    assert "region_code" in info["filters"]
+    assert "count" not in str(info["add_columns"])
+    # Read-only: no write routes.
+    assert client.delete(f"/api/v1/national_record/{one}", headers=auth).status_code in (404, 405)
+    assert client.put(f"/api/v1/national_record/{one}", json={"year": 2020}, headers=auth).status_code in (404, 405)
+
+
+def test_api_refuses_without_token_or_permission(client, app):
+    assert client.get("/api/v1/national_record/changes").status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert client.get("/api/v1/national_record/changes", headers=bad).status_code in (401, 422)
+    # A unit clerk has no access to the interchange.
+    auth = _token(app.test_client(), "clerk_a")
+    assert client.get("/api/v1/national_record/changes", headers=auth).status_code == 403
+    assert client.get("/api/v1/national_record/", headers=auth).status_code == 403
+    # Wrong password.
+    resp = client.post("/api/v1/security/login", json={"username": "bureau_nj", "password": "x", "provider": "db"})
+    assert resp.status_code == 401
+
+
+def test_api_changes_refuses_foreign_region_and_bad_cursor(client):
+    auth = _token(client, "bureau_nj")
+    resp = client.get("/api/v1/national_record/changes", query_string={"region": "320500"}, headers=auth)
+    assert resp.status_code == 403
+    resp = client.get("/api/v1/national_record/changes", query_string={"cursor": "garbage"}, headers=auth)
+    assert resp.status_code == 400
+    assert "游标无效" in resp.get_json()["message"]
+
+
+def test_openapi_document_describes_the_feed(client):
+    auth = _token(client, "bureau_nj")
+    spec = client.get("/api/v1/_openapi", headers=auth).get_json()
+    feed = spec["paths"]["/api/v1/national_record/changes"]["get"]
+    names = {p["name"] for p in feed["parameters"]}
+    assert {"cursor", "region", "year", "page_size", "q"} <= names
+    assert "next_cursor" in feed["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert "/api/v1/security/login" in spec["paths"]
+    assert "/api/v1/national_record/{pk}" in spec["paths"]
+
+
+# ------------------------------------------------------------------ export
+
+
+def _expected_rows(region_prefix, year):
+    return db.session.execute(
+        select(HourRecord).where(
+            HourRecord.status == Status.APPROVED, HourRecord.year == year,
+            HourRecord.region_code.like(region_prefix + "%"),
+        ).order_by(HourRecord.id)
+    ).unique().scalars().all()
+
+
+def test_api_csv_export_has_bom_and_layout_headers(app, client):
+    auth = _token(client, "bureau_nj")
+    resp = client.get("/api/v1/national_record/export",
+                      query_string={"region": "320100", "year": YEAR, "format": "csv"}, headers=auth)
+    assert resp.status_code == 200
+    raw = resp.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert tuple(rows[0]) == national.NATIONAL_HEADERS
+    for header in ("证件类型", "证件号码", "姓名", "单位名称", "行政区划代码", "科目类别", "学习形式",
+                   "举办单位", "开始日期", "结束日期", "学时", "来源"):
+        assert header in rows[0]
+    with app.app_context():
+        expected = _expected_rows("3201", YEAR)
+        assert len(rows) - 1 == len(expected) > 0
+        first = expected[0]
+        head = dict(zip(rows[0], rows[1]))
+        assert head["证件号码"] == first.person.id_number  # full number: it is the national key
+        assert head["姓名"] == first.person.name
+        assert head["单位名称"] == first.unit.name
+        assert head["科目类别"] == first.category.value
+        assert head["开始日期"] == first.start_date.isoformat()
+        assert float(head["学时"]) == float(first.hours)
+        assert all(r[rows[0].index("行政区划代码")].startswith("3201") for r in rows[1:])
+        # the export is in the audit log
+        assert db.session.execute(select(AuditLog).where(AuditLog.action == "export_national")).scalars().first()
+    resp = client.get("/api/v1/national_record/export",
+                      query_string={"region": "320500", "year": YEAR}, headers=auth)
+    assert resp.status_code == 403
+
+
+def test_web_xlsx_export(app, login_as):
+    c = login_as("bureau_nj")
+    html = c.get("/national/").get_data(as_text=True)
+    assert "部省对接" in html and "320102" in html and "320508" not in html
+    resp = c.get("/national/export", query_string={"region": "320102", "year": YEAR, "format": "xlsx"})
+    assert resp.status_code == 200
+    ws = load_workbook(io.BytesIO(resp.get_data())).active
+    values = list(ws.values)
+    assert tuple(values[0]) == national.NATIONAL_HEADERS
+    with app.app_context():
+        expected = _expected_rows("320102", YEAR)
+        assert len(values) - 1 == len(expected) > 0
+        assert sorted(v[1] for v in values[1:]) == sorted(r.person.id_number for r in expected)
+    # Foreign region: refused, not an empty file.
+    assert c.get("/national/export", query_string={"region": "320500", "year": YEAR}).status_code == 404
+    # A unit clerk may not export the national layout.
+    clerk = login_as("clerk_a")
+    resp = clerk.get("/national/export", query_string={"region": "320102", "year": YEAR})
+    assert resp.status_code in (302, 403)
+    assert resp.status_code != 200
