@@ -230,10 +230,9 @@ class CertificateVerifyView(BaseView):
         resp.headers["X-Robots-Tag"] = "noindex"
         return resp
 
+    # One endpoint for the form and the QR link, so both draw on one rate-limit
+    # counter (the limiter counts per endpoint).
     @expose("/")
-    def form(self):
-        return self._page(request.args.get("code"))
-
     @expose("/<string:code>")
-    def code(self, code):
-        return self._page(code)
+    def form(self, code=None):
+        return self._page(code or request.args.get("code"))
