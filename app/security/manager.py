@@ -1,22 +1,51 @@
-"""The app's SecurityManager: FAB's, with the scoped user model."""
+"""The app's SecurityManager: FAB's, with the scoped user model, audited logins,
+the password policy on FAB's own forms, a Chinese rate-limit page, and the
+account gate (forced password change, units awaiting approval)."""
+from flask import current_app, g, redirect, render_template, request, url_for
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security import views as fab_views
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import inspect as sa_inspect
 
 from app.models.user import CEUser
 
+# Endpoints a user may still reach while the account gate holds it.
+GATE_OPEN_ENDPOINTS = frozenset({
+    "AccountPasswordView.change",
+    "AccountStatusView.pending",
+    "AuthDBView.logout",
+    "LocaleView.index",
+    "static",
+    "appbuilder.static",
+})
+
+
+class AuthDBView(fab_views.AuthDBView):
+    """FAB's login, with links to the offline registration pages.  Same class
+    name as FAB's, so that its endpoint stays `AuthDBView.login`."""
+
+    login_template = "accounts/login_db.html"
+
 
 class CEUserDBModelView(UserDBModelView):
-    """Admin's user grid, with the binding that decides each user's row scope."""
+    """Admin's user grid, with the binding that decides each user's row scope.
+    Accounts the admin creates must change their password at first login; role
+    grants and revocations, activation changes and deletions are audited."""
 
     list_columns = ["username", "first_name", "last_name", "active", "roles", "region", "unit", "person"]
     add_columns = [
         "first_name", "last_name", "username", "active", "email", "roles",
         "region", "unit", "person", "password", "conf_password",
     ]
-    edit_columns = ["first_name", "last_name", "username", "active", "email", "roles", "region", "unit", "person"]
+    edit_columns = [
+        "first_name", "last_name", "username", "active", "email", "roles", "region", "unit", "person",
+        "must_change_password",
+    ]
     show_fieldsets = [
-        (_l("账号"), {"fields": ["username", "active", "roles", "region", "unit", "person", "login_count"]}),
+        (_l("账号"), {"fields": ["username", "active", "roles", "region", "unit", "person",
+                                 "must_change_password", "login_count"]}),
         (_l("个人信息"), {"fields": ["first_name", "last_name", "email"], "expanded": True}),
         (
             _l("审计信息"),
@@ -28,9 +57,133 @@ class CEUserDBModelView(UserDBModelView):
         region=_l("所属区划（人社局）"),
         unit=_l("所属单位"),
         person=_l("对应人员（个人）"),
+        must_change_password=_l("下次登录须修改密码"),
     )
+
+    def _place(self, item):
+        unit = item.unit
+        return {"unit_id": item.unit_id, "region_code": unit.region_code if unit else item.region_code}
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        item.must_change_password = True
+
+    def post_add(self, item):
+        from app.extensions import db
+        from app.services import audit
+
+        audit.record("create_account", "CEUser", item.id,
+                     new={"username": item.username, "roles": [r.name for r in item.roles]}, **self._place(item))
+        db.session.commit()
+
+    def pre_update(self, item):
+        from app.services import audit
+
+        super().pre_update(item)
+        state = sa_inspect(item)
+        roles = state.attrs.roles.history
+        for role in roles.added or ():
+            if role not in (roles.unchanged or ()):
+                audit.record("grant_role", "CEUser", item.id, new={"role": role.name},
+                             username_target=item.username, **self._place(item))
+        for role in roles.deleted or ():
+            audit.record("revoke_role", "CEUser", item.id, old={"role": role.name},
+                         username_target=item.username, **self._place(item))
+        active = state.attrs.active.history
+        if active.has_changes() and bool(active.deleted and active.deleted[0]) != bool(item.active):
+            audit.record("activate_account" if item.active else "deactivate_account", "CEUser", item.id,
+                         new={"active": bool(item.active)}, username_target=item.username, **self._place(item))
+
+    def pre_delete(self, item):
+        from app.services import audit
+
+        super().pre_delete(item)
+        audit.record("delete_account", "CEUser", item.id, old={"username": item.username},
+                     **self._place(item))
 
 
 class CESecurityManager(SecurityManager):
     user_model = CEUser
     userdbmodelview = CEUserDBModelView
+    authdbview = AuthDBView
+
+    def __init__(self, appbuilder):
+        from app.services.accounts import fab_password_complexity
+
+        # The password policy also on FAB's own password forms.
+        current_app.config.setdefault("FAB_PASSWORD_COMPLEXITY_ENABLED", True)
+        current_app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_password_complexity)
+        super().__init__(appbuilder)
+        current_app.before_request(self.account_gate)
+
+    # ---- rate limiting with a Chinese page ---------------------------------
+
+    def create_limiter(self, app):
+        limiter = super().create_limiter(app)
+        app.register_error_handler(429, _rate_limited)
+        return limiter
+
+    # ---- audited logins -----------------------------------------------------
+
+    def auth_user_db(self, username, password):
+        g._ce_login_audited = False
+        user = super().auth_user_db(username, password)
+        if user is None and not g.get("_ce_login_audited"):
+            # Unknown or inactive account: FAB records nothing, we do.
+            from app.extensions import db
+            from app.services.accounts import record_login
+
+            record_login(None, False, username=username)
+            db.session.commit()
+        return user
+
+    def update_user_auth_stat(self, user, success=True):
+        from app.services.accounts import record_login
+
+        # Added before FAB's update_user() commits, so both land together.
+        record_login(user, success)
+        g._ce_login_audited = True
+        super().update_user_auth_stat(user, success)
+
+    # ---- FAB's password reset views ------------------------------------------
+
+    def reset_password(self, userid, password):
+        """FAB's "reset password" (admin, for another user) and "reset my password":
+        audited; a password set by someone else must be changed at next login."""
+        from app.services import audit
+
+        user = self.get_user_by_id(userid)
+        by_other = not (current_user and current_user.is_authenticated and current_user.id == user.id)
+        user.must_change_password = by_other
+        audit.record("reset_password" if by_other else "change_password", "CEUser", user.id,
+                     username_target=user.username, unit_id=user.unit_id, region_code=user.region_code)
+        super().reset_password(userid, password)
+
+    # ---- the account gate ----------------------------------------------------
+
+    def account_gate(self):
+        """Before every request: a user who must change the password goes to the
+        change page; a user of a unit awaiting approval to the waiting page."""
+        endpoint = request.endpoint or ""
+        if endpoint in GATE_OPEN_ENDPOINTS or endpoint.endswith(".static"):
+            return None
+        if not (current_user and current_user.is_authenticated):
+            return None
+        if getattr(current_user, "must_change_password", False):
+            return redirect(url_for("AccountPasswordView.change"))
+        from app.services.accounts import unit_pending
+
+        if unit_pending(current_user):
+            return redirect(url_for("AccountStatusView.pending"))
+        return None
+
+
+def _rate_limited(exc):
+    from flask_babel import gettext as _
+
+    appbuilder = current_app.appbuilder
+    html = render_template(
+        "accounts/rate_limited.html", appbuilder=appbuilder, base_template=appbuilder.base_template,
+        message=_("操作过于频繁，请稍后再试（为保护账号安全，登录和注册尝试次数受到限制）"),
+    )
+    return html, 429

@@ -103,6 +103,23 @@ ROLE_PERMISSIONS[APPLICANT] = (
     list(ROLE_PERMISSIONS[APPLICANT]) + _grid("DeclarationView", "can_declare", "can_mine")
     + _grid("ProofView", "can_download") + _menus("Workflow", "DeclareHours", "MyHours")
 )
+# Accounts (issue 6): forced password change and the "unit awaiting approval"
+# page for everyone; account administration, unit approval, attachment
+# confirmation and the applicant's own unit page.
+COMMON += [("AccountPasswordView", "can_change"), ("AccountStatusView", "can_pending")]
+_ACCOUNTS = {
+    BUREAU: _grid("AccountAdminView", "can_list", "can_add", "can_edit")
+    + _grid("UnitApprovalView", *READ, "approve")
+    + _menus("Accounts", "AccountAdmin", "UnitApprovals"),
+    UNIT_ADMIN: _grid("AccountAdminView", "can_list", "can_add", "can_edit")
+    + _grid("AttachmentConfirmView", "can_list", "can_confirm")
+    + _menus("Accounts", "AccountAdmin", "AttachmentConfirm"),
+    UNIT_OPERATOR: _grid("AttachmentConfirmView", "can_list", "can_confirm")
+    + _menus("Accounts", "AttachmentConfirm"),
+    APPLICANT: _grid("MyUnitView", "can_show", "can_request") + _menus("Accounts", "MyUnit"),
+}
+for _role, _pairs in _ACCOUNTS.items():
+    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _pairs
 
 # Dashboard and national interchange (issue 8): bureau and unit staff see the
 # compliance dashboard of their scope; bureau staff export the national layout,

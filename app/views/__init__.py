@@ -57,3 +57,6 @@ def register(appbuilder):
     )
     # Public (no login): the verification page a certificate's QR code points to.
     appbuilder.add_view_no_menu(CertificateVerifyView)
+    from app.views.accounts import register as register_accounts
+
+    register_accounts(appbuilder)

@@ -1,0 +1,632 @@
+"""Accounts (issue 6): offline registration of units and persons, the unit's
+confirmation of persons who registered with it, unit- and region-scoped account
+administration, and the password policy.
+
+Every function takes the acting user explicitly (`actor`), finds rows through
+`app.security.scope`, raises `DomainError` subclasses with a Chinese message, and
+writes an audit entry in the same transaction as the change it describes.
+"""
+import functools
+import os
+import re
+from types import SimpleNamespace
+
+from flask import current_app, has_request_context, request
+from flask_babel import gettext as _
+from sqlalchemy import and_, exists, not_, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+from app.models import CEUser, HourRecord, IdType, Person, Region, Unit, UnitKind
+from app.security import roles as R
+from app.security.scope import get_scoped, region_prefix, scope_clause, scope_of
+from app.services import audit
+from app.services.errors import DomainError, OutOfScope, ValidationFailed
+from app.services.persons import attach_person
+from app.services.validators import check_credit_code, check_resident_id, normalize_text
+
+# Kinds a unit may register as (bureaus are set up by the province, not registered).
+REGISTRABLE_KINDS = (UnitKind.EMPLOYER, UnitKind.AGENCY, UnitKind.ORGANIZER, UnitKind.INDUSTRY)
+
+MIN_PASSWORD_LENGTH = 8
+_USERNAME = re.compile(r"[A-Za-z0-9_.@\-]{3,64}")
+_PHONE = re.compile(r"[0-9+\-() ]{5,30}")
+
+
+# ---------------------------------------------------------------- passwords
+
+
+@functools.lru_cache(maxsize=1)
+def common_passwords():
+    """The bundled list of common passwords (lower-cased), app/data/common_passwords.txt."""
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "common_passwords.txt")
+    with open(path, encoding="utf-8") as fh:
+        return frozenset(
+            line.strip().lower() for line in fh if line.strip() and not line.startswith("#")
+        )
+
+
+def check_password(password, username=None):
+    """The password policy: at least 8 characters, not all digits, not the
+    username, not a common password.  Raises ValidationFailed; returns None."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(_("密码长度至少为%(n)d位", n=MIN_PASSWORD_LENGTH))
+    if password.isdigit():
+        raise ValidationFailed(_("密码不能全部为数字"))
+    if username and password.strip().lower() == str(username).strip().lower():
+        raise ValidationFailed(_("密码不能与用户名相同"))
+    if password.lower() in common_passwords():
+        raise ValidationFailed(_("密码过于常见，请换一个更难猜的密码"))
+
+
+def fab_password_complexity(password):
+    """FAB_PASSWORD_COMPLEXITY_VALIDATOR: the same policy on FAB's own password
+    forms (admin's user add / reset, "reset my password").  The username is the
+    edited user's (`?pk=`) or the signed-in user's."""
+    from flask_appbuilder.exceptions import PasswordComplexityValidationError
+    from flask_login import current_user
+
+    username = None
+    if has_request_context():
+        pk = request.args.get("pk")
+        if pk and str(pk).isdigit():
+            target = db.session.get(CEUser, int(pk))
+            username = target.username if target else None
+        elif request.form.get("username"):
+            username = request.form.get("username")
+        elif current_user and current_user.is_authenticated:
+            username = current_user.username
+    try:
+        check_password(password, username)
+    except ValidationFailed as exc:
+        raise PasswordComplexityValidationError(str(exc))
+
+
+def _hash(password):
+    return generate_password_hash(
+        password=password,
+        method=current_app.config.get("FAB_PASSWORD_HASH_METHOD", "scrypt"),
+        salt_length=current_app.config.get("FAB_PASSWORD_HASH_SALT_LENGTH", 16),
+    )
+
+
+def _check_username(username):
+    username = normalize_text(username)
+    if not _USERNAME.fullmatch(username):
+        raise ValidationFailed(_("用户名应为3至64位字母、数字或 _ . @ -"))
+    taken = db.session.execute(
+        select(CEUser.id).where(db.func.lower(CEUser.username) == username.lower())
+    ).first()
+    if taken:
+        raise ValidationFailed(_("用户名“%(name)s”已被使用，请换一个", name=username))
+    return username
+
+
+def _check_phone(phone, required=True):
+    phone = normalize_text(phone)
+    if not phone:
+        if required:
+            raise ValidationFailed(_("请填写联系电话"))
+        return None
+    if not _PHONE.fullmatch(phone):
+        raise ValidationFailed(_("联系电话格式不正确"))
+    return phone
+
+
+def _required(value, message):
+    value = normalize_text(value)
+    if not value:
+        raise ValidationFailed(message)
+    return value
+
+
+def _role(name):
+    role = current_app.appbuilder.sm.find_role(name)
+    if role is None:
+        raise DomainError(_("角色“%(name)s”不存在，请先同步角色", name=name))
+    return role
+
+
+def _new_user(username, first_name, last_name, password, roles, **binding):
+    """A CEUser added to the session (not committed)."""
+    user = CEUser(
+        username=username, first_name=first_name, last_name=last_name or "",
+        email=f"{username}@users.invalid", active=True, password=_hash(password),
+        **binding,
+    )
+    user.roles = list(roles)
+    db.session.add(user)
+    return user
+
+
+def _user_place(user):
+    """unit_id / region_code of audit entries about `user`."""
+    unit = db.session.get(Unit, user.unit_id) if user.unit_id else None
+    return {"unit_id": user.unit_id, "region_code": unit.region_code if unit else user.region_code}
+
+
+def _commit_or_duplicate(message):
+    """Commit; a unique-constraint race (two registrations at once) becomes `message`."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ValidationFailed(message)
+
+
+# ---------------------------------------------------------------- reference lists
+
+
+def cities():
+    """The cities (地级市) of the registry, [(code, name)]."""
+    rows = db.session.execute(
+        select(Region.code, Region.name)
+        .where(Region.code.like("%00"), not_(Region.code.like("%0000")))
+        .order_by(Region.code)
+    ).all()
+    return [(r.code, r.name) for r in rows]
+
+
+def districts():
+    """Every district with its city, [(code, name, city_code)], for the city → district choice."""
+    rows = db.session.execute(
+        select(Region.code, Region.name, Region.parent_code)
+        .where(not_(Region.code.like("%00")))
+        .order_by(Region.code)
+    ).all()
+    return [(r.code, r.name, r.parent_code) for r in rows]
+
+
+def registrable_units(region_code, freelancer=False):
+    """Approved units in the subtree of `region_code` that a person may join:
+    HR service agencies for freelancers, any other unit otherwise.  [(id, name)]."""
+    prefix = region_prefix(normalize_text(region_code))
+    if not prefix or not prefix.isdigit() or len(prefix) < 4:
+        return []
+    from app.security.scope import region_range
+
+    kind_clause = Unit.kind == UnitKind.AGENCY if freelancer else Unit.kind.notin_([UnitKind.AGENCY, UnitKind.BUREAU])
+    rows = db.session.execute(
+        select(Unit.id, Unit.name)
+        .where(region_range(Unit.region_code, prefix), Unit.approved.is_(True), kind_clause)
+        .order_by(Unit.name)
+        .limit(500)
+    ).all()
+    return [(r.id, r.name) for r in rows]
+
+
+# ---------------------------------------------------------------- unit registration
+
+
+def register_unit(*, name, credit_code, region_code, kind, contact_name, contact_phone,
+                  admin_name, username, password, confirm=None):
+    """Register a unit and its first UnitAdmin account.  The unit is not approved:
+    its users act only once a bureau of its region approves it (`approve_units`).
+    Returns (unit, user); raises ValidationFailed (nothing stored)."""
+    name = _required(name, _("请填写单位名称"))
+    code = check_credit_code(credit_code)
+    existing = db.session.execute(select(Unit).where(Unit.credit_code == code)).scalar_one_or_none()
+    if existing is not None:
+        raise ValidationFailed(
+            _("统一社会信用代码%(code)s已注册（%(name)s），请勿重复注册；如需账号请联系该单位的管理员",
+              code=code, name=existing.name)
+        )
+    region_code = normalize_text(region_code)
+    region = db.session.get(Region, region_code) if region_code else None
+    if region is None or region.level == "province":
+        raise ValidationFailed(_("请选择单位所在的市和区县"))
+    if isinstance(kind, str):
+        kind = UnitKind.__members__.get(kind)
+    if kind not in REGISTRABLE_KINDS:
+        raise ValidationFailed(_("请选择单位类型"))
+    contact_name = _required(contact_name, _("请填写联系人"))
+    contact_phone = _check_phone(contact_phone)
+    admin_name = _required(admin_name, _("请填写管理员姓名"))
+    username = _check_username(username)
+    if confirm is not None and confirm != password:
+        raise ValidationFailed(_("两次输入的密码不一致"))
+    check_password(password, username)
+
+    unit = Unit(name=name, credit_code=code, kind=kind, region_code=region.code,
+                contact_name=contact_name, contact_phone=contact_phone, approved=False)
+    db.session.add(unit)
+    db.session.flush()
+    user = _new_user(username, admin_name, "", password, [_role(R.UNIT_ADMIN)], unit_id=unit.id)
+    db.session.flush()
+    audit.record(
+        "register_unit", "Unit", unit.id, user=user, unit_id=unit.id, region_code=unit.region_code,
+        new=audit.snapshot(unit, ("name", "credit_code", "kind", "region_code", "contact_name", "contact_phone")),
+        admin_username=username,
+    )
+    _commit_or_duplicate(_("该单位或用户名已注册，请勿重复注册"))
+    return unit, user
+
+
+def pending_units_query(actor=None):
+    """Select of units awaiting approval that `actor` (the current user) may approve."""
+    scope = scope_of(actor) if actor is not None else None
+    return select(Unit).where(Unit.approved.is_(False), scope_clause(Unit, scope)).order_by(Unit.id)
+
+
+def approve_units(ids, actor):
+    """Approve the registrations of the given units.  Only a bureau user (for
+    units in its region subtree) or an admin may; units outside the actor's
+    scope are ignored.  Returns (approved units, number ignored)."""
+    scope = scope_of(actor)
+    if not (scope.everything or R.BUREAU in scope.roles):
+        raise OutOfScope(_("只有人社局经办人员可以审核单位注册"))
+    approved, ignored = [], 0
+    for pk in ids:
+        unit = get_scoped(Unit, pk, scope)
+        if unit is None or unit.approved:
+            ignored += 1
+            continue
+        unit.approved = True
+        audit.record("approve_unit", "Unit", unit.id, user=actor, unit_id=unit.id,
+                     region_code=unit.region_code, old={"approved": False}, new={"approved": True})
+        approved.append(unit)
+    db.session.commit()
+    return approved, ignored
+
+
+# ---------------------------------------------------------------- personal registration
+
+
+def _unit_for_person(credit_code, unit_id, freelancer):
+    unit = None
+    if normalize_text(credit_code):
+        code = check_credit_code(credit_code)
+        unit = db.session.execute(select(Unit).where(Unit.credit_code == code)).scalar_one_or_none()
+        if unit is None:
+            raise ValidationFailed(_("未找到统一社会信用代码为%(code)s的单位，请核对或按地区选择单位", code=code))
+    elif unit_id not in (None, ""):
+        try:
+            unit = db.session.get(Unit, int(unit_id))
+        except (TypeError, ValueError):
+            unit = None
+    if unit is None:
+        raise ValidationFailed(
+            _("请选择档案存放的人力资源服务机构") if freelancer else _("请填写单位的统一社会信用代码或按地区选择单位")
+        )
+    if not unit.approved:
+        raise ValidationFailed(_("单位“%(name)s”的注册尚未通过审核，暂不能选择", name=unit.name))
+    if freelancer and unit.kind != UnitKind.AGENCY:
+        raise ValidationFailed(_("自由职业人员应选择存放档案的人力资源服务机构"))
+    if not freelancer and unit.kind in (UnitKind.AGENCY, UnitKind.BUREAU):
+        raise ValidationFailed(_("所选机构不是用人单位；如为自由职业人员，请勾选“自由职业”"))
+    return unit
+
+
+def register_person(*, name, id_number, phone, username, password, confirm=None,
+                    credit_code=None, unit_id=None, freelancer=False):
+    """Register a professional technical person and an Applicant account.
+
+    If a person with that ID number already exists (imported records) and has no
+    account yet, the account is linked to it instead of creating a duplicate.
+    The person asks to join the chosen unit (or agency): `Person.pending_unit_id`;
+    until that unit confirms (`confirm_attachment`) the account sees no records
+    and declarations do not reach the unit.  Returns the new user; raises
+    ValidationFailed (nothing stored)."""
+    name = _required(name, _("请填写姓名"))
+    number = check_resident_id(id_number)
+    phone = _check_phone(phone)
+    username = normalize_text(username) or number
+    freelancer = bool(freelancer)
+    unit = _unit_for_person(credit_code, unit_id, freelancer)
+
+    person = db.session.execute(
+        select(Person).where(Person.id_type == IdType.RESIDENT, Person.id_number == number)
+    ).scalar_one_or_none()
+    if person is not None:
+        has_account = db.session.execute(select(CEUser.id).where(CEUser.person_id == person.id)).first()
+        if has_account:
+            raise ValidationFailed(_("该身份证号码已注册账号，请直接登录；如忘记密码请联系所在单位"))
+        if person.name != name:
+            raise ValidationFailed(_("姓名与该身份证号码已登记的姓名不一致，请核对"))
+    username = _check_username(username)
+    if confirm is not None and confirm != password:
+        raise ValidationFailed(_("两次输入的密码不一致"))
+    check_password(password, username)
+
+    linked = person is not None
+    if person is None:
+        person = Person(name=name, id_type=IdType.RESIDENT, id_number=number, phone=phone,
+                        is_freelancer=freelancer, unit_id=None)
+        db.session.add(person)
+    elif not person.phone:
+        person.phone = phone  # fill a gap, never overwrite what was recorded
+    person.unit_confirmed = False
+    person.pending_unit_id = unit.id
+    db.session.flush()
+    user = _new_user(username, name, "", password, [_role(R.APPLICANT)], person_id=person.id)
+    db.session.flush()
+    audit.record(
+        "register_person", "Person", person.id, user=user, unit_id=unit.id, region_code=unit.region_code,
+        new={"person_id": person.id, "pending_unit_id": unit.id, "freelancer": freelancer},
+        linked_existing=linked,
+    )
+    _commit_or_duplicate(_("该身份证号码或用户名已注册，请勿重复注册"))
+    return user
+
+
+def person_attachment_confirmed(person):
+    """True when the person's unit (or agency) has confirmed the person belongs
+    to it.  Declarations go to the unit only then (the declaration workflow asks
+    this); a self-registered person is unconfirmed until `confirm_attachment`."""
+    return bool(person is not None and person.unit_id is not None and person.unit_confirmed
+                and person.pending_unit_id is None)
+
+
+def pending_attachments_query(actor=None):
+    """Persons asking to join a unit the actor acts for (rows of Person, scoped)."""
+    scope = scope_of(actor) if actor is not None else None
+    return (
+        select(Person)
+        .join(Unit, Person.pending_unit_id == Unit.id)
+        .where(scope_clause(Person, scope), scope_clause(Unit, scope))
+        .order_by(Person.id)
+    )
+
+
+def imported_record_counts(person_ids):
+    """{person_id: number of hour records} — what the unit sees before confirming."""
+    if not person_ids:
+        return {}
+    rows = db.session.execute(
+        select(HourRecord.person_id, db.func.count()).where(HourRecord.person_id.in_(person_ids))
+        .group_by(HourRecord.person_id)
+    ).all()
+    return dict(rows)
+
+
+def _pending_person(person_id, actor):
+    scope = scope_of(actor)
+    if not (scope.everything or scope.unit_ids):
+        raise OutOfScope(_("只有单位经办人员可以确认人员归属"))
+    person = get_scoped(Person, person_id, scope)
+    unit = get_scoped(Unit, person.pending_unit_id, scope) if person is not None and person.pending_unit_id else None
+    if unit is None or not (scope.everything or unit.id in scope.unit_ids):
+        raise OutOfScope(_("人员不存在、没有待确认的申请，或不在您的权限范围内"))
+    return person, unit
+
+
+def confirm_attachment(person_id, actor):
+    """The pending unit confirms the person: the person (and the scope columns of
+    its records) moves there, and the person's account sees its records."""
+    person, unit = _pending_person(person_id, actor)
+    if person.unit_id != unit.id:
+        attach_person(person, unit, note=_("注册后经单位确认"))
+    person.unit_confirmed = True
+    person.pending_unit_id = None
+    audit.record("confirm_attachment", "Person", person.id, user=actor, unit_id=unit.id,
+                 region_code=unit.region_code, new={"unit_id": unit.id, "unit_confirmed": True})
+    db.session.commit()
+    return person
+
+
+def reject_attachment(person_id, actor, reason=None):
+    """The pending unit declines the person; the person may choose again."""
+    person, unit = _pending_person(person_id, actor)
+    person.pending_unit_id = None
+    audit.record("reject_attachment", "Person", person.id, user=actor, unit_id=unit.id,
+                 region_code=unit.region_code, reason=normalize_text(reason)[:200] or None)
+    db.session.commit()
+    return person
+
+
+def request_attachment(user, *, credit_code=None, unit_id=None, freelancer=False):
+    """An applicant whose attachment is not confirmed (declined, or never asked)
+    asks a unit again."""
+    person = db.session.get(Person, user.person_id) if user.person_id else None
+    if person is None:
+        raise OutOfScope(_("当前账号没有对应的人员信息"))
+    if person_attachment_confirmed(person):
+        raise ValidationFailed(_("您的单位归属已确认；变更单位请由单位办理"))
+    unit = _unit_for_person(credit_code, unit_id, bool(freelancer))
+    person.pending_unit_id = unit.id
+    audit.record("request_attachment", "Person", person.id, user=user, unit_id=unit.id,
+                 region_code=unit.region_code, new={"pending_unit_id": unit.id})
+    db.session.commit()
+    return person
+
+
+# ---------------------------------------------------------------- account administration
+
+
+def grantable_roles(unit):
+    """Roles a UnitAdmin of `unit` may grant: UNIT_GRANTABLE, plus the reporting
+    role of a programme organizer or an industry authority."""
+    roles = list(R.UNIT_GRANTABLE)
+    if unit is not None and unit.kind == UnitKind.ORGANIZER:
+        roles.append(R.ORGANIZER)
+    if unit is not None and unit.kind == UnitKind.INDUSTRY:
+        roles.append(R.INDUSTRY)
+    return tuple(roles)
+
+
+def manageable_roles(actor):
+    """Role names the actor may grant, revoke, and whose holders it may manage."""
+    scope = scope_of(actor)
+    if scope.everything:
+        return tuple(R.ALL_ROLES)
+    if R.BUREAU in scope.roles and scope.region_prefixes:
+        return (R.BUREAU,)
+    if R.UNIT_ADMIN in scope.roles and scope.unit_ids:
+        return grantable_roles(db.session.get(Unit, actor.unit_id))
+    return ()
+
+
+def managed_users_query(actor):
+    """Select of the accounts the actor administers: inside its scope (its unit,
+    or the bureau accounts of its region subtree) and holding no role above what
+    it may grant (so an admin or a bureau user never shows up for a unit)."""
+    from flask_appbuilder.security.sqla.models import Role
+
+    allowed = manageable_roles(actor)
+    if not allowed:
+        return select(CEUser).where(db.false())
+    scope = scope_of(actor)
+    return (
+        select(CEUser)
+        .where(scope_clause(CEUser, scope), not_(CEUser.roles.any(Role.name.notin_(allowed))))
+        .order_by(CEUser.username)
+    )
+
+
+def get_managed_user(actor, user_id):
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        user_id = None
+    user = None
+    if user_id is not None:
+        user = db.session.execute(
+            managed_users_query(actor).where(CEUser.id == user_id)
+        ).scalar_one_or_none()
+    if user is None:
+        raise OutOfScope(_("账号不存在或不在您的管理范围内"))
+    return user
+
+
+def _role_to_manage(actor, role):
+    """`role` is a Role, its id or its name; it must be one the actor may grant."""
+    from flask_appbuilder.security.sqla.models import Role
+
+    if not isinstance(role, Role):
+        if isinstance(role, int) or (isinstance(role, str) and role.isdigit()):
+            role = db.session.get(Role, int(role))
+        else:
+            role = current_app.appbuilder.sm.find_role(role)
+    if role is None or role.name not in manageable_roles(actor):
+        raise OutOfScope(_("您无权授予或撤销该角色"))
+    return role
+
+
+def create_account(actor, *, username, first_name, password, roles, last_name="", region_code=None):
+    """An operator account created by a UnitAdmin (in its unit) or a bureau
+    account created by a bureau user (in its region subtree).  The new user must
+    change the password at first login.  Returns the user."""
+    scope = scope_of(actor)
+    wanted = [_role_to_manage(actor, r) for r in (roles or [])]
+    if not wanted:
+        raise ValidationFailed(_("请至少选择一个角色"))
+    binding = {}
+    if scope.everything:
+        raise DomainError(_("系统管理员请在“安全”菜单的用户列表中新增账号"))
+    if R.BUREAU in scope.roles:
+        region_code = normalize_text(region_code) or actor.region_code
+        region = db.session.get(Region, region_code)
+        mine = region_prefix(actor.region_code)
+        if region is None or not region.code.startswith(mine):
+            raise OutOfScope(_("只能在本辖区内新增人社局账号"))
+        binding["region_code"] = region.code
+    else:
+        binding["unit_id"] = actor.unit_id
+    first_name = _required(first_name, _("请填写姓名"))
+    username = _check_username(username)
+    check_password(password, username)
+    user = _new_user(username, first_name, last_name, password, wanted, **binding)
+    user.must_change_password = True
+    db.session.flush()
+    audit.record("create_account", "CEUser", user.id, user=actor, new={"username": username,
+                 "roles": [r.name for r in wanted]}, **_user_place(user))
+    _commit_or_duplicate(_("用户名“%(name)s”已被使用，请换一个", name=username))
+    return user
+
+
+def grant_role(actor, user_id, role):
+    user = get_managed_user(actor, user_id)
+    role = _role_to_manage(actor, role)
+    if role in user.roles:
+        return user
+    user.roles.append(role)
+    audit.record("grant_role", "CEUser", user.id, user=actor, new={"role": role.name},
+                 username_target=user.username, **_user_place(user))
+    db.session.commit()
+    return user
+
+
+def revoke_role(actor, user_id, role):
+    user = get_managed_user(actor, user_id)
+    role = _role_to_manage(actor, role)
+    if user.id == actor.id:
+        raise ValidationFailed(_("不能撤销自己的角色"))
+    if role not in user.roles:
+        return user
+    user.roles.remove(role)
+    audit.record("revoke_role", "CEUser", user.id, user=actor, old={"role": role.name},
+                 username_target=user.username, **_user_place(user))
+    db.session.commit()
+    return user
+
+
+def reset_password(actor, user_id, password, confirm=None):
+    """Set a managed user's password; that user must change it at next login."""
+    user = get_managed_user(actor, user_id)
+    if user.id == actor.id:
+        raise ValidationFailed(_("请在“修改密码”页面修改自己的密码"))
+    if confirm is not None and confirm != password:
+        raise ValidationFailed(_("两次输入的密码不一致"))
+    check_password(password, user.username)
+    user.password = _hash(password)
+    user.must_change_password = True
+    audit.record("reset_password", "CEUser", user.id, user=actor, username_target=user.username,
+                 **_user_place(user))
+    db.session.commit()
+    return user
+
+
+def set_active(actor, user_id, active):
+    """Deactivate (or reactivate) a managed account."""
+    user = get_managed_user(actor, user_id)
+    if user.id == actor.id:
+        raise ValidationFailed(_("不能停用自己的账号"))
+    active = bool(active)
+    if bool(user.active) == active:
+        return user
+    user.active = active
+    audit.record("activate_account" if active else "deactivate_account", "CEUser", user.id, user=actor,
+                 old={"active": not active}, new={"active": active}, username_target=user.username,
+                 **_user_place(user))
+    db.session.commit()
+    return user
+
+
+def change_own_password(user, current, new, confirm):
+    """The signed-in user changes its own password (also the forced change at
+    first login); clears must_change_password."""
+    if not user.password or not check_password_hash(user.password, current or ""):
+        raise ValidationFailed(_("当前密码不正确"))
+    if new != confirm:
+        raise ValidationFailed(_("两次输入的新密码不一致"))
+    if check_password_hash(user.password, new or ""):
+        raise ValidationFailed(_("新密码不能与当前密码相同"))
+    check_password(new, user.username)
+    user.password = _hash(new)
+    user.must_change_password = False
+    audit.record("change_password", "CEUser", user.id, user=user, **_user_place(user))
+    db.session.commit()
+    return user
+
+
+# ---------------------------------------------------------------- login
+
+
+def unit_pending(user):
+    """The user's unit awaits approval (its users may sign in but not act)."""
+    if user is None or not getattr(user, "unit_id", None):
+        return False
+    unit = db.session.get(Unit, user.unit_id)
+    return unit is not None and not unit.approved
+
+
+def record_login(user, success, username=None):
+    """Audit entry of a login attempt (the caller's session commits it).
+    `user` is None for an unknown or inactive account name."""
+    if user is None:
+        who = SimpleNamespace(id=None, username=normalize_text(username)[:100] or None)
+        return audit.record("login_failed", "CEUser", None, user=who, reason="unknown_or_inactive")
+    return audit.record("login" if success else "login_failed", "CEUser", user.id, user=user,
+                        **_user_place(user))
