@@ -29,3 +29,20 @@ def validate_record(record):
     record.course_name = record.course_name.strip()
     record.hours = validators.check_hours(record.hours, current_app.config["MAX_HOURS_PER_RECORD"])
     validators.check_dates_in_year(record.start_date, record.end_date, record.year)
+
+
+def find_duplicate(person_id, year, category, course_name, start_date, exclude_id=None):
+    """The id of the record that already holds this (person, year, category, course
+    name, start date) key (SPEC §2: one record), ignoring `exclude_id`; else None."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import HourRecord as H
+
+    query = select(H.id).where(
+        H.person_id == person_id, H.year == int(year), H.category == category,
+        H.course_name == (course_name or "").strip(), H.start_date == start_date,
+    )
+    if exclude_id is not None:
+        query = query.where(H.id != int(exclude_id))
+    return db.session.execute(query.limit(1)).scalar()

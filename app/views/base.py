@@ -9,11 +9,22 @@ from flask_appbuilder import ModelView, expose
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_babel import gettext as _
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.security.scope import ScopeFilter, get_scoped
 from app.services import audit
-from app.services.errors import DomainError
+from app.services.errors import DomainError, ValidationFailed
+
+
+class _FreshLists(dict):
+    """FAB appends its own validators (Length, InputRequired, Unique) to the list it
+    gets from `validators_columns`, in place: hand it a copy, or they pile up with
+    every form built (a duplicate credit code said "已经存在" four times)."""
+
+    def get(self, key, default=None):
+        value = super().get(key, default)
+        return list(value) if value is not None else []
 
 
 class ScopedModelView(ModelView):
@@ -26,6 +37,7 @@ class ScopedModelView(ModelView):
         if not any(f[1] is ScopeFilter for f in base):
             base.insert(0, ["id", ScopeFilter, None])
         self.base_filters = base
+        self.validators_columns = _FreshLists(self.validators_columns or {})
         super().__init__(**kwargs)
 
     # ---- actions: the hole stock FAB leaves open -------------------------
@@ -85,7 +97,13 @@ class ScopedModelView(ModelView):
 
     def _check_in_scope(self, item):
         db.session.add(item)
-        db.session.flush()
+        try:
+            db.session.flush()
+        except IntegrityError:
+            # A unique key (credit code, ID number, the hour-record key) already holds
+            # this row: a message, not the database's error text.
+            db.session.rollback()
+            raise ValidationFailed(_("保存失败：已存在相同的记录"))
         if get_scoped(type(item), self.datamodel.get_pk_value(item)) is None:
             db.session.rollback()
             raise DomainError(_("保存失败：该记录将超出您的权限范围"))

@@ -6,6 +6,7 @@ from app.services.records import place_record, validate_record
 from app.views.base import ScopedModelView
 from app.views.datamodel import CEInterface
 from app.views.formatting import hours_text, id_number_for_list, translated
+from app.views.validation import DatesInYear, HoursValid, NotADuplicateRecord, YearValid
 
 HOUR_LABELS = {
     "person": _l("姓名"),
@@ -75,6 +76,12 @@ class HourRecordView(ScopedModelView):
     search_form_query_rel_fields = {
         "unit": [["id", ScopeFilter, None]],
         "person": [["id", ScopeFilter, None]],
+    }
+    validators_columns = {
+        "hours": [HoursValid()],
+        "year": [YearValid()],
+        "end_date": [DatesInYear()],
+        "course_name": [NotADuplicateRecord()],
     }
     audit_fields = (
         "person_id", "year", "category", "learning_form", "course_name", "organizer_name",

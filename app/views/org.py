@@ -1,4 +1,5 @@
 from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField
 
 from app.models import Region, Unit
 from app.services.errors import ValidationFailed
@@ -7,6 +8,7 @@ from app.security.scope import ScopeFilter
 from app.views.base import ScopedModelView
 from app.views.datamodel import CEInterface
 from app.views.formatting import translated
+from app.views.validation import Checked
 
 
 class RegionView(ScopedModelView):
@@ -24,6 +26,7 @@ class RegionView(ScopedModelView):
     label_columns = {"code": _l("区划代码"), "name": _l("名称"), "parent": _l("上级区划")}
     page_size = 50
     audit_fields = ("code", "name", "parent_code")
+    validators_columns = {"code": [Checked(check_region_code)]}
 
     def validate_item(self, item):
         item.code = check_region_code(item.code)
@@ -54,6 +57,9 @@ class UnitView(ScopedModelView):
     formatters_columns = {"kind": translated}
     add_form_query_rel_fields = edit_form_query_rel_fields = {"region": [["code", ScopeFilter, None]]}
     audit_fields = ("name", "credit_code", "kind", "region_code", "contact_name", "contact_phone", "approved")
+    validators_columns = {"credit_code": [Checked(check_credit_code)]}
+    # FAB marks a NOT NULL boolean as required, so an unticked box could never be saved.
+    add_form_extra_fields = edit_form_extra_fields = {"approved": BooleanField(_l("已审核"))}
 
     def validate_item(self, item):
         if not item.name or not item.name.strip():

@@ -7,6 +7,7 @@ from app.services.validators import check_id_number
 from app.views.base import ScopedModelView
 from app.views.datamodel import CEInterface
 from app.views.formatting import id_number_for_list, translated
+from app.views.validation import IdNumberValid
 
 
 class PersonView(ScopedModelView):
@@ -37,6 +38,7 @@ class PersonView(ScopedModelView):
         "unit": [["id", ScopeFilter, None]]
     }
     audit_fields = ("name", "id_type", "id_number", "unit_id", "title", "specialty", "phone")
+    validators_columns = {"id_number": [IdNumberValid()]}
 
     def validate_item(self, item):
         if not item.name or not item.name.strip():

@@ -1,0 +1,354 @@
+"""Bad input on the grids' add/edit forms: a clear Chinese message on the page
+and nothing stored; good input stored exactly; edits audited with old and new values."""
+import datetime
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import AuditLog, HourRecord, Person, Region, Unit
+from tests.conftest import _config, login, post
+from tests.elevated import dispose, make_elevated_app
+
+YEAR = datetime.date.today().year - 1
+ABOLISHED_COUNTY_ID = "320982197503082010"  # 大丰市 320982, valid check digit and birth date
+
+
+def text_of(resp_or_html):
+    html = resp_or_html if isinstance(resp_or_html, str) else resp_or_html.get_data(as_text=True)
+    html = re.sub(r"<script.*?</script>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def count(app, model):
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(model)).scalar()
+
+
+def audit_entries(app, action, object_type):
+    with app.app_context():
+        return db.session.execute(
+            select(AuditLog).where(AuditLog.action == action, AuditLog.object_type == object_type)
+            .order_by(AuditLog.id)
+        ).scalars().all()
+
+
+def submit(client, url, data):
+    """Post a form; return the text the user then sees (following a redirect)."""
+    resp = post(client, url, data)
+    if resp.status_code == 302:
+        return resp, text_of(client.get(resp.headers["Location"]))
+    return resp, text_of(resp)
+
+
+def hour_form(**overrides):
+    data = {
+        "person": "1", "year": str(YEAR), "category": "PRO", "learning_form": "TRAIN_ONSITE",
+        "course_name": "表单测试课程", "organizer_name": "东南大学继续教育学院",
+        "start_date": f"{YEAR}-03-01", "end_date": f"{YEAR}-03-03", "hours": "12.5",
+        "source": "UNIT_IMPORT", "status": "APPROVED",
+    }
+    data.update(overrides)
+    return data
+
+
+def person_form(**overrides):
+    data = {"name": "赵六", "id_type": "RESIDENT", "id_number": ABOLISHED_COUNTY_ID, "unit": "1",
+            "title": "工程师", "specialty": "计算机", "phone": "13800000000"}
+    data.update(overrides)
+    return data
+
+
+def unit_form(**overrides):
+    data = {"name": "南京测试有限公司", "credit_code": "91110000600037341L", "kind": "EMPLOYER",
+            "region": "320102", "contact_name": "王经理", "contact_phone": "025-1234567", "approved": "y"}
+    data.update(overrides)
+    return data
+
+
+# ------------------------------------------------------------------ persons
+
+
+@pytest.mark.parametrize("number, expected", [
+    ("320982197503082014", "身份证号码校验位不正确"),
+    ("32098219750308201", "身份证号码应为18位，当前为17位"),
+    ("3209821975030820100", "身份证号码应为18位，当前为19位"),
+    ("320982197502302018", "身份证号码中的出生日期无效"),
+    ("3209821975O3082010", "身份证号码格式不正确"),
+])
+def test_person_add_rejects_bad_id_numbers(app, login_as, number, expected):
+    client = login_as("admin")
+    before = count(app, Person)
+    resp, page = submit(client, "/personview/add", person_form(id_number=number))
+    assert resp.status_code == 200, "the form comes back, with the input kept"
+    assert expected in page
+    assert f'value="{number}"' in resp.get_data(as_text=True)
+    assert count(app, Person) == before
+    assert audit_entries(app, "create", "Person") == []
+
+
+def test_person_add_stores_exactly_the_values(app, login_as):
+    client = login_as("admin")
+    before = count(app, Person)
+    resp, page = submit(client, "/personview/add", person_form(id_number=ABOLISHED_COUNTY_ID.lower()))
+    assert resp.status_code == 302, page[-2000:]
+    assert "添加" in page
+    assert count(app, Person) == before + 1
+    with app.app_context():
+        p = db.session.execute(select(Person).where(Person.id_number == ABOLISHED_COUNTY_ID)).scalar_one()
+        assert (p.name, p.unit_id, p.title, p.specialty, p.phone) == ("赵六", 1, "工程师", "计算机", "13800000000")
+        assert p.id_type.name == "RESIDENT"
+    [entry] = audit_entries(app, "create", "Person")
+    assert json.loads(entry.detail)["new"]["id_number"] == ABOLISHED_COUNTY_ID
+    assert entry.username == "admin" and entry.unit_id == 1
+
+
+def test_person_lowercase_x_is_stored_upper_case(app, login_as):
+    client = login_as("admin")
+    resp, page = submit(client, "/personview/add", person_form(id_number="11010519491231002x"))
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        assert db.session.execute(
+            select(Person.id).where(Person.id_number == "11010519491231002X")).scalar() is not None
+
+
+def test_person_add_duplicate_id_number(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        existing = db.session.get(Person, 1).id_number
+    before = count(app, Person)
+    resp, page = submit(client, "/personview/add", person_form(id_number=existing))
+    assert "已存在" in page or "已登记" in page, page[-2000:]
+    assert "IntegrityError" not in page and "UNIQUE" not in page.upper().replace("UNIQUE_", "")
+    assert count(app, Person) == before
+
+
+# -------------------------------------------------------------------- units
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("91110000600037341M", "统一社会信用代码校验位不正确"),
+    ("91110000600037341", "统一社会信用代码应为18位"),
+    ("9111000060003734IL", "统一社会信用代码格式不正确"),
+    ("91110000-600037341L", "统一社会信用代码格式不正确"),
+])
+def test_unit_add_rejects_bad_credit_codes(app, login_as, code, expected):
+    client = login_as("admin")
+    before = count(app, Unit)
+    resp, page = submit(client, "/unitview/add", unit_form(credit_code=code))
+    assert resp.status_code == 200
+    assert expected in page
+    assert count(app, Unit) == before
+
+
+def test_unit_add_duplicate_credit_code(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        existing = db.session.get(Unit, 1).credit_code
+    before = count(app, Unit)
+    resp, page = submit(client, "/unitview/add", unit_form(credit_code=existing))
+    assert page.count("已经存在") == 1, page[-2000:]
+    assert "IntegrityError" not in page
+    assert count(app, Unit) == before
+
+
+def test_unit_add_stores_exactly_the_values_even_unapproved(app, login_as):
+    client = login_as("admin")
+    data = unit_form(credit_code="91110000600037341l")
+    del data["approved"]  # an unticked box
+    resp, page = submit(client, "/unitview/add", data)
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        u = db.session.execute(select(Unit).where(Unit.credit_code == "91110000600037341L")).scalar_one()
+        assert (u.name, u.kind.name, u.region_code, u.contact_name, u.contact_phone, u.approved) == (
+            "南京测试有限公司", "EMPLOYER", "320102", "王经理", "025-1234567", False)
+
+
+def test_region_add_rejects_bad_codes(app, login_as):
+    client = login_as("admin")
+    before = count(app, Region)
+    for code in ("32010", "32O102", "3201021"):
+        resp, page = submit(client, "/regionview/add", {"code": code, "name": "测试区", "parent": "320100"})
+        assert "行政区划代码应为6位数字" in page, code
+    assert count(app, Region) == before
+    resp, page = submit(client, "/regionview/add", {"code": "320199", "name": "测试区", "parent": "320100"})
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        r = db.session.get(Region, "320199")
+        assert (r.name, r.parent_code) == ("测试区", "320100")
+
+
+# ------------------------------------------------------------- hour records
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"hours": "0"}, "学时应大于0"),
+    ({"hours": "-4"}, "学时应大于0"),
+    ({"hours": "1000"}, "单条记录学时不能超过200"),
+    ({"hours": "200.5"}, "单条记录学时不能超过200"),
+    ({"hours": "0.3"}, "学时应以0.5为单位"),
+    ({"hours": "abc"}, "不是有效的小数"),
+    ({"start_date": f"{YEAR - 1}-12-28", "end_date": f"{YEAR}-01-02"}, f"学习日期应在认定年度{YEAR}年内"),
+    ({"start_date": f"{YEAR + 1}-01-05", "end_date": f"{YEAR + 1}-01-06"}, f"学习日期应在认定年度{YEAR}年内"),
+    ({"start_date": f"{YEAR}-05-02", "end_date": f"{YEAR}-05-01"}, "结束日期不能早于开始日期"),
+    ({"year": "1990", "start_date": "1990-05-01", "end_date": "1990-05-02"}, "认定年度不正确"),
+    ({"course_name": ""}, "必填"),
+])
+def test_hour_add_rejects_bad_input(app, login_as, overrides, expected):
+    client = login_as("admin")
+    before = count(app, HourRecord)
+    resp, page = submit(client, "/hourrecordview/add", hour_form(**overrides))
+    assert resp.status_code == 200, "the form comes back"
+    assert expected in page, page[-3000:]
+    assert count(app, HourRecord) == before
+    assert audit_entries(app, "create", "HourRecord") == []
+
+
+def test_hour_add_stores_exactly_the_values(app, login_as):
+    client = login_as("admin")
+    before = count(app, HourRecord)
+    resp, page = submit(client, "/hourrecordview/add", hour_form(hours="１２.5"))
+    assert resp.status_code == 302, page[-3000:]
+    assert count(app, HourRecord) == before + 1
+    with app.app_context():
+        r = db.session.execute(select(HourRecord).where(HourRecord.course_name == "表单测试课程")).scalar_one()
+        assert (r.person_id, r.year, r.category.name, r.learning_form.name, r.organizer_name) == (
+            1, YEAR, "PRO", "TRAIN_ONSITE", "东南大学继续教育学院")
+        assert (r.start_date, r.end_date, r.hours) == (
+            datetime.date(YEAR, 3, 1), datetime.date(YEAR, 3, 3), Decimal("12.5"))
+        assert (r.source.name, r.status.name) == ("UNIT_IMPORT", "APPROVED")
+        # placed at the person's unit (南京金陵科技, 320102)
+        assert (r.unit_id, r.region_code) == (r.person.unit_id, r.person.unit.region_code) == (1, "320102")
+        rid = r.id
+    [entry] = audit_entries(app, "create", "HourRecord")
+    assert entry.object_id == str(rid) and entry.region_code == "320102"
+    assert json.loads(entry.detail)["new"]["hours"] == "12.5"
+
+
+def test_hour_add_duplicate_is_reported_not_stored(app, login_as):
+    client = login_as("admin")
+    resp, _ = submit(client, "/hourrecordview/add", hour_form())
+    assert resp.status_code == 302
+    before = count(app, HourRecord)
+    resp, page = submit(client, "/hourrecordview/add", hour_form(hours="8", end_date=f"{YEAR}-03-05"))
+    assert "该人员已有相同的学时记录" in page, page[-2000:]
+    assert count(app, HourRecord) == before
+    # another start date is another record
+    resp, page = submit(client, "/hourrecordview/add", hour_form(start_date=f"{YEAR}-03-02"))
+    assert resp.status_code == 302, page[-2000:]
+    assert count(app, HourRecord) == before + 1
+
+
+def test_hour_edit_is_audited_with_old_and_new_values(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        r = db.session.execute(select(HourRecord).where(HourRecord.person_id == 1).order_by(HourRecord.id)).scalars().first()
+        rid, old_hours, old_course = r.id, r.hours, r.course_name
+        data = hour_form(person=str(r.person_id), year=str(r.year), category=r.category.name,
+                         learning_form=r.learning_form.name, course_name="修改后的课程",
+                         organizer_name=r.organizer_name, start_date=r.start_date.isoformat(),
+                         end_date=r.end_date.isoformat(), hours="16", source=r.source.name,
+                         status=r.status.name)
+    assert old_hours != Decimal("16")
+    resp, page = submit(client, f"/hourrecordview/edit/{rid}", data)
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        r = db.session.get(HourRecord, rid)
+        assert (r.course_name, r.hours) == ("修改后的课程", Decimal("16"))
+    [entry] = audit_entries(app, "edit", "HourRecord")
+    detail = json.loads(entry.detail)
+    assert entry.object_id == str(rid) and entry.username == "admin"
+    assert detail["old"] == {"course_name": old_course, "hours": str(old_hours)}
+    assert detail["new"] == {"course_name": "修改后的课程", "hours": "16.0"}
+    # a bad edit changes nothing and writes no entry
+    resp, page = submit(client, f"/hourrecordview/edit/{rid}", dict(data, hours="1000", course_name="坏"))
+    assert "单条记录学时不能超过200" in page
+    with app.app_context():
+        r = db.session.get(HourRecord, rid)
+        assert (r.course_name, r.hours) == ("修改后的课程", Decimal("16"))
+    assert len(audit_entries(app, "edit", "HourRecord")) == 1
+
+
+def test_person_edit_is_audited(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        p = db.session.get(Person, 1)
+        data = person_form(name=p.name, id_number=p.id_number, unit=str(p.unit_id), title="高级工程师",
+                           specialty=p.specialty or "", phone=p.phone or "")
+        old_title = p.title
+    resp, page = submit(client, "/personview/edit/1", data)
+    assert resp.status_code == 302, page[-2000:]
+    [entry] = audit_entries(app, "edit", "Person")
+    detail = json.loads(entry.detail)
+    assert detail["old"]["title"] == old_title and detail["new"]["title"] == "高级工程师"
+
+
+# ------------------------------------------------- scoped users (write granted)
+
+
+@pytest.fixture
+def elevated(app):
+    application = make_elevated_app(_config(app.config["SQLALCHEMY_DATABASE_URI"]))
+    yield application
+    dispose(application)
+
+
+def _client(app, username):
+    c = app.test_client()
+    assert login(c, username).status_code == 200
+    return c
+
+
+def test_unit_user_cannot_add_a_person_to_another_unit(app, elevated):
+    client = _client(elevated, "clerk_a")
+    before = count(elevated, Person)
+    resp, page = submit(client, "/personview/add", person_form(unit="2"))  # 苏州工业园区智造
+    assert resp.status_code == 200
+    assert "不是有效的选项" in page, page[-2000:]
+    assert count(elevated, Person) == before
+    # the drop-down offers only the own unit
+    html = client.get("/personview/add").get_data(as_text=True)
+    assert "南京金陵科技有限公司" in html and "苏州工业园区智造有限公司" not in html
+    # and the same person in the own unit is accepted
+    resp, page = submit(client, "/personview/add", person_form(unit="1"))
+    assert resp.status_code == 302, page[-2000:]
+    assert count(elevated, Person) == before + 1
+    [entry] = audit_entries(elevated, "create", "Person")
+    assert entry.username == "clerk_a" and entry.unit_id == 1
+
+
+def test_unit_user_cannot_move_a_person_out_of_its_unit(app, elevated):
+    client = _client(elevated, "clerk_a")
+    with elevated.app_context():
+        p = db.session.get(Person, 1)
+        data = person_form(name=p.name, id_number=p.id_number, unit="2")
+    resp, page = submit(client, "/personview/edit/1", data)
+    assert resp.status_code == 200
+    assert "不是有效的选项" in page, page[-2000:]
+    with elevated.app_context():
+        assert db.session.get(Person, 1).unit_id == 1
+
+
+def test_unit_user_cannot_add_hours_for_another_units_person(app, elevated):
+    client = _client(elevated, "clerk_a")
+    with elevated.app_context():
+        lisi = db.session.execute(select(Person.id).where(Person.name == "李四")).scalar_one()
+    before = count(elevated, HourRecord)
+    resp, page = submit(client, "/hourrecordview/add", hour_form(person=str(lisi)))
+    assert resp.status_code == 200
+    assert "该字段是必填字段" in page, page[-2000:]  # the drop-down has no such person
+    assert count(elevated, HourRecord) == before
+
+
+def test_bureau_cannot_create_a_unit_outside_its_region(app, elevated):
+    client = _client(elevated, "bureau_nj")
+    before = count(elevated, Unit)
+    resp, page = submit(client, "/unitview/add", unit_form(region="320508"))  # 苏州工业园区
+    assert "超出您的权限范围" in page, page[-2000:]
+    assert count(elevated, Unit) == before
+    resp, page = submit(client, "/unitview/add", unit_form(region="320104"))  # 南京秦淮区
+    assert resp.status_code == 302, page[-2000:]
+    assert count(elevated, Unit) == before + 1
