@@ -233,8 +233,8 @@ def test_verification_page_shows_only_what_it_may(app, login_as):
     detail = re.search(r'<table class="table table-bordered" id="verify-detail">(.*?)</table>', html, re.S).group(1)
     cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td>(.*?)</td>", detail, re.S)]
     assert cells == [
-        "张*", str(year), f"{float(totals.professional)} 学时", f"{float(totals.public)} 学时",
-        f"{float(totals.total)} 学时", cert_issue_date(app, code),
+        "张*", str(year), f"{_hours(totals.professional)} 学时", f"{_hours(totals.public)} 学时",
+        f"{_hours(totals.total)} 学时", cert_issue_date(app, code),
     ]
     for secret in ("张三", id_number, unit, serial):
         assert secret not in html
