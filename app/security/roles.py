@@ -163,3 +163,9 @@ for _role in (APPLICANT, UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _CERT_OWN
 for _role in (UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _grid("CertificatePrintView", "can_print_batch")
+
+# Bulk import and long-job pages (issue 4): importing roles use the import pages;
+# every role that exports a grid follows its large exports on the job pages.
+_IMPORT = _grid("ImportView", "can_import", "can_job") + _menus("Imports")
+for _role in (BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY):
+    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _IMPORT

@@ -60,3 +60,6 @@ def register(appbuilder):
     from app.views.accounts import register as register_accounts
 
     register_accounts(appbuilder)
+    from app.views.imports import ImportView
+
+    appbuilder.add_view(ImportView, "Imports", label=_l("批量导入"), icon="fa-upload", category="Registry")

@@ -5,7 +5,7 @@ FAB applies `base_filters` to list/show/edit/delete but not to `action` and
 loads rows through the scope, and adds/edits are checked to stay in scope.
 """
 from flask import flash, g, redirect, request
-from flask_appbuilder import ModelView, expose
+from flask_appbuilder import ModelView, expose, has_access, permission_name
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_babel import gettext as _
 from sqlalchemy import inspect as sa_inspect
@@ -38,7 +38,24 @@ class ScopedModelView(ModelView):
             base.insert(0, ["id", ScopeFilter, None])
         self.base_filters = base
         self.validators_columns = _FreshLists(self.validators_columns or {})
+        # Every grid exports (issue 4), also those that narrow their permissions.
+        if self.base_permissions is not None and "can_export" not in self.base_permissions:
+            self.base_permissions = list(self.base_permissions) + ["can_export"]
         super().__init__(**kwargs)
+        # The list page's export button (issue 4) needs the view's name.
+        self.extra_args = dict(self.extra_args or {}, ce_export_view=self.__class__.__name__)
+        if self.list_template == ModelView.list_template:
+            self.list_template = "imports/grid_list.html"
+
+    # ---- export: exactly the rows on screen, in the scope (issue 4) ------
+
+    @expose("/export/")
+    @has_access
+    @permission_name("export")
+    def export(self):
+        from app.views.imports import export_grid
+
+        return export_grid(self)
 
     # ---- actions: the hole stock FAB leaves open -------------------------
 

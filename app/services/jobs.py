@@ -1,0 +1,162 @@
+"""Long jobs (large imports, large exports) behind one interface (SPEC §7).
+
+`submit(kind, params)` records a Job row and runs its handler:
+
+* inline, in the request, when the caller says the work is small;
+* through RQ when REDIS_URL is configured (any worker process picks it up:
+  `rq worker ce-jobs` with the app importable);
+* otherwise in a background thread of this process.
+
+State and progress live in the `ce_job` table, never only in one process's
+memory, so any web worker can answer the progress page.  A job belongs to the
+user who submitted it: `get_job` returns it only to that user (jobs hold import
+files and exports, which were scoped when they were made).
+"""
+import datetime
+import json
+import logging
+import threading
+
+from flask import current_app, has_app_context
+from flask_babel import gettext as _
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import Job
+from app.services.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+# kind -> handler(job, params, progress) -> result dict
+HANDLERS = {}
+
+
+def handler(kind):
+    def deco(fn):
+        HANDLERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def submit(kind, params, *, user=None, inline=False):
+    """Create and start a job; returns the Job (already finished when inline)."""
+    job = Job(kind=kind, state=QUEUED, params=json.dumps(params, ensure_ascii=False, default=str),
+              user_id=getattr(user, "id", None))
+    db.session.add(job)
+    db.session.commit()
+    job_id = job.id
+    if inline:
+        run_job(job_id)
+    elif current_app.config.get("REDIS_URL") and not current_app.config.get("JOBS_IN_PROCESS"):
+        from redis import Redis
+        from rq import Queue
+
+        Queue("ce-jobs", connection=Redis.from_url(current_app.config["REDIS_URL"])).enqueue(
+            "app.services.jobs.rq_entry", job_id, job_timeout=3600
+        )
+    else:
+        app = current_app._get_current_object()
+        threading.Thread(target=_thread_entry, args=(app, job_id), daemon=True, name=f"ce-job-{job_id}").start()
+    db.session.expire_all()
+    return db.session.get(Job, job_id)
+
+
+def _thread_entry(app, job_id):
+    with app.app_context():
+        try:
+            run_job(job_id)
+        finally:
+            db.session.remove()
+
+
+def rq_entry(job_id):
+    """Entry point of an RQ worker: builds the app once per worker process."""
+    global _rq_app
+    if has_app_context():
+        return run_job(job_id)
+    try:
+        app = _rq_app
+    except NameError:
+        from app import create_app
+
+        app = _rq_app = create_app()
+    with app.app_context():
+        try:
+            run_job(job_id)
+        finally:
+            db.session.remove()
+
+
+def set_progress(job_id, percent, message=None):
+    """Record progress on its own connection, so it is visible while the job's
+    own transaction is still open."""
+    values = {"progress": max(0, min(100, int(percent)))}
+    if message is not None:
+        values["message"] = str(message)[:500]
+    with db.engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def run_job(job_id):
+    job = db.session.get(Job, job_id)
+    if job is None or job.state not in (QUEUED,):
+        return
+    job.state = RUNNING
+    job.started_at = datetime.datetime.utcnow()
+    db.session.commit()
+    params = json.loads(job.params or "{}")
+    _import_handlers()
+    fn = HANDLERS.get(job.kind)
+    try:
+        if fn is None:
+            raise DomainError(_("未知的任务类型"))
+        result = fn(job_id, params, lambda p, m=None: set_progress(job_id, p, m))
+        state, message = DONE, None
+    except DomainError as e:
+        db.session.rollback()
+        result, state, message = None, FAILED, str(e)
+    except Exception:  # a job never takes its worker down; the user sees a reason
+        log.exception("job %s failed", job_id)
+        db.session.rollback()
+        result, state, message = None, FAILED, _("处理失败：系统内部错误，请联系管理员")
+    values = {"state": state, "finished_at": datetime.datetime.utcnow()}
+    if state == DONE:
+        values["progress"] = 100
+        values["result"] = json.dumps(result or {}, ensure_ascii=False, default=str)
+        if isinstance(result, dict) and result.get("_path"):
+            values["result_path"] = result["_path"]
+        if isinstance(result, dict) and result.get("_message"):
+            values["message"] = str(result["_message"])[:500]
+    else:
+        values["message"] = message[:500]
+    db.session.execute(update(Job).where(Job.id == job_id).values(**values))
+    db.session.commit()
+
+
+def _import_handlers():
+    # Handlers register themselves on import.
+    from app.services import exporter, importer  # noqa: F401
+
+
+def get_job(job_id, user):
+    """The job if `user` submitted it, else None."""
+    try:
+        job_id = int(job_id)
+    except (TypeError, ValueError):
+        return None
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    if job is None or user is None or job.user_id != getattr(user, "id", None):
+        return None
+    return job
+
+
+def result_of(job):
+    return json.loads(job.result) if job and job.result else {}
+
+
+def params_of(job):
+    return json.loads(job.params) if job and job.params else {}
