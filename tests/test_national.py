@@ -381,3 +381,50 @@ def test_web_xlsx_export(app, login_as):
     resp = clerk.get("/national/export", query_string={"region": "320102", "year": YEAR})
     assert resp.status_code in (302, 403)
     assert resp.status_code != 200
+
+
+def _open_transaction_stamping_a_row(person):
+    """Another connection opens a transaction, stamps a row now and keeps it open."""
+    conn = db.engine.connect()
+    tx = conn.begin()
+    conn.execute(select(1))
+    stamp = datetime.datetime.utcnow()
+    rid = conn.execute(HourRecord.__table__.insert().values(
+        person_id=person.id, year=YEAR, category=Category.PRO, learning_form=LearningForm.STUDY,
+        course_name="长事务中的课程", start_date=datetime.date(YEAR, 4, 1), end_date=datetime.date(YEAR, 4, 1),
+        hours=Decimal(8), source=Source.INDUSTRY_IMPORT, status=Status.APPROVED, late_report=False,
+        unit_id=person.unit_id, region_code=person.unit.region_code, created_at=stamp, updated_at=stamp,
+    ).returning(HourRecord.__table__.c.id)).scalar_one()
+    return conn, tx, rid
+
+
+def test_long_transaction_holds_the_horizon(app, ctx, no_lag):
+    """Even with no lag, a row of a transaction still open cannot be overtaken on
+    PostgreSQL (the horizon stays before the oldest open transaction); on SQLite,
+    where one writer excludes the others, the row simply waits for its commit."""
+    from tests.conftest import IS_PG
+
+    scope = _scope(app, "bureau_nj")
+    nj = _person_in("3201")
+    cursor = _drain(scope, None)
+    if not IS_PG:
+        # SQLite: the open write transaction blocks other writers; the feed reads on.
+        conn, tx, rid = _open_transaction_stamping_a_row(nj)
+        page = national.changes(cursor=cursor, page_size=500, scope=scope)
+        assert rid not in [i["id"] for i in page.items]
+        tx.commit()
+        conn.close()
+        page = national.changes(cursor=cursor, page_size=500, scope=scope)
+        assert [i["id"] for i in page.items] == [rid]
+        return
+    conn, tx, rid = _open_transaction_stamping_a_row(nj)
+    try:
+        quick = _new_record(nj, "短事务中的课程")  # stamped later, committed first
+        db.session.commit()
+        page = national.changes(cursor=cursor, page_size=500, scope=scope)
+        assert page.items == [] and page.next_cursor == cursor
+        tx.commit()
+    finally:
+        conn.close()
+    page = national.changes(cursor=cursor, page_size=500, scope=scope)
+    assert [i["id"] for i in page.items] == [rid, quick.id]

@@ -10,8 +10,9 @@ Two ways out for approved hour records:
   is delivered as a tombstone carrying no personal data.
   Rows written by a transaction that commits late carry an updated_at older than
   its commit: the feed only reads rows older than a safety lag
-  (NATIONAL_FEED_LAG_SECONDS), so such a row cannot fall behind a cursor that was
-  already handed out (as long as transactions and clock skew stay below the lag).
+  (NATIONAL_FEED_LAG_SECONDS) and, on PostgreSQL, older than the oldest open
+  transaction, so such a row cannot fall behind a cursor already handed out (on
+  SQLite: as long as transactions and clock skew stay below the lag).
 * `export_rows(...)` / `write_csv` / `write_xlsx`: a region's approved records of
   one year in the national-collection layout (NATIONAL_LAYOUT).
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
 from app.models import HourRecord, Person, Status, Unit
@@ -181,6 +182,33 @@ def record_payload(r):
     return base
 
 
+def _oldest_open_transaction():
+    """Start (UTC) of the oldest transaction open on this PostgreSQL database other
+    than ours, or None.  Its rows, once committed, carry updated_at >= its start."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    # Statistics views are snapshotted once per transaction: take a fresh look.
+    db.session.execute(text("SELECT pg_stat_clear_snapshot()"))
+    return db.session.execute(text(
+        "SELECT min(xact_start) AT TIME ZONE 'UTC' FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND xact_start IS NOT NULL AND backend_type = 'client backend'"
+    )).scalar()
+
+
+def feed_horizon(now=None):
+    """The newest updated_at the feed may read now: `now - lag`, and on PostgreSQL
+    also before the oldest open transaction (minus the lag, for clock skew between
+    application hosts and the database), so a long import that stamped its rows at
+    its start and commits minutes later is still read."""
+    lag = datetime.timedelta(seconds=float(current_app.config.get("NATIONAL_FEED_LAG_SECONDS", 60)))
+    horizon = (now or datetime.datetime.utcnow()) - lag
+    oldest = _oldest_open_transaction()
+    if oldest is not None:
+        horizon = min(horizon, oldest - lag)
+    return horizon
+
+
 def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now=None):
     """One page of the incremental feed after `cursor` (None: from the start).
 
@@ -196,8 +224,7 @@ def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ValidationFailed(_("每页条数应在1到%(n)d之间", n=MAX_PAGE_SIZE))
     after = decode_cursor(cursor)
-    lag = float(current_app.config.get("NATIONAL_FEED_LAG_SECONDS", 60))
-    horizon = (now or datetime.datetime.utcnow()) - datetime.timedelta(seconds=lag)
+    horizon = feed_horizon(now)
     H = HourRecord
     conds = _filters(scope, region, year) + [H.updated_at <= horizon]
     if after is not None:
