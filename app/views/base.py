@@ -7,7 +7,9 @@ loads rows through the scope, and adds/edits are checked to stay in scope.
 from flask import flash, g, redirect, request
 from flask_appbuilder import ModelView, expose, has_access, permission_name
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
+from flask_appbuilder.fields import QuerySelectField
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
@@ -15,6 +17,7 @@ from app.extensions import db
 from app.security.scope import ScopeFilter, get_scoped
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
+from app.views.formatting import display
 
 
 class _FreshLists(dict):
@@ -42,6 +45,9 @@ class ScopedModelView(ModelView):
         if self.base_permissions is not None and "can_export" not in self.base_permissions:
             self.base_permissions = list(self.base_permissions) + ["can_export"]
         super().__init__(**kwargs)
+        # Columns without a formatter of their own: no "None" / "True" / "False" on screen.
+        shown = [c for c in list(self.list_columns) + list(self.show_columns) if c not in self.formatters_columns]
+        self.formatters_columns = dict(dict.fromkeys(shown, display), **self.formatters_columns)
         # The list page's export button (issue 4) needs the view's name.
         self.extra_args = dict(self.extra_args or {}, ce_export_view=self.__class__.__name__)
         if self.list_template == ModelView.list_template:
@@ -56,6 +62,18 @@ class ScopedModelView(ModelView):
         from app.views.imports import export_grid
 
         return export_grid(self)
+
+    def _init_forms(self):
+        super()._init_forms()
+        # FAB's relation drop-downs leave their empty choice without a label, which
+        # WTForms 3.3 then renders as "__None".
+        for form in (self.add_form, self.edit_form, self.search_form):
+            for name in dir(form):
+                unbound = getattr(form, name, None)
+                if isinstance(getattr(unbound, "field_class", None), type) and issubclass(
+                    unbound.field_class, QuerySelectField
+                ):
+                    unbound.kwargs.setdefault("blank_text", _l("（无）"))
 
     # ---- actions: the hole stock FAB leaves open -------------------------
 

@@ -6,7 +6,7 @@ from app.services.errors import ValidationFailed
 from app.services.validators import check_id_number
 from app.views.base import ScopedModelView
 from app.views.datamodel import CEInterface
-from app.views.formatting import id_number_for_list, translated
+from app.views.formatting import id_number_for_list, translated, unit_history_text
 from app.views.validation import IdNumberValid
 
 
@@ -33,7 +33,7 @@ class PersonView(ScopedModelView):
         "is_freelancer": _l("自由职业"),
         "history": _l("单位变动记录"),
     }
-    formatters_columns = {"id_number": id_number_for_list, "id_type": translated}
+    formatters_columns = {"id_number": id_number_for_list, "id_type": translated, "history": unit_history_text}
     add_form_query_rel_fields = edit_form_query_rel_fields = search_form_query_rel_fields = {
         "unit": [["id", ScopeFilter, None]]
     }
