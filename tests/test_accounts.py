@@ -378,18 +378,19 @@ def test_unit_admin_creates_grants_resets_deactivates(app, login_as):
     ua = login_as("unitadmin_a")
     with app.app_context():
         operator = role_id(app, "UnitOperator")
+    # Created without a role, then granted UnitOperator and UnitAdmin, then UnitOperator revoked.
     html = text(post(ua, "/accounts/users/add", {"first_name": "钱九", "username": "clerk_new1", "password": GOOD_PW},
                      follow_redirects=True))
-    assert "请至少选择一个角色" in html
-    html = text(post(ua, "/accounts/users/add", {"first_name": "钱九", "username": "clerk_new1", "password": GOOD_PW,
-                                                 "roles": [str(operator)]}, follow_redirects=True))
     assert "账号clerk_new1已创建" in html
     with app.app_context():
         new = uid("clerk_new1")
         unit_a = uid("unitadmin_a").unit_id
-        assert new.unit_id == unit_a and [r.name for r in new.roles] == ["UnitOperator"]
-        assert new.must_change_password is True
+        assert new.unit_id == unit_a and new.roles == [] and new.must_change_password is True
         new_id = new.id
+    html = text(post(ua, f"/accounts/users/{new_id}/grant", {"role_id": operator}, follow_redirects=True))
+    assert "已授予角色" in html
+    with app.app_context():
+        assert [r.name for r in uid("clerk_new1").roles] == ["UnitOperator"]
     post(ua, f"/accounts/users/{new_id}/grant", {"role_id": role_id(app, "UnitAdmin")}, follow_redirects=True)
     post(ua, f"/accounts/users/{new_id}/revoke", {"role_id": operator}, follow_redirects=True)
     post(ua, f"/accounts/users/{new_id}/reset", {"password": "Another#Pass9", "confirm": "Another#Pass9"},
@@ -399,9 +400,11 @@ def test_unit_admin_creates_grants_resets_deactivates(app, login_as):
     with app.app_context():
         new = uid("clerk_new1")
         assert [r.name for r in new.roles] == ["UnitAdmin"] and new.active is False
-        for action in ("create_account", "grant_role", "revoke_role", "reset_password", "deactivate_account"):
+        for action, n in (("create_account", 1), ("grant_role", 2), ("revoke_role", 1), ("reset_password", 1),
+                          ("deactivate_account", 1)):
             entries = audit_actions(action)
-            assert [(e.username, e.object_id, e.unit_id) for e in entries] == [("unitadmin_a", str(new_id), unit_a)], action
+            assert [(e.username, e.object_id, e.unit_id) for e in entries] == [("unitadmin_a", str(new_id), unit_a)] * n, action
+        assert [json.loads(e.detail)["new"]["role"] for e in audit_actions("grant_role")] == ["UnitOperator", "UnitAdmin"]
     # Deactivated: cannot sign in.
     c = app.test_client()
     assert "退出" not in text(login(c, "clerk_new1", "Another#Pass9"))

@@ -509,9 +509,8 @@ def create_account(actor, *, username, first_name, password, roles, last_name=""
     account created by a bureau user (in its region subtree).  The new user must
     change the password at first login.  Returns the user."""
     scope = scope_of(actor)
-    wanted = [_role_to_manage(actor, r) for r in (roles or [])]
-    if not wanted:
-        raise ValidationFailed(_("请至少选择一个角色"))
+    # Roles may be granted here or afterwards on the account's page.
+    wanted = [_role_to_manage(actor, r) for r in (roles or []) if str(r).strip()]
     binding = {}
     if scope.everything:
         raise DomainError(_("系统管理员请在“安全”菜单的用户列表中新增账号"))
