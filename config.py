@@ -99,6 +99,10 @@ class Config:
     CERT_VERIFY_RATE_LIMIT = os.environ.get("CERT_VERIFY_RATE_LIMIT", "30 per minute")
     CERT_BATCH_CHUNK = int(os.environ.get("CERT_BATCH_CHUNK", "50"))
     CERT_BATCH_MAX = int(os.environ.get("CERT_BATCH_MAX", "1000"))
+    # Larger batches run as a job (see app/services/jobs.py); chunks render in
+    # this many processes (0: one per CPU, at most 4).
+    CERT_BATCH_INLINE_MAX = int(os.environ.get("CERT_BATCH_INLINE_MAX", "100"))
+    CERT_RENDER_PROCESSES = int(os.environ.get("CERT_RENDER_PROCESSES", "0"))
 
 
 class TestConfig(Config):

@@ -478,20 +478,58 @@ def test_unit_clerk_prints_selected_persons_in_one_pdf(app, login_as):
         assert all(len(_certs_of(pid, year)) == 1 for pid, _n in with_hours)
 
 
-def test_batch_service_chunks_and_skips_persons_without_hours(app):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_batch_service_chunks_and_skips_persons_without_hours(app, processes):
+    """In this process, or with chunks rendered by two render processes: the same
+    document, persons in id order, each once."""
     with app.app_context():
         zs = _person("张三")
         year = _year_with_hours(zs)[0]
-        ids = [p.id for p in db.session.execute(select(Person).order_by(Person.id)).scalars()][:12]
-        with_hours = [i for i in ids if year in totals_by_year(i)]
+        persons = db.session.execute(select(Person).order_by(Person.id)).scalars().all()[:12]
+        with_hours = [p for p in persons if year in totals_by_year(p.id)]
         out = io.BytesIO()
-        printed, skipped = certs.batch_pdf(ids + [999999], year, out, base_url="https://ce.example.gov.cn/",
-                                           chunk_size=5)
-        assert printed == len(with_hours) and printed + skipped <= len(ids) + 1
+        printed, skipped = certs.batch_pdf([p.id for p in persons] + [999999], year, out,
+                                           base_url="https://ce.example.gov.cn/", chunk_size=3,
+                                           processes=processes)
+        assert printed == len(with_hours) and printed + skipped == len(persons) + 1
+        serials = [_certs_of(p.id, year)[0].serial for p in with_hours]
+        names = [p.name for p in with_hours]
         data = out.getvalue()
-    starts = [pg for pg in pdf_text(data).split("\f") if "继续教育学时登记证书" in _squash(pg)]
-    assert len(starts) == printed
-    assert "https://ce.example.gov.cn/verify/" in _squash(pdf_text(data))
+    pages = [_squash(pg) for pg in pdf_text(data).split("\f") if "继续教育学时登记证书" in _squash(pg)]
+    assert len(pages) == printed
+    for page, name, serial in zip(pages, names, serials):
+        assert name in page and serial in page
+    assert "https://ce.example.gov.cn/verify/" in pages[0]
+    assert "WenQuanYi" in pdf_fonts(data)
+
+
+def test_large_batch_runs_as_a_job(app, login_as):
+    c = login_as("clerk_a")
+    with app.app_context():
+        zs = _person("张三")
+        year = _year_with_hours(zs)[0]
+        ids = [p.id for p in db.session.execute(select(Person).where(Person.unit_id == zs.unit_id)).scalars()
+               if year in totals_by_year(p.id)][:3]
+    app.config["CERT_BATCH_INLINE_MAX"] = 2
+    try:
+        resp = post(c, "/certificates/batch", {"year": year, "person_id": ids})
+    finally:
+        app.config["CERT_BATCH_INLINE_MAX"] = 100
+    assert resp.status_code == 302 and "/certificates/job/" in resp.location
+    job_url = resp.location
+    import time
+
+    for _ in range(120):
+        html = c.get(job_url).get_data(as_text=True)
+        if 'data-state="done"' in html or 'data-state="failed"' in html:
+            break
+        time.sleep(0.5)
+    assert 'data-state="done"' in html and "已生成3份证书" in html
+    data = _get_pdf(c, job_url + "/download")
+    assert len([pg for pg in pdf_text(data).split("\f") if "继续教育学时登记证书" in _squash(pg)]) == 3
+    # The job and its file belong to whoever submitted it.
+    other = login_as("unitadmin_a")
+    assert other.get(job_url + "/download").status_code == 404
 
 
 def test_year_without_approved_hours_is_refused(app, login_as):

@@ -31,7 +31,6 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -43,7 +42,7 @@ from app.extensions import db
 from app.models import Category, HourRecord, Person
 from app.models.certificate import Certificate, CertificateStatus
 from app.models.enums import label
-from app.services import audit, requirement
+from app.services import audit, certificate_render, jobs, requirement
 from app.services.errors import DomainError
 from app.services.validators import mask_id_number, mask_name
 
@@ -139,18 +138,8 @@ def asset_dir():
     return os.path.join(current_app.root_path, "assets", "certificates")
 
 
-@functools.lru_cache(maxsize=8)
-def _policy_for(base_dir, font):
-    from xhtml2pdf.config.resources import ResourceAccessPolicy
-
-    return ResourceAccessPolicy.server(
-        base_dir=base_dir, extra_roots=(Path(font),), allow_remote=False,
-        allow_private_networks=False, max_resources=10,
-    )
-
-
 def resource_policy():
-    return _policy_for(asset_dir(), checked_font_path())
+    return certificate_render.policy_for(asset_dir(), checked_font_path())
 
 
 # ---------------------------------------------------------------- content
@@ -312,8 +301,17 @@ def refresh_certificates(person_id, year, content=None):
         return None
     content = content or gather(person, year)
     keep = content.digest if content.lines else None
-    _supersede(person, year, keep)
-    return _valid_with(person.id, year, content.digest) if keep else None
+    C = Certificate
+    valid = db.session.execute(
+        select(C.content_sha256).where(C.person_id == person.id, C.year == int(year),
+                                       C.status == CertificateStatus.VALID)
+    ).scalars().all()
+    if any(d != keep for d in valid):
+        # Only then a write: reprinting unchanged certificates stays read-only.
+        _supersede(person, year, keep)
+    if keep is None or keep not in valid:
+        return None
+    return _valid_with(person.id, year, keep)
 
 
 def issue(person, year, *, user=None, content=None):
@@ -503,15 +501,16 @@ def render_html(entries, *, full_id, base_url):
 def html_to_pdf(html, dest):
     """Render `html` into the binary file `dest` under the resource policy.
     Raises CertificateRenderError on any pisa error or warning."""
-    from xhtml2pdf import pisa
-
-    policy = resource_policy()
-    result = pisa.CreatePDF(html, dest=dest, resource_policy=policy, encoding="utf-8")
-    if result.err or result.warn:
-        messages = "; ".join(str(msg) for _mode, _line, msg, _frag in result.log)[:1000]
-        log.error("certificate render failed: %s", messages)
-        raise CertificateRenderError(_("证书生成失败：%(msg)s", msg=messages))
+    data, problems = certificate_render.render(html, resource_policy())
+    _raise_if(problems)
+    dest.write(data)
     return dest
+
+
+def _raise_if(problems):
+    if problems:
+        log.error("certificate render failed: %s", problems)
+        raise CertificateRenderError(_("证书生成失败：%(msg)s", msg=problems))
 
 
 def certificate_pdf(person, year, *, user=None, full_id=False, base_url):
@@ -525,48 +524,123 @@ def certificate_pdf(person, year, *, user=None, full_id=False, base_url):
     return cert, buf.getvalue()
 
 
-def batch_pdf(person_ids, year, dest, *, user=None, full_id=False, base_url, chunk_size=None, progress=None):
+def render_processes(n_chunks):
+    """How many render processes a batch of `n_chunks` chunks uses (1: in this
+    process).  CERT_RENDER_PROCESSES, 0 = one per CPU (at most 4)."""
+    wanted = int(current_app.config.get("CERT_RENDER_PROCESSES", 0)) or min(os.cpu_count() or 1, 4)
+    return max(1, min(wanted, n_chunks))
+
+
+def batch_pdf(person_ids, year, dest, *, user=None, full_id=False, base_url, chunk_size=None,
+              processes=None, progress=None):
     """All listed persons' certificates for `year` in ONE PDF written to `dest`,
     a page break before each person.  Persons without approved hours that year are
-    skipped.  Rendered in chunks (CERT_BATCH_CHUNK persons per xhtml2pdf document)
-    that are appended to the output, so the renderer never holds more than one
-    chunk.  Commits the issued certificates per chunk.  Returns (printed, skipped).
+    skipped.  Returns (printed, skipped).  The caller has already restricted
+    `person_ids` to its scope.
 
-    The caller has already restricted `person_ids` to its scope."""
+    Memory stays bounded: persons are read, issued (committed per chunk) and
+    rendered CERT_BATCH_CHUNK at a time, and at most two chunks per render process
+    are in flight.  xhtml2pdf renders one document at a time per process (a global
+    lock), so chunks render in parallel in separate processes (`processes`,
+    default render_processes()); this process only queries, issues and merges."""
     from pypdf import PdfReader, PdfWriter
 
-    checked_font_path()
+    font = checked_font_path()
     chunk_size = chunk_size or int(current_app.config.get("CERT_BATCH_CHUNK", 50))
     ids = sorted({int(i) for i in person_ids})
+    chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    processes = processes or render_processes(len(chunks))
     writer = PdfWriter()
-    printed = skipped = 0
-    for start in range(0, len(ids), chunk_size):
-        chunk = ids[start:start + chunk_size]
+    counts = {"printed": 0, "skipped": 0, "done": 0}
+
+    def prepare(chunk):
         persons = db.session.execute(
             select(Person).options(joinedload(Person.unit)).where(Person.id.in_(chunk)).order_by(Person.id)
         ).scalars().all()
+        counts["skipped"] += len(chunk) - len(persons)
         contents = gather_many(persons, year)
         entries = []
         for p in persons:
             content = contents[p.id]
             if not content.lines:
-                skipped += 1
+                counts["skipped"] += 1
                 continue
             entries.append((content, issue(p, year, user=user, content=content)))
         db.session.commit()
-        if entries:
-            buf = io.BytesIO()
-            html_to_pdf(render_html(entries, full_id=full_id, base_url=base_url), buf)
-            buf.seek(0)
-            writer.append(PdfReader(buf))
-            printed += len(entries)
+        counts["printed"] += len(entries)
+        return render_html(entries, full_id=full_id, base_url=base_url) if entries else None
+
+    def append(data, problems):
+        _raise_if(problems)
+        writer.append(PdfReader(io.BytesIO(data)))
+        counts["done"] += 1
         if progress is not None:
-            progress(int(100 * min(start + chunk_size, len(ids)) / max(len(ids), 1)))
-    if not printed:
+            progress(int(100 * counts["done"] / len(chunks)))
+
+    if processes <= 1:
+        policy = resource_policy()
+        for chunk in chunks:
+            html = prepare(chunk)
+            if html is None:
+                counts["done"] += 1
+                continue
+            append(*certificate_render.render(html, policy))
+    else:
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: this process holds database connections and threads.
+        with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = deque()
+            for chunk in chunks:
+                html = prepare(chunk)
+                if html is None:
+                    counts["done"] += 1
+                    continue
+                pending.append(pool.submit(certificate_render.render_in_worker, html, asset_dir(), font))
+                while len(pending) >= 2 * processes:
+                    append(*pending.popleft().result())
+            while pending:
+                append(*pending.popleft().result())
+
+    if not counts["printed"]:
         raise DomainError(_("所选人员在%(year)d年度都没有已核准的学时", year=int(year)))
     writer.write(dest)
     writer.close()
-    return printed, skipped
+    return counts["printed"], counts["skipped"]
+
+
+# ---------------------------------------------------------------- batch job
+
+JOB_KIND = "certificate_batch"
+
+
+def job_output_path(job_id):
+    folder = os.path.join(current_app.config["VAR_DIR"], "certificates")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"batch-{int(job_id)}.pdf")
+
+
+@jobs.handler(JOB_KIND)
+def _job_batch(job_id, params, progress):
+    """A large batch, run by the job runner (an RQ worker or a thread).  The ids
+    were scoped by the request; the submitter's scope is applied again here."""
+    from app.models import CEUser
+    from app.security.scope import filter_ids_in_scope, scope_of
+    from app.views.formatting import sees_full_id  # the one rule on whole ID numbers
+
+    user = db.session.get(CEUser, params["user_id"])
+    scope = scope_of(user)
+    ids = filter_ids_in_scope(Person, params["person_ids"], scope)
+    path = job_output_path(job_id)
+    with open(path, "wb") as out:
+        printed, skipped = batch_pdf(
+            ids, params["year"], out, user=user, full_id=sees_full_id(scope),
+            base_url=params["base_url"], progress=progress,
+        )
+    return {"_path": path, "printed": printed, "skipped": skipped, "filename": params.get("filename"),
+            "_message": _("已生成%(n)d份证书", n=printed)}
 
 
 def persons_with_hours(year, scope_clause_person, *, query=None, offset=0, limit=50):

@@ -6,9 +6,10 @@ loaded through app.security.scope.
 """
 import datetime
 import io
+import os
 import tempfile
 
-from flask import current_app, flash, make_response, redirect, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_appbuilder.utils.limit import Limit
@@ -22,6 +23,7 @@ from app.models import Person
 from app.models.certificate import Certificate
 from app.security.scope import current_scope, filter_ids_in_scope, get_scoped, scope_clause
 from app.services import certificates as certs
+from app.services import jobs
 from app.services.errors import DomainError
 from app.services.requirement import totals_by_year
 from app.views.base import ScopedModelView
@@ -141,8 +143,17 @@ class CertificatePrintView(BaseView):
             flash(_("人数超过单次打印上限%(n)d人，请缩小范围后再打印",
                     n=int(current_app.config.get("CERT_BATCH_MAX", 1000))), "danger")
             return redirect(url_for(".index", year=year))
+        if len(ids) > int(current_app.config.get("CERT_BATCH_INLINE_MAX", 100)):
+            # A long batch runs as a job (an RQ worker, or a thread of this
+            # process); the user follows it on the job page and downloads the PDF.
+            job = jobs.submit(certs.JOB_KIND, {
+                "person_ids": ids, "year": year, "user_id": current_user.id, "base_url": _base_url(),
+                "filename": _("学时登记证书_%(year)d_%(n)d人.pdf", year=year, n=len(ids)),
+            }, user=current_user)
+            flash(_("共%(n)d人，正在后台生成证书，完成后可在本页下载", n=len(ids)), "info")
+            return redirect(url_for(".job", job_id=job.id))
         # Rendered in this request, in chunks, into a spooled temporary file
-        # (memory bounded).  xhtml2pdf renders one document at a time per process.
+        # (memory bounded).
         out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
         try:
             printed, skipped = certs.batch_pdf(
@@ -155,6 +166,30 @@ class CertificatePrintView(BaseView):
             return redirect(url_for(".index", year=year))
         out.seek(0)
         return _pdf_response(out, _("学时登记证书_%(year)d_%(n)d人.pdf", year=year, n=printed))
+
+
+    def _own_job(self, job_id):
+        job = jobs.get_job(job_id, current_user)
+        if job is None or job.kind != certs.JOB_KIND:
+            abort(404)
+        return job
+
+    @expose("/job/<int:job_id>")
+    @has_access
+    @permission_name("print_batch")
+    def job(self, job_id):
+        job = self._own_job(job_id)
+        return self.render_template("certificates/job.html", job=job, result=jobs.result_of(job),
+                                    running=job.state in (jobs.QUEUED, jobs.RUNNING), done=job.state == jobs.DONE)
+
+    @expose("/job/<int:job_id>/download")
+    @has_access
+    @permission_name("print_batch")
+    def job_download(self, job_id):
+        job = self._own_job(job_id)
+        if job.state != jobs.DONE or not job.result_path or not os.path.exists(job.result_path):
+            abort(404)
+        return _pdf_response(job.result_path, jobs.result_of(job).get("filename") or "certificates.pdf")
 
 
 class CertificateView(ScopedModelView):
