@@ -83,6 +83,8 @@ class HourRecord(db.Model):
         # Unit-scope grids in id order, and their year + category filter (issue 7).
         Index("ix_hr_unit_id", "unit_id", "id"),
         Index("ix_hr_unit_year_cat", "unit_id", "year", "category", "id"),
+        Index("ix_hr_year_cat_id", "year", "category", "id", "region_code"),
+        Index("ix_hr_year_id", "year", "id", "region_code"),
     )
 
     def __repr__(self):

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.security.scope import ScopeFilter, get_scoped
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
+from app.views.grid import FastListMixin
 from app.views.formatting import display
 
 
@@ -30,7 +31,7 @@ class _FreshLists(dict):
         return list(value) if value is not None else []
 
 
-class ScopedModelView(ModelView):
+class ScopedModelView(FastListMixin, ModelView):
     page_size = 25
     # Fields written to the audit log on add / edit / delete.
     audit_fields = ()

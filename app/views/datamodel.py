@@ -1,11 +1,46 @@
-"""The data interface every grid uses: FAB's SQLAInterface with filters that
-match how users search (region subtree as an index range, not ILIKE)."""
-from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.filters import FilterEqual, FilterNotEqual, SQLAFilterConverter, get_field_setup_query
-from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_babel import lazy_gettext as _l
+"""The data interface every grid uses: FAB's SQLAInterface, made to stay fast at
+province scale (millions of hour records, SPEC §6):
 
-from app.security.scope import region_prefix, region_range
+* filters match how users search (region subtree as an index range, not ILIKE;
+  a relation filter compares the foreign key, with no extra query);
+* no full COUNT(*) on every page: a count capped at `COUNT_CAP` rows
+  ("超过 N 条"), an exact count only when it is cheap (the last page is in
+  sight) or when the user asks for it;
+* paging selects the page's ids first (an index-only query), then loads those
+  rows with the related columns the list shows in one joined query;
+* deep pages reached from a neighbouring page use the neighbour's first id as
+  a keyset anchor (`id <= anchor`), so page 4 000 costs what page 2 costs.
+
+`CEInterface.query_page()` is what ScopedModelView's list uses; `query()` keeps
+FAB's (count, items) contract for everything else.
+"""
+import hashlib
+from dataclasses import dataclass, field
+
+from flask import request
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.filters import (
+    FilterEqual,
+    FilterNotEqual,
+    FilterRelation,
+    SQLAFilterConverter,
+    get_field_setup_query,
+)
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Column, Integer, String, false, func, literal_column, or_, select
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.visitors import replacement_traverse
+from sqlalchemy.orm import joinedload
+
+from app.security.scope import current_scope, region_prefix, region_range
+
+# Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
+COUNT_CAP = 10_000
+# Related-row drop-downs of search forms list at most this many rows.
+SEARCH_SELECT_LIMIT = 500
 
 
 class FilterRegionSubtree(BaseFilter):
@@ -22,14 +57,277 @@ class FilterRegionSubtree(BaseFilter):
         return query.filter(region_range(field, prefix))
 
 
+def _fk_column(datamodel, relation_name):
+    """The local foreign-key column of a many-to-one relation, or None."""
+    prop = datamodel.list_properties.get(relation_name)
+    cols = list(getattr(prop, "local_columns", ()) or ())
+    return cols[0] if len(cols) == 1 else None
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# Text a user may type into a relation filter instead of picking from a list:
+# a grid over a million persons cannot offer them all in a drop-down.
+LOOKUP_COLUMNS = {
+    "Person": ("id_number", "name"),
+    "Unit": ("credit_code", "name"),
+    "CEUser": ("username",),
+}
+
+
+def _relation_condition(datamodel, relation_name, value):
+    """`fk = id` for a number, `fk IN (rows whose lookup column equals the text)`
+    otherwise; None when the value cannot match anything."""
+    col = _fk_column(datamodel, relation_name)
+    if col is None:
+        return None
+    text_value = str(value if value is not None else "").strip()
+    pk = _int_or_none(text_value)
+    if pk is not None and len(text_value) < 10:
+        return col == pk
+    related = datamodel.get_related_model(relation_name)
+    lookups = LOOKUP_COLUMNS.get(related.__name__, ())
+    if not text_value or not lookups:
+        return false()
+    rel_pk = getattr(related, "id")
+    return col.in_(select(rel_pk).where(or_(*[getattr(related, c) == text_value for c in lookups])))
+
+
+class FilterRelationFKEqual(FilterRelation):
+    """Relation equals the row with this id (`person_id = 5`, without loading the
+    person first as FAB does), or the rows whose name / number is the text."""
+
+    name = _l("Relation")
+    arg_name = "rel_o_m"
+
+    def apply(self, query, value):
+        cond = _relation_condition(self.datamodel, self.column_name, value)
+        return query if cond is None else query.filter(cond)
+
+
+class FilterRelationFKNotEqual(FilterRelation):
+    name = _l("No Relation")
+    arg_name = "nrel_o_m"
+
+    def apply(self, query, value):
+        cond = _relation_condition(self.datamodel, self.column_name, value)
+        if cond is None:
+            return query
+        col = _fk_column(self.datamodel, self.column_name)
+        return query.filter(~cond | col.is_(None))
+
+
 class CEFilterConverter(SQLAFilterConverter):
     conversion_table = (
         ("is_region_code", [FilterRegionSubtree, FilterEqual, FilterNotEqual]),
+        ("is_relation_many_to_one", [FilterRelationFKEqual, FilterRelationFKNotEqual]),
     ) + SQLAFilterConverter.conversion_table
+
+
+class CountInfo(int):
+    """A row count that may be a lower bound: `capped` means "more than `self`"."""
+
+    capped = False
+
+    def __new__(cls, value, capped=False):
+        obj = super().__new__(cls, value)
+        obj.capped = capped
+        return obj
+
+
+@dataclass
+class GridPage:
+    """One page of a grid: its rows, how many rows the filters give, and the
+    anchor that lets the neighbouring pages be fetched by keyset."""
+
+    items: list
+    count: CountInfo
+    page: int
+    page_size: int
+    anchor: str = ""  # "<first id>.<page>.<fingerprint>" of this page, or ""
+    exact_count_available: bool = True
+    extra: dict = field(default_factory=dict)
 
 
 class CEInterface(SQLAInterface):
     filter_converter_class = CEFilterConverter
+    count_cap = COUNT_CAP
 
     def is_region_code(self, col_name):
         return col_name == "region_code"
+
+    # ------------------------------------------------------------ FAB contract
+
+    def query(self, filters=None, order_column="", order_direction="", page=None,
+              page_size=None, select_columns=None, outer_default_load=False):
+        """FAB's (count, items).  Without a page size (the related-row drop-downs
+        of forms) this is FAB's own query; with one, it pages like `query_page`
+        but counts exactly, as FAB's callers expect."""
+        if not page_size or not self._simple_order(order_column):
+            return super().query(filters, order_column, order_direction, page, page_size,
+                                 select_columns, outer_default_load)
+        result = self.query_page(filters, order_column, order_direction, page or 0, page_size,
+                                 list_columns=select_columns, exact_count=True)
+        return int(result.count), result.items
+
+    # ------------------------------------------------------------- fast paging
+
+    def _simple_order(self, order_column):
+        return not order_column or (not is_column_dotted(order_column) and order_column in self.list_columns)
+
+    def _id_query(self, filters):
+        pk = self.get_pk()
+        query = self.session.query(pk)
+        if filters:
+            query = filters.apply_all(query)
+        return query
+
+    def _fingerprint(self, filters, order_column, order_direction, page_size):
+        parts = [self.obj.__name__, order_column, order_direction, str(page_size), repr(current_scope())]
+        if filters:
+            parts += [f"{f.column_name}:{f.arg_name}:{v}" for f, v in zip(filters.filters, filters.values)]
+        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:10]
+
+    def _anchor_from_request(self, fingerprint):
+        """(first id, page) of an earlier page of the same grid, from the URL."""
+        if not request:
+            return None
+        for key, value in request.args.items():
+            if not key.startswith("anchor_"):
+                continue
+            parts = value.split(".")
+            if len(parts) == 3 and parts[2] == fingerprint:
+                first, page = _int_or_none(parts[0]), _int_or_none(parts[1])
+                if first is not None and page is not None and page >= 0:
+                    return first, page
+        return None
+
+    def query_page(self, filters=None, order_column="", order_direction="", page=0,
+                   page_size=25, list_columns=None, exact_count=False, count=True):
+        """One page of rows in scope and filters, ordered by `order_column` then id.
+
+        Returns a GridPage.  The count is exact when fewer than `count_cap` rows
+        match, when `exact_count` is asked for, or when the page shows the end;
+        otherwise it is a lower bound with `capped` set (without `count`, no
+        counting query runs at all)."""
+        page = max(int(page or 0), 0)
+        pk = self.get_pk()
+        if not order_column or order_column == self.get_pk_name():
+            order_column, order_direction = self.get_pk_name(), order_direction or "asc"
+            col = None
+        else:
+            col = getattr(self.obj, order_column)
+        desc = order_direction == "desc"
+        fingerprint = self._fingerprint(filters, order_column, order_direction, page_size)
+
+        base = self._id_query(filters)
+        offset = page * page_size
+
+        # How many rows match, up to the cap (an index-only count of at most
+        # `count_cap` rows); None when the page is past the cap anyway.
+        n = None
+        if exact_count:
+            n = base.order_by(None).count()
+        elif count and offset + page_size < self.count_cap:
+            capped_q = base.order_by(None).limit(self.count_cap + 1).subquery()
+            n = self.session.execute(select(func.count()).select_from(capped_q)).scalar()
+        if col is None and (n is None or n > self.count_cap):
+            # Many rows match: walking the primary key newest first finds a page
+            # after a few rows, where SQLite would otherwise pick the region or
+            # year index and sort them all (SPEC §6).
+            base = self._prefer_pk_order(base)
+
+        ids = None
+        keyset = col is None and isinstance(pk.type, Integer)
+        anchor = self._anchor_from_request(fingerprint) if keyset and page > 0 else None
+        if anchor is not None:
+            first, anchor_page = anchor
+            if page >= anchor_page:
+                # Keyset: rows from the anchor page's first row on, then a short offset.
+                q = base.filter(pk <= first if desc else pk >= first)
+                q = q.order_by(pk.desc() if desc else pk.asc())
+                ids = [r[0] for r in q.offset((page - anchor_page) * page_size).limit(page_size + 1)]
+            else:
+                # Walking back: rows before the anchor in reverse order.
+                q = base.filter(pk > first if desc else pk < first)
+                q = q.order_by(pk.asc() if desc else pk.desc())
+                back = (anchor_page - page) * page_size
+                rows = [r[0] for r in q.offset(back - page_size).limit(page_size)]
+                if len(rows) == page_size:
+                    ids = list(reversed(rows))
+                    # Is there a row after this page?  The anchor row itself.
+                    ids.append(first)
+        if ids is None:
+            q = base
+            if col is not None:
+                q = q.order_by(col.desc() if desc else col.asc())
+            q = q.order_by(pk.desc() if desc else pk.asc())
+            ids = [r[0] for r in q.offset(offset).limit(page_size + 1)]
+        more = len(ids) > page_size
+        ids = ids[:page_size]
+
+        if not more and (ids or page == 0):
+            total = CountInfo(offset + len(ids))
+        elif n is not None and (exact_count or n <= self.count_cap):
+            total = CountInfo(n)
+        elif n is not None:
+            total = CountInfo(self.count_cap, capped=True)
+        else:
+            total = CountInfo(max(offset + page_size, self.count_cap if count else 0), capped=True)
+
+        items = self._load_rows(ids, list_columns)
+        token = f"{ids[0]}.{page}.{fingerprint}" if ids and keyset else ""
+        return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
+
+    def _prefer_pk_order(self, query):
+        """On SQLite (no range statistics), hide this table's range-compared
+        columns (the region subtree) from the index chooser (`col || ''`, same
+        values), so that the newest-first page is read along the primary key or
+        an index leading on the equality filters and then id (year, category,
+        unit), instead of sorting a whole region (SPEC §6).  PostgreSQL plans
+        this from its statistics and keeps the query as it is."""
+        if self.session.get_bind().dialect.name != "sqlite":
+            return query
+        stmt = query.statement
+        table = self.obj.__table__
+        if stmt.whereclause is None or len(stmt.get_final_froms()) != 1:
+            return query
+        pk_key = self.get_pk().key
+        ranges = (operators.ge, operators.gt, operators.le, operators.lt)
+
+        def hide(element):
+            if (isinstance(element, BinaryExpression) and element.operator in ranges
+                    and isinstance(element.left, Column) and element.left.table is table
+                    and element.left.key != pk_key and isinstance(element.left.type, String)):
+                hidden = element.left.op("||")(literal_column("''"))
+                return BinaryExpression(hidden, element.right, element.operator)
+            return None
+
+        where = replacement_traverse(stmt.whereclause, {}, hide)
+        return self.session.query(self.get_pk()).filter(where)
+
+    def _load_rows(self, ids, list_columns):
+        """The rows with these ids, in this order, with the related rows the list
+        shows loaded in the same query (no query per row)."""
+        if not ids:
+            return []
+        query = self.session.query(self.obj).filter(self.get_pk().in_(ids))
+        for rel in self._list_relations(list_columns):
+            query = query.options(joinedload(getattr(self.obj, rel)))
+        by_id = {getattr(o, self.get_pk_name()): o for o in query}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def _list_relations(self, list_columns):
+        rels = []
+        for column in list_columns or ():
+            root = get_column_root_relation(column) if is_column_dotted(column) else column
+            if root in rels:
+                continue
+            if self.is_relation_many_to_one(root) or self.is_relation_one_to_one(root):
+                rels.append(root)
+        return rels
