@@ -114,14 +114,32 @@ def resolve(year, region=None, unit_id=None, scope=None):
     return Selection(year, prefix, region_row, unit)
 
 
+def _person_conditions(sel, scope):
+    # The person's current unit must be in scope too: a person merely awaiting a
+    # unit's confirmation (pending_unit_id) is not yet that unit's to count.
+    conds = [scope_clause(Person, scope), scope_clause(Unit, scope)]
+    if sel.prefix:
+        conds.append(region_range(Unit.region_code, sel.prefix))
+    if sel.unit is not None:
+        conds.append(Person.unit_id == sel.unit.id)
+    return conds
+
+
 def _person_totals(sel, scope):
-    """Per-person approved hours of the year, as a subquery (person_id, pro, pub)."""
+    """Approved hours of the year per person of the population, as a subquery
+    (person_id, pro, pub).  Driven by the persons' ids, so that the (person_id, year)
+    index serves a unit's or a city's dashboard without reading the province."""
     H = HourRecord
     pro = func.sum(case((H.category == Category.PRO, H.hours), else_=0))
     pub = func.sum(case((H.category == Category.PUB, H.hours), else_=0))
+    persons = (
+        select(Person.id).select_from(Person)
+        .outerjoin(Unit, Unit.id == Person.unit_id).where(*_person_conditions(sel, scope))
+    )
     return (
         select(H.person_id, pro.label("pro"), pub.label("pub"))
-        .where(H.year == sel.year, H.status.in_(requirement.COUNTING_STATUSES))
+        .where(H.person_id.in_(persons), H.year == sel.year,
+               H.status.in_(requirement.COUNTING_STATUSES))
         .group_by(H.person_id)
         .subquery("totals")
     )
@@ -132,17 +150,10 @@ def _population(sel, scope):
     totals = _person_totals(sel, scope)
     pro = func.coalesce(totals.c.pro, 0)
     pub = func.coalesce(totals.c.pub, 0)
-    # The person's current unit must be in scope too: a person merely awaiting a
-    # unit's confirmation (pending_unit_id) is not yet that unit's to count.
-    conds = [scope_clause(Person, scope), scope_clause(Unit, scope)]
-    if sel.prefix:
-        conds.append(region_range(Unit.region_code, sel.prefix))
-    if sel.unit is not None:
-        conds.append(Person.unit_id == sel.unit.id)
     frm = Person.__table__.outerjoin(Unit.__table__, Unit.id == Person.unit_id).outerjoin(
         totals, totals.c.person_id == Person.id
     )
-    return frm, conds, pro, pub
+    return frm, _person_conditions(sel, scope), pro, pub
 
 
 def _met(pro, pub):
@@ -212,7 +223,10 @@ def hour_conditions(sel, scope):
     """The approved records of the selection: what the hour grid shows when filtered
     by year, status 已核准 and the region / unit."""
     H = HourRecord
-    conds = [scope_clause(H, scope), H.year == sel.year, H.status.in_(requirement.COUNTING_STATUSES)]
+    conds = [scope_clause(H, scope), H.year == sel.year, H.status.in_(requirement.COUNTING_STATUSES),
+             # Always true (two categories), but it lets the planner use the
+             # (year, category, region) / (unit, year, category) indexes.
+             H.category.in_(list(Category))]
     if sel.prefix:
         conds.append(region_range(H.region_code, sel.prefix))
     if sel.unit is not None:

@@ -148,22 +148,32 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
+def _feed_columns():
+    H = HourRecord
+    return (
+        H.id, H.status, H.updated_at, Person.id_type, Person.id_number, Person.name,
+        Unit.name.label("unit_name"), Unit.credit_code, H.region_code, H.year, H.category,
+        H.learning_form, H.course_name, H.organizer_name, H.start_date, H.end_date, H.hours,
+        H.source, H.reviewed_at, H.created_at,
+    )
+
+
 def record_payload(r):
-    """One delivered row: the national layout's fields plus id, status and updated_at;
-    a row that no longer counts is a tombstone without personal data."""
+    """One delivered row (a row of `_feed_columns`): the national layout's fields plus
+    id, status and updated_at; a row that no longer counts is a tombstone without
+    personal data."""
     base = {"id": r.id, "status": r.status.name, "updated_at": _iso(r.updated_at)}
     if r.status not in COUNTING_STATUSES:
         base["removed"] = True
         return base
-    person, unit = r.person, r.unit
     base.update(
         removed=False,
-        id_type=person.id_type.name,
-        id_type_label=person.id_type.value,
-        id_number=person.id_number,
-        name=person.name,
-        unit_name=unit.name if unit is not None else None,
-        unit_credit_code=unit.credit_code if unit is not None else None,
+        id_type=r.id_type.name,
+        id_type_label=r.id_type.value,
+        id_number=r.id_number,
+        name=r.name,
+        unit_name=r.unit_name,
+        unit_credit_code=r.credit_code,
         region_code=r.region_code,
         year=r.year,
         category=r.category.name,
@@ -226,12 +236,17 @@ def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now
     after = decode_cursor(cursor)
     horizon = feed_horizon(now)
     H = HourRecord
-    conds = _filters(scope, region, year) + [H.updated_at <= horizon]
-    if after is not None:
-        conds.append(tuple_(H.updated_at, H.id) > tuple_(*after))
+    # The first page starts from the smallest key too: the same condition on every
+    # page keeps the planner on the (updated_at, id) index instead of sorting a region.
+    after = after or (datetime.datetime(1970, 1, 1), 0)
+    conds = _filters(scope, region, year) + [
+        H.updated_at <= horizon, tuple_(H.updated_at, H.id) > tuple_(*after),
+    ]
     rows = db.session.execute(
-        select(H).where(*conds).order_by(H.updated_at, H.id).limit(size + 1)
-    ).unique().scalars().all()
+        select(*_feed_columns()).select_from(H)
+        .join(Person, Person.id == H.person_id).outerjoin(Unit, Unit.id == H.unit_id)
+        .where(*conds).order_by(H.updated_at, H.id).limit(size + 1)
+    ).all()
     has_more = len(rows) > size
     rows = rows[:size]
     if rows:

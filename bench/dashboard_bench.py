@@ -1,0 +1,182 @@
+"""Dashboard and national feed at province scale (issue 8).
+
+    .venv/bin/python bench/dashboard_bench.py                  # scale 0.05: 50k persons, 250k records, SQLite
+    .venv/bin/python bench/dashboard_bench.py --db postgresql  # the same on scripts/pg.sh's server
+    .venv/bin/python bench/dashboard_bench.py --scale 0.2      # 200k persons, 1M records
+
+Generates the province once with bench/generate.py (kept under --dir or in a
+PostgreSQL database named after the scale), then measures in one process, with the
+baseline next to each figure:
+
+* dashboard summary (persons meeting the requirement, groups, hours by category and
+  source) for bureau_js / bureau_nj / clerk_a — set-based SQL (ours) against the
+  obvious per-person loop over app.services.requirement.year_totals (baseline;
+  timed on up to --sample persons and extrapolated to the scope);
+* the first page of the persons not meeting it;
+* the national feed: bureau_nj pulls all its records in pages of 1000 through the
+  (updated_at, id) cursor (ours) against OFFSET paging in the same order (baseline,
+  as FAB's list API pages), first and last page;
+* the national-layout CSV of 南京 for one year (rows per second).
+"""
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("CE_VAR_DIR", "/tmp/ce-bench-var")
+
+
+def ensure_data(url, scale):
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            has = inspect(conn).has_table("hour_record") and conn.execute(
+                text("SELECT count(*) FROM hour_record")).scalar()
+    except Exception:
+        has = None
+    finally:
+        engine.dispose()
+    if has and has > 5000:
+        return
+    print(f"generating the province at scale {scale} into {url} ...", flush=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--url", url,
+                    "--scale", str(scale)], check=True)
+
+
+def pg_url(scale):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = subprocess.run(["bash", os.path.join(ROOT, "scripts", "pg.sh"), "start"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    base = make_url(server)
+    name = "ce_bench_dash_s" + str(scale).replace(".", "_")
+    engine = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def timed(fn, repeat):
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=0.05, help="1.0 = 1M persons, 5M records")
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--dir", default="/tmp/ce-bench-dash")
+    parser.add_argument("--url", help="use this database (already generated)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sample", type=int, default=1000, help="persons timed for the per-person baseline")
+    args = parser.parse_args()
+    if args.url:
+        url = args.url
+    elif args.db == "sqlite":
+        os.makedirs(args.dir, exist_ok=True)
+        url = "sqlite:///" + os.path.join(args.dir, f"province-{args.scale}.db")
+    else:
+        url = pg_url(args.scale)
+    ensure_data(url, args.scale)
+    os.environ["DATABASE_URL"] = url
+
+    from sqlalchemy import func, select
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import HourRecord, Person, Unit
+    from app.security.scope import region_range, scope_clause, scope_of
+    from app.services import dashboard, national, requirement
+
+    app = create_app()
+    app.config["NATIONAL_FEED_LAG_SECONDS"] = 0
+    year = datetime.date.today().year - 1
+    with app.test_request_context():
+        n_records = db.session.execute(select(func.count(HourRecord.id))).scalar()
+        n_persons = db.session.execute(select(func.count(Person.id))).scalar()
+        print(f"\n{db.engine.dialect.name}: {n_persons} persons, {n_records} hour records; year {year}\n")
+        print(f"{'case':44} | {'baseline ms':>12} | {'ours ms':>9} | ratio | check")
+        print("-" * 92)
+
+        def row(case, base, ours, check=""):
+            ratio = f"{base / ours:5.1f}x" if base and ours else "     "
+            base_s = f"{base:12.1f}" if base is not None else f"{'-':>12}"
+            print(f"{case:44} | {base_s} | {ours:9.1f} | {ratio} | {check}", flush=True)
+
+        sm = app.appbuilder.sm
+        for username in ("bureau_js", "bureau_nj", "clerk_a"):
+            scope = scope_of(sm.find_user(username=username))
+            ms, s = timed(lambda: dashboard.summary(year, scope=scope), args.repeat)
+            ids = db.session.execute(
+                select(Person.id).join(Unit, Unit.id == Person.unit_id)
+                .where(scope_clause(Person, scope), scope_clause(Unit, scope))
+            ).scalars().all()
+            sample = ids[: args.sample]
+            t = time.perf_counter()
+            met_sample = sum(requirement.year_totals(pid, year).met for pid in sample)
+            per_person = (time.perf_counter() - t) * 1000 / max(len(sample), 1)
+            baseline = per_person * len(ids)
+            # Check: the sample's met count equals the dashboard's on the same persons.
+            met_sql = sum(
+                1 for r in dashboard.unmet_persons(year, scope=scope, page_size=10 ** 7)[1]
+                if r.person_id in set(sample)
+            )
+            same = (len(sample) - met_sql) == met_sample
+            row(f"summary {username} ({s.persons} persons, {len(s.groups)} groups)", baseline, ms,
+                f"met {s.met}; sample of {len(sample)} agrees: {'yes' if same else 'NO'}")
+            ms, (count, _rows) = timed(lambda: dashboard.unmet_persons(year, scope=scope, page_size=50),
+                                       args.repeat)
+            row(f"unmet page 1 {username} ({count} persons)", None, ms)
+
+        # The feed: bureau_nj pulls everything in pages of 1000.
+        scope = scope_of(sm.find_user(username="bureau_nj"))
+        page_ms, cursor, got = [], None, 0
+        t_all = time.perf_counter()
+        while True:
+            t = time.perf_counter()
+            page = national.changes(cursor=cursor, page_size=1000, scope=scope)
+            page_ms.append((time.perf_counter() - t) * 1000)
+            got += len(page.items)
+            cursor = page.next_cursor
+            db.session.expunge_all()
+            if not page.has_more:
+                break
+        total_ms = (time.perf_counter() - t_all) * 1000
+        in_scope = db.session.execute(
+            select(func.count(HourRecord.id)).where(scope_clause(HourRecord, scope))).scalar()
+        H = HourRecord
+        base_q = (select(H.id).where(region_range(H.region_code, "3201"))
+                  .order_by(H.updated_at, H.id).limit(1000))
+        first_off, _ = timed(lambda: db.session.execute(base_q.offset(0)).all(), args.repeat)
+        last_off, _ = timed(lambda: db.session.execute(base_q.offset(max(in_scope - 1000, 0))).all(), args.repeat)
+        row(f"feed bureau_nj page 1 (1000 rows, serialised)", first_off, page_ms[0],
+            "baseline: ids only, OFFSET")
+        row(f"feed bureau_nj last page (offset {max(in_scope - 1000, 0)})", last_off, page_ms[-1],
+            "baseline: ids only, OFFSET")
+        row(f"feed bureau_nj full pull ({len(page_ms)} pages)", None, total_ms,
+            f"{got} rows = {in_scope} in scope: {'yes' if got == in_scope else 'NO'}")
+
+        t = time.perf_counter()
+        n = sum(1 for _ in national.iter_csv(national.export_rows("320100", year, scope=scope)))
+        ms = (time.perf_counter() - t) * 1000
+        rows_exported = national.count_export("320100", year, scope=scope)
+        row(f"national CSV 320100 {year} ({rows_exported} rows)", None, ms,
+            f"{rows_exported / (ms / 1000):.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
