@@ -1,0 +1,166 @@
+"""Fast grid paging (issue 7) keeps results correct: walking the hour-record grid
+page by page, by its own links (keyset anchors) or by typed page numbers, shows
+exactly the rows a plain scoped query gives, in the same order, for every scope
+and filter; the count is exact below the cap and "超过 N 条" above it."""
+import datetime
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Category, CEUser, HourRecord, LearningForm, Person, Source, Status
+from app.security.scope import scope_clause, scope_of
+from app.services.records import place_record
+from app.views.datamodel import CEInterface
+
+USERS = ["admin", "bureau_js", "bureau_nj", "bureau_sz", "clerk_a", "clerk_b", "agency_clerk", "organizer", "zhangsan"]
+CAP = 60
+YEAR = datetime.date.today().year - 1
+
+_SHOW = re.compile(r"/hourrecordview/show/(\d+)")
+_NEXT = re.compile(r'<li><a href="([^"]+)">&gt;</a></li>')
+_PREV = re.compile(r'<li><a href="([^"]+)">&lt;</a></li>')
+
+
+@pytest.fixture
+def grid_app(app, monkeypatch):
+    """The demo world plus enough records to span many pages, and a low count cap
+    so that the capped count and the planner guard run too."""
+    monkeypatch.setattr(CEInterface, "count_cap", CAP)
+    with app.app_context():
+        persons = db.session.query(Person).order_by(Person.id).all()
+        for i in range(240):
+            p = persons[i % len(persons)]
+            year = YEAR - (i % 3)
+            r = HourRecord(
+                person=p, year=year, category=Category.PRO if i % 4 else Category.PUB,
+                learning_form=LearningForm.TRAIN_ONLINE, course_name=f"分页测试课程{i}",
+                start_date=datetime.date(year, 3, 1), end_date=datetime.date(year, 3, 2),
+                hours=Decimal(8), source=Source.UNIT_IMPORT, status=Status.APPROVED,
+            )
+            place_record(r, p)
+            db.session.add(r)
+        db.session.commit()
+        db.session.remove()
+    return app
+
+
+def expected_ids(app, username, where=(), order=None):
+    with app.app_context():
+        user = db.session.query(CEUser).filter_by(username=username).one()
+        q = select(HourRecord.id).where(scope_clause(HourRecord, scope_of(user)), *where)
+        q = q.order_by(*(order or [HourRecord.id.desc()]))
+        ids = [str(i) for i in db.session.execute(q).scalars()]
+        db.session.remove()
+        return ids
+
+
+def shown_ids(html):
+    seen = []
+    for pk in _SHOW.findall(html):
+        if pk not in seen:
+            seen.append(pk)
+    return seen
+
+
+def walk(client, url, limit=200):
+    """Follow the grid's own "next page" links from `url`; every page's rows."""
+    pages = []
+    while url and len(pages) < limit:
+        html = client.get(url).get_data(as_text=True)
+        pages.append((url, html, shown_ids(html)))
+        m = _NEXT.search(html)
+        url = m.group(1).replace("&amp;", "&") if m else None
+    return pages
+
+
+FILTERS = [
+    ("", ()),
+    (f"_flt_0_year={YEAR}&_flt_0_category=PRO", (HourRecord.year == YEAR, HourRecord.category == Category.PRO)),
+    ("_flt_0_status=APPROVED", (HourRecord.status == Status.APPROVED,)),
+]
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_pages_by_links_and_by_number_match_a_plain_scoped_query(grid_app, login_as, username):
+    client = login_as(username)
+    for args, where in FILTERS:
+        want = expected_ids(grid_app, username, where)
+        pages = walk(client, "/hourrecordview/list/?" + args)
+        got = [pk for _, _, ids in pages for pk in ids]
+        assert got == want, (username, args)
+        assert all(len(ids) == 25 for _, _, ids in pages[:-1])
+        # The same pages typed as page numbers (no anchor: offset paging).
+        for n, (_, _, ids) in enumerate(pages):
+            html = client.get(f"/hourrecordview/list/?{args}&page_HourRecordView={n}").get_data(as_text=True)
+            assert shown_ids(html) == ids, (username, args, n)
+        # Walking back by the "previous page" links (anchors before the page).
+        if len(pages) > 2:
+            html = pages[-1][1]
+            for n in range(len(pages) - 2, -1, -1):
+                prev = _PREV.search(html).group(1).replace("&amp;", "&")
+                html = client.get(prev).get_data(as_text=True)
+                assert shown_ids(html) == pages[n][2], (username, args, n)
+
+
+def test_count_is_exact_below_the_cap_and_capped_above(grid_app, login_as):
+    total = len(expected_ids(grid_app, "bureau_js"))
+    assert total > CAP
+    client = login_as("bureau_js")
+    html = client.get("/hourrecordview/list/").get_data(as_text=True)
+    assert f"超过 {CAP} 条" in html
+    exact = re.search(r'href="([^"]*count_HourRecordView=exact[^"]*)"', html).group(1).replace("&amp;", "&")
+    html = client.get(exact).get_data(as_text=True)
+    assert re.search(r'class="ce-count">%d<' % total, html)
+    # A small scope (an applicant's own records) counts exactly.
+    few = len(expected_ids(grid_app, "zhangsan"))
+    assert few <= CAP
+    html = login_as("zhangsan").get("/hourrecordview/list/").get_data(as_text=True)
+    assert re.search(r'class="ce-count">%d<' % few, html) and "超过" not in html
+
+
+def test_anchor_of_another_filter_is_ignored(grid_app, login_as):
+    client = login_as("bureau_js")
+    pages = walk(client, "/hourrecordview/list/", limit=3)
+    anchored = pages[2][0]
+    assert "anchor_HourRecordView=" in anchored
+    # Same anchor, different filter: the page is what the filter gives, not the anchor's.
+    url = anchored + f"&_flt_0_year={YEAR}"
+    want = expected_ids(grid_app, "bureau_js", (HourRecord.year == YEAR,))[50:75]
+    assert shown_ids(client.get(url).get_data(as_text=True)) == want
+
+
+def test_other_sort_orders_page_like_a_plain_query(grid_app, login_as):
+    client = login_as("bureau_nj")
+    want = expected_ids(grid_app, "bureau_nj", order=[HourRecord.year.asc(), HourRecord.id.asc()])
+    got = []
+    for n in range(0, (len(want) + 24) // 25):
+        html = client.get(
+            f"/hourrecordview/list/?_oc_HourRecordView=year&_od_HourRecordView=asc&page_HourRecordView={n}"
+        ).get_data(as_text=True)
+        got += shown_ids(html)
+    assert got == want
+
+
+def test_person_filter_takes_a_typed_id_number_and_stays_in_scope(grid_app, login_as):
+    with grid_app.app_context():
+        zhangsan = db.session.query(Person).filter_by(name="张三").one()
+        lisi = db.session.query(Person).filter_by(name="李四").one()
+        z_number, l_number, z_id = zhangsan.id_number, lisi.id_number, zhangsan.id
+        db.session.remove()
+    client = login_as("clerk_a")
+    want = expected_ids(grid_app, "clerk_a", (HourRecord.person_id == z_id,))
+    assert want
+    html = client.get(f"/hourrecordview/list/?_flt_0_person={z_number}").get_data(as_text=True)
+    assert shown_ids(html) == want[:25]
+    # The search form offers a text box, not a drop-down of every person.
+    assert re.search(r'input[^>]*id=[\\"]+person', html.replace("\\u003c", "<").replace("\\u003e", ">"))
+    assert not re.search(r'select[^>]*id=[\\"]+person', html.replace("\\u003c", "<").replace("\\u003e", ">"))
+    # 李四 works in Suzhou: clerk_a's grid shows nothing for him.
+    html = client.get(f"/hourrecordview/list/?_flt_0_person={l_number}").get_data(as_text=True)
+    assert shown_ids(html) == []
+    # By id, as other pages link to it.
+    html = client.get(f"/hourrecordview/list/?_flt_0_person={z_id}").get_data(as_text=True)
+    assert shown_ids(html) == want[:25]
