@@ -132,6 +132,13 @@ def _labels():
     }
 
 
+def audit_action_label(name):
+    """A record's audit action in words, for its history on the review page."""
+    labels = dict(_labels(), declare=_("填写申报"), edit=_("修改"), attach=_("上传证明材料"),
+                  detach=_("删除证明材料"), create=_("新增"), delete=_("删除"))
+    return labels.get(name, name)
+
+
 class _ActionLabels:
     def __getitem__(self, key):
         return _labels()[key]

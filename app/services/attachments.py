@@ -8,6 +8,8 @@ Attachment through the row scope (`open_scoped`).
 """
 import hashlib
 import os
+import shutil
+import subprocess
 import tempfile
 
 from flask import current_app
@@ -162,3 +164,24 @@ def open_scoped(attachment_id, scope=None):
     if path is None or not os.path.exists(path):
         raise OutOfScope(_("文件已丢失，请联系管理员"))
     return att, path
+
+
+def preview_path(att, path):
+    """A PNG image of a proof for the review page: the image itself, or the first
+    page of a PDF rendered by poppler's pdftoppm (cached by content hash).  None
+    when no preview can be made.  A picture keeps the reviewer's browser from
+    running a PDF viewer on an uploaded file."""
+    if att.content_type.startswith("image/"):
+        return path
+    if att.content_type != "application/pdf" or shutil.which("pdftoppm") is None:
+        return None
+    out = os.path.join(_root(), "previews", att.sha256[:2], att.sha256)
+    png = out + ".png"
+    if not os.path.exists(png):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        try:
+            subprocess.run(["pdftoppm", "-png", "-r", "72", "-f", "1", "-l", "1", "-singlefile", path, out],
+                           check=True, timeout=20, capture_output=True)
+        except (subprocess.SubprocessError, OSError):
+            return None
+    return png if os.path.exists(png) else None

@@ -217,6 +217,14 @@ class ProofView(BaseView):
             att, path = attachments.open_scoped(attachment_id)
         except OutOfScope:
             abort(404)
+        if request.args.get("preview") == "1":
+            png = attachments.preview_path(att, path)
+            if png is None:
+                abort(404)
+            resp = send_file(png, mimetype="image/png" if png != path else att.content_type, max_age=0)
+            resp.headers["X-Content-Type-Options"] = "nosniff"
+            resp.headers["Cache-Control"] = "private, no-store"
+            return resp
         inline = request.args.get("inline") == "1" and att.content_type in attachments.INLINE_TYPES
         resp = send_file(path, mimetype=att.content_type, as_attachment=not inline,
                          download_name=att.filename, max_age=0)
@@ -350,6 +358,7 @@ class ReviewView(BaseView):
             earlier=requirement.totals_by_year(record.person_id),
             history=self._history(record), may_decide=may_decide, may_revoke=may_revoke,
             Status=Status, id_number=id_number_for_list(record.person.id_number),
+            action_label=approval.audit_action_label,
         )
 
     @expose("/<int:record_id>/decide", methods=["POST"])
