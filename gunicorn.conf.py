@@ -1,0 +1,39 @@
+"""Production server settings: `.venv/bin/gunicorn 'run:app'` reads this file.
+
+Everything comes from the environment, so one file serves every host:
+
+    DATABASE_URL=postgresql+psycopg://ce:secret@db-host/ce_hours
+    DB_POOL_SIZE=5 DB_MAX_OVERFLOW=5      # per worker process (config.py)
+    WEB_CONCURRENCY=4 GUNICORN_THREADS=4  # workers x threads per host
+    BIND=0.0.0.0:8000
+
+Connections: each worker holds up to DB_POOL_SIZE + DB_MAX_OVERFLOW connections;
+keep workers x (pool + overflow) x hosts under PostgreSQL's max_connections
+(or put pgbouncer in between).  Threads in a worker share its pool, so
+DB_POOL_SIZE should be at least GUNICORN_THREADS.  Grids need no COUNT(*) over
+millions of rows (app/views/datamodel.py), so a request holds a connection for
+milliseconds; CPU (page rendering) is the limit: about 2 workers per core.
+Run `flask db upgrade` (or `flask ce init`) once per deployment, before the
+workers start: the same migrations build SQLite and PostgreSQL.
+"""
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, multiprocessing.cpu_count() * 2))))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+# Large imports and exports run as jobs (RQ workers), not in the request: a request
+# that still takes this long is stuck.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then (slow leaks in long-running processes).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = 500
+# Load the app in each worker after fork: no database connection is shared across
+# processes (SQLAlchemy pools must not cross a fork).
+preload_app = False
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
