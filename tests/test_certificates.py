@@ -322,18 +322,27 @@ def test_malicious_text_prints_as_text(app, login_as):
 def test_renderer_reads_only_its_assets_and_fetches_nothing(app):
     """Defence in depth: even markup that escaped the template is refused by the
     resource policy, and a refused resource is an error, not a silent gap."""
+    from app.services import certificate_render as render
+
     with app.app_context():
         font = certs.checked_font_path()
-        head = f'<html><head><style>@font-face {{ font-family: cecjk; src: url("{font}"); }} body {{ font-family: cecjk; }}</style></head><body>'
+        stand_in = render.stand_in_path(certs.asset_dir())
+        face = "<style>@font-face {{ font-family: cecjk; src: url(\"{}\"); }} body {{ font-family: cecjk; }}</style>"
+        head = "<html><head>" + face.format(stand_in) + "</head><body>"
         for evil in ('<img src="/etc/passwd">', '<img src="file:///etc/hostname">',
                      '<img src="http://127.0.0.1:9/x.png">', '<img src="https://example.com/x.png">',
-                     '<img src="../../config.py">'):
+                     '<img src="../../config.py">', '<link rel="stylesheet" href="/etc/passwd">'):
             with pytest.raises(certs.CertificateRenderError):
                 certs.html_to_pdf(head + "证书" + evil + "</body></html>", io.BytesIO())
-        # The same document without it renders.
+        # Not even the system's font folder: the font is registered by the app, the
+        # renderer itself reads only the asset folder.
+        with pytest.raises(certs.CertificateRenderError):
+            certs.html_to_pdf("<html><head>" + face.format(font) + "</head><body>证书</body></html>", io.BytesIO())
+        # The same document without them renders, with the CJK font embedded.
         out = io.BytesIO()
         certs.html_to_pdf(head + "证书</body></html>", out)
         assert out.getvalue().startswith(b"%PDF")
+        assert "证书" in pdf_text(out.getvalue()) and "WenQuanYi" in pdf_fonts(out.getvalue())
 
 
 def test_missing_or_unusable_font_fails_loudly(app, login_as, tmp_path):

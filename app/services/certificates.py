@@ -11,8 +11,8 @@
   (approval, revocation, import, a move to another unit).
 * `certificate_pdf` / `batch_pdf` render through xhtml2pdf from a Jinja template
   (autoescaped) under a ResourceAccessPolicy that lets the renderer read only the
-  app's certificate asset folder and the configured font file, and fetch nothing
-  remote.  Any pisa warning is an error: a missing or blocked font is reported
+  app's certificate asset folder and fetch nothing remote; the CJK font is parsed
+  once per process (see services.certificate_render).  Any pisa warning is an error: a missing or blocked font is reported
   as a warning by xhtml2pdf and would otherwise print boxes.
 * `verify(code)` answers the public verification page.
 
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 TEMPLATE = "certificates/certificate_pdf.html"
-# Font family name used by the template's @font-face.
-FONT_FAMILY = "cecjk"
 
 # Verification codes: 20 symbols of a 32-letter alphabet without 0/O, 1/I/L look-alikes
 # = 100 bits of randomness, shown in groups of four.
@@ -139,7 +137,7 @@ def asset_dir():
 
 
 def resource_policy():
-    return certificate_render.policy_for(asset_dir(), checked_font_path())
+    return certificate_render.policy_for(asset_dir())
 
 
 # ---------------------------------------------------------------- content
@@ -491,8 +489,9 @@ def render_html(entries, *, full_id, base_url):
     env = current_app.jinja_env
     assert env.autoescape is True or env.autoescape(TEMPLATE), "certificate template must autoescape"
     template = env.get_template(TEMPLATE)
+    checked_font_path()
     return template.render(
-        font_path=checked_font_path(), font_family=FONT_FAMILY,
+        font_path=certificate_render.stand_in_path(asset_dir()), font_family=certificate_render.FONT_FAMILY,
         issuer=current_app.config.get("CERT_ISSUER") or _("江苏省人力资源和社会保障厅"),
         certs=[_view_model(c, cert, full_id=full_id, base_url=base_url) for c, cert in entries],
     )
@@ -501,7 +500,7 @@ def render_html(entries, *, full_id, base_url):
 def html_to_pdf(html, dest):
     """Render `html` into the binary file `dest` under the resource policy.
     Raises CertificateRenderError on any pisa error or warning."""
-    data, problems = certificate_render.render(html, resource_policy())
+    data, problems = certificate_render.render(html, asset_dir(), checked_font_path())
     _raise_if(problems)
     dest.write(data)
     return dest
@@ -510,7 +509,8 @@ def html_to_pdf(html, dest):
 def _raise_if(problems):
     if problems:
         log.error("certificate render failed: %s", problems)
-        raise CertificateRenderError(_("证书生成失败：%(msg)s", msg=problems))
+        # The details (paths, URLs) go to the log, not to the user.
+        raise CertificateRenderError(_("证书生成失败，请联系系统管理员（详细原因已记入日志）"), problems=problems)
 
 
 def certificate_pdf(person, year, *, user=None, full_id=False, base_url):
@@ -578,13 +578,12 @@ def batch_pdf(person_ids, year, dest, *, user=None, full_id=False, base_url, chu
             progress(int(100 * counts["done"] / len(chunks)))
 
     if processes <= 1:
-        policy = resource_policy()
         for chunk in chunks:
             html = prepare(chunk)
             if html is None:
                 counts["done"] += 1
                 continue
-            append(*certificate_render.render(html, policy))
+            append(*certificate_render.render(html, asset_dir(), font))
     else:
         import multiprocessing
         from collections import deque
@@ -598,7 +597,7 @@ def batch_pdf(person_ids, year, dest, *, user=None, full_id=False, base_url, chu
                 if html is None:
                     counts["done"] += 1
                     continue
-                pending.append(pool.submit(certificate_render.render_in_worker, html, asset_dir(), font))
+                pending.append(pool.submit(certificate_render.render, html, asset_dir(), font))
                 while len(pending) >= 2 * processes:
                     append(*pending.popleft().result())
             while pending:

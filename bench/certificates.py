@@ -1,0 +1,217 @@
+"""Certificate printing speed (issue 5), beside plain xhtml2pdf in the same run.
+
+    .venv/bin/python bench/certificates.py                 # 1 000 persons, fresh SQLite
+    .venv/bin/python bench/certificates.py --persons 200   # quicker
+    .venv/bin/python bench/certificates.py --url postgresql+psycopg://...   # an empty database
+
+What it measures
+* one certificate: `certificates.certificate_pdf()` for one person and year, the
+  whole path (approved records from the database, content hash, registry look-up,
+  Jinja template, QR code, xhtml2pdf with the embedded TrueType CJK font, resource
+  policy), median after warm-up, reprinting a rotating set of persons.  Baseline:
+  `pisa.CreatePDF` of the very same HTML, and of that HTML with the QR drawn by
+  `<pdf:barcode type="qr">` instead of the PNG the service embeds.
+* batch: `certificates.batch_pdf()` for every person, one PDF, time and peak RSS
+  growth.  Baseline: the same certificates' HTML as ONE xhtml2pdf document.
+Targets: one certificate <= 60 ms; 1 000 certificates <= 60 s, memory bounded.
+"""
+import argparse
+import datetime
+import io
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+YEAR = datetime.date.today().year - 1
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRSS:
+    """Samples the resident set every 50 ms; `.growth` is peak minus start (MB)."""
+
+    def __enter__(self):
+        self.start = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, rss_mb())
+        self.growth = self.peak - self.start
+
+
+def make_app(url):
+    from app import create_app
+    from config import Config
+
+    class BenchConfig(Config):
+        SQLALCHEMY_DATABASE_URI = url
+        SQLALCHEMY_ENGINE_OPTIONS = {}
+        SERVER_NAME = "localhost"
+
+    return create_app(BenchConfig)
+
+
+def populate(n_persons):
+    """n persons in the demo unit A, each with 2-6 approved records in YEAR."""
+    from app.extensions import db
+    from app.models import Category, HourRecord, IdType, LearningForm, Person, Source, Status, Unit
+    from app.services.demo import COURSES_PRO, COURSES_PUB, GIVEN, ORGANIZERS, SURNAMES, resident_id
+    from app.services.records import place_record
+
+    rnd = random.Random(5)
+    unit = db.session.query(Unit).filter_by(name="南京金陵科技有限公司").one()
+    persons = []
+    for i in range(n_persons):
+        # Unique ID numbers: resident IDs with distinct sequence numbers.
+        number = resident_id("320102", datetime.date(1960 + i % 40, 1 + i % 12, 1 + i % 28), i % 1000)
+        p = Person(name=rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(rnd.choice([1, 2]))),
+                   id_type=IdType.RESIDENT, id_number=number if i < 1000 else f"BENCH{i:08d}",
+                   unit=unit, title="工程师")
+        if i >= 1000:
+            p.id_type = IdType.PASSPORT
+        db.session.add(p)
+        persons.append(p)
+    db.session.flush()
+    for p in persons:
+        for k in range(rnd.randint(2, 6)):
+            cat = Category.PUB if k == 0 else Category.PRO
+            start = datetime.date(YEAR, rnd.randint(1, 12), rnd.randint(1, 20))
+            r = HourRecord(
+                person=p, year=YEAR, category=cat,
+                learning_form=LearningForm.TRAIN_ONLINE if cat == Category.PUB else rnd.choice(list(LearningForm)),
+                course_name=f"{rnd.choice(COURSES_PUB if cat == Category.PUB else COURSES_PRO)}（第{k + 1}期）",
+                organizer_name=rnd.choice(ORGANIZERS), start_date=start,
+                end_date=start + datetime.timedelta(days=rnd.randint(0, 4)),
+                hours=Decimal(rnd.choice([8, 12, 16, 24, 30])), source=Source.UNIT_IMPORT, status=Status.APPROVED,
+            )
+            place_record(r, p)
+            db.session.add(r)
+    db.session.commit()
+    return [p.id for p in persons]
+
+
+def median_ms(fn, runs, warmup=5):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", help="an EMPTY database (default: a fresh SQLite file)")
+    ap.add_argument("--persons", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--parallel-only", action="store_true", help="time the batch only with render processes")
+    ap.add_argument("--skip-baseline-batch", action="store_true",
+                    help="skip the one-document baseline of the batch (slow, memory-hungry)")
+    args = ap.parse_args()
+
+    tmpdir = tempfile.mkdtemp(prefix="certbench-")
+    url = args.url or "sqlite:///" + os.path.join(tmpdir, "bench.db")
+    app = make_app(url)
+    with app.app_context():
+        from xhtml2pdf import pisa
+
+        from app.extensions import db
+        from app.models import Person
+        from app.services import certificates as certs
+        from app.services.setup import initialize
+
+        t = time.perf_counter()
+        initialize(demo=True)
+        ids = populate(args.persons)
+        print(f"setup: {len(ids)} persons with approved hours in {YEAR} ({time.perf_counter() - t:.1f} s)")
+        base = "https://ce.example.gov.cn/"
+        policy = certs.resource_policy()  # the service's policy, for the barcode variant
+
+        # ---------------------------------------------------- one certificate
+        sample = [db.session.get(Person, i) for i in ids[:10]]
+        state = {"i": 0}
+
+        def one():
+            p = sample[state["i"] % len(sample)]
+            state["i"] += 1
+            certs.certificate_pdf(p, YEAR, full_id=True, base_url=base)
+            db.session.commit()
+
+        ours = median_ms(one, args.runs)
+
+        content = certs.gather(sample[0], YEAR)
+        cert = certs.issue(sample[0], YEAR, content=content)
+        db.session.commit()
+        html = certs.render_html([(content, cert)], full_id=True, base_url=base)
+        plain = median_ms(lambda: pisa.CreatePDF(html, dest=io.BytesIO()), args.runs)
+        url_qr = certs.verify_url(cert.verify_code, base)
+        html_barcode = re.sub(
+            r'<img src="data:image/png;base64,[^"]+" width="96" height="96">',
+            f'<pdf:barcode type="qr" value="{url_qr}" barwidth="34mm" barheight="34mm"></pdf:barcode>', html,
+        )
+        assert html_barcode != html
+        barcode = median_ms(lambda: pisa.CreatePDF(html_barcode, dest=io.BytesIO(), resource_policy=policy), args.runs)
+        cold_qr = median_ms(lambda: certs.qr_data_uri.__wrapped__(url_qr + str(random.random())), 20, warmup=2)
+
+        print("\none certificate (median of %d after warm-up)" % args.runs)
+        print(f"  certificate_pdf() end to end (DB, hash, registry, template, QR, PDF)  {ours:7.1f} ms   target <= 60 ms")
+        print(f"  baseline: plain pisa.CreatePDF of the same HTML                        {plain:7.1f} ms")
+        print(f"  baseline: same HTML, QR as <pdf:barcode type=\"qr\">                    {barcode:7.1f} ms")
+        print(f"  of which a QR PNG not yet cached (first print of a certificate)       {cold_qr:7.1f} ms")
+
+        # ---------------------------------------------------- batch
+        chunks = -(-len(ids) // app.config["CERT_BATCH_CHUNK"])
+        print(f"\nbatch: {len(ids)} certificates in one PDF, chunks of {app.config['CERT_BATCH_CHUNK']}   target <= 60 s")
+        for procs in ([certs.render_processes(chunks), 1] if not args.parallel_only else [certs.render_processes(chunks)]):
+            out_path = os.path.join(tmpdir, f"batch-{procs}.pdf")
+            with PeakRSS() as mem, open(out_path, "wb") as out:
+                t = time.perf_counter()
+                printed, skipped = certs.batch_pdf(ids, YEAR, out, full_id=True, base_url=base, processes=procs)
+                batch_s = time.perf_counter() - t
+            size = os.path.getsize(out_path) / 2**20
+            where = f"{procs} render processes" if procs > 1 else "rendered in this process"
+            print(f"  batch_pdf(), {where:26s} {batch_s:6.1f} s  ({batch_s / printed * 1000:.0f} ms each)   "
+                  f"{size:.1f} MB PDF, {skipped} skipped   peak RSS of this process +{mem.growth:.0f} MB")
+
+        if not args.skip_baseline_batch:
+            persons = db.session.query(Person).filter(Person.id.in_(ids)).order_by(Person.id).all()
+            contents = certs.gather_many(persons, YEAR)
+            entries = [(contents[p.id], certs.issue(p, YEAR, content=contents[p.id])) for p in persons]
+            db.session.commit()
+            big = certs.render_html(entries, full_id=True, base_url=base)
+            del entries, contents
+            with PeakRSS() as mem:
+                t = time.perf_counter()
+                buf = io.BytesIO()
+                pisa.CreatePDF(big, dest=buf)
+                plain_s = time.perf_counter() - t
+            print(f"  baseline: plain pisa.CreatePDF, the same HTML as ONE document  {plain_s:6.1f} s  "
+                  f"({plain_s / printed * 1000:.0f} ms each)   peak RSS +{mem.growth:.0f} MB")
+        db.session.remove()
+    print(f"\n(files in {tmpdir})")
+
+
+if __name__ == "__main__":
+    main()
