@@ -610,3 +610,77 @@ def test_login_rate_limit_answers_in_chinese(backend, app):
     # The registration pages share the limit.
     codes = [c.post("/register/person", data={}).status_code for _ in range(4)]
     assert codes[-1] == 429
+
+
+def test_fab_security_views_stay_admin_only(app, login_as):
+    """FAB's own user, role and password-reset pages: a unit admin or a bureau
+    user reaches none of them, by page or by post."""
+    with app.app_context():
+        clerk_b = uid("clerk_b").id
+        before = user_state("clerk_b")
+        admin_role = role_id(app, "Admin")
+    for who in ("unitadmin_a", "bureau_js"):
+        c = login_as(who)
+        for url in ("/users/list/", f"/users/edit/{clerk_b}", "/roles/list/", f"/resetpassword/form?pk={clerk_b}"):
+            resp = c.get(url)
+            assert resp.status_code in (302, 403) and "clerk_b" not in text(resp), (who, url)
+        post(c, f"/users/edit/{clerk_b}", {"username": "clerk_b", "first_name": "x", "last_name": "y",
+                                           "email": "x@y.z", "active": "y", "roles": [str(admin_role)]},
+             follow_redirects=True)
+        post(c, f"/resetpassword/form?pk={clerk_b}", {"password": GOOD_PW, "conf_password": GOOD_PW},
+             follow_redirects=True)
+    with app.app_context():
+        assert user_state("clerk_b") == before
+
+
+def test_registration_ignores_smuggled_fields(app, client):
+    with app.app_context():
+        admin_role = role_id(app, "Admin")
+    form = register_unit_form(approved="1", roles=str(admin_role), unit_id="1", region_code="320105")
+    post(client, "/register/unit", form, follow_redirects=True)
+    with app.app_context():
+        unit = db.session.execute(select(Unit).where(Unit.credit_code == NEW_CODE)).scalar_one()
+        assert unit.approved is False
+        u = uid("jy_admin")
+        assert [r.name for r in u.roles] == ["UnitAdmin"] and u.unit_id == unit.id
+
+
+def test_admin_role_changes_in_fab_are_audited(app, login_as):
+    with app.app_context():
+        clerk = uid("clerk_a")
+        pk, unit_id, email = clerk.id, clerk.unit_id, clerk.email
+        operator, unit_admin = role_id(app, "UnitOperator"), role_id(app, "UnitAdmin")
+    admin = login_as("admin")
+    resp = post(admin, f"/users/edit/{pk}", {
+        "first_name": "金陵科技", "last_name": "经办", "username": "clerk_a", "email": email,
+        "roles": [str(operator), str(unit_admin)], "unit": str(unit_id),
+    }, follow_redirects=True)
+    assert resp.status_code == 200
+    with app.app_context():
+        u = uid("clerk_a")
+        assert sorted(r.name for r in u.roles) == ["UnitAdmin", "UnitOperator"]
+        assert u.active is False  # the unchecked box deactivated it
+        grants = audit_actions("grant_role")
+        assert [(e.username, json.loads(e.detail)["new"]["role"]) for e in grants] == [("admin", "UnitAdmin")]
+        assert [e.object_id for e in audit_actions("deactivate_account")] == [str(pk)]
+
+
+def test_admin_created_accounts_change_password_first(app, login_as):
+    with app.app_context():
+        bureau = role_id(app, "Bureau")
+    admin = login_as("admin")
+    form = {"first_name": "新", "last_name": "经办", "username": "bureau_new", "active": "y",
+            "email": "bureau_new@demo.invalid", "roles": [str(bureau)], "region": "320100"}
+    # FAB's own add form applies the policy, with the username of the form.
+    html = text(post(admin, "/users/add", dict(form, password="Bureau_New", conf_password="Bureau_New"),
+                     follow_redirects=True))
+    assert "不能与用户名相同" in html
+    with app.app_context():
+        assert db.session.execute(select(CEUser).where(CEUser.username == "bureau_new")).first() is None
+    post(admin, "/users/add", dict(form, password=GOOD_PW, conf_password=GOOD_PW), follow_redirects=True)
+    with app.app_context():
+        u = uid("bureau_new")
+        assert u.must_change_password is True and u.region_code == "320100"
+        assert [e.object_id for e in audit_actions("create_account")] == [str(u.id)]
+    c = app.test_client()
+    assert "您的密码由他人设置" in text(login(c, "bureau_new", GOOD_PW))

@@ -2,12 +2,12 @@
 the password policy on FAB's own forms, a Chinese rate-limit page, and the
 account gate (forced password change, units awaiting approval)."""
 from flask import current_app, g, redirect, render_template, request, url_for
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security import views as fab_views
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import inspect as sa_inspect
 
 from app.models.user import CEUser
 
@@ -76,21 +76,35 @@ class CEUserDBModelView(UserDBModelView):
                      new={"username": item.username, "roles": [r.name for r in item.roles]}, **self._place(item))
         db.session.commit()
 
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        # FAB's form population lazy-loads relations (autoflush), which wipes the
+        # attribute history pre_update would read: note the old state first.
+        from app.extensions import db
+
+        if request.method == "POST" and str(pk).isdigit():
+            user = db.session.get(CEUser, int(pk))
+            if user is not None:
+                g._ce_user_before = (bool(user.active), {r.name for r in user.roles})
+        return super().edit(pk)
+
     def pre_update(self, item):
         from app.services import audit
 
         super().pre_update(item)
-        state = sa_inspect(item)
-        roles = state.attrs.roles.history
-        for role in roles.added or ():
-            if role not in (roles.unchanged or ()):
-                audit.record("grant_role", "CEUser", item.id, new={"role": role.name},
-                             username_target=item.username, **self._place(item))
-        for role in roles.deleted or ():
-            audit.record("revoke_role", "CEUser", item.id, old={"role": role.name},
+        before = g.pop("_ce_user_before", None)
+        if before is None:
+            return
+        was_active, had = before
+        now = {r.name for r in item.roles}
+        for name in sorted(now - had):
+            audit.record("grant_role", "CEUser", item.id, new={"role": name},
                          username_target=item.username, **self._place(item))
-        active = state.attrs.active.history
-        if active.has_changes() and bool(active.deleted and active.deleted[0]) != bool(item.active):
+        for name in sorted(had - now):
+            audit.record("revoke_role", "CEUser", item.id, old={"role": name},
+                         username_target=item.username, **self._place(item))
+        if was_active != bool(item.active):
             audit.record("activate_account" if item.active else "deactivate_account", "CEUser", item.id,
                          new={"active": bool(item.active)}, username_target=item.username, **self._place(item))
 
