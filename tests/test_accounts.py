@@ -684,3 +684,46 @@ def test_admin_created_accounts_change_password_first(app, login_as):
         assert [e.object_id for e in audit_actions("create_account")] == [str(u.id)]
     c = app.test_client()
     assert "您的密码由他人设置" in text(login(c, "bureau_new", GOOD_PW))
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throw-away redis-server on a free local port (the production limiter storage)."""
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_login_rate_limit_is_shared_between_workers_through_redis(backend, app, redis_url):
+    """Two app instances (two gunicorn workers) share one Redis counter."""
+    settings = dict(AUTH_RATE_LIMITED=True, RATELIMIT_ENABLED=True, AUTH_RATE_LIMIT="3 per minute",
+                    WTF_CSRF_ENABLED=False, RATELIMIT_STORAGE_URI=redis_url)
+    one, two = _other_app(backend, **settings), _other_app(backend, **settings)
+    a, b = one.test_client(), two.test_client()
+    assert a.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
+    assert b.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
+    assert a.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
+    resp = b.post("/login/", data={"username": "clerk_a", "password": "Demo@2026"})
+    assert resp.status_code == 429 and "操作过于频繁" in text(resp)
