@@ -476,6 +476,9 @@ def test_unit_clerk_prints_selected_persons_in_one_pdf(app, login_as):
     for (pid, name), i in zip(chosen, starts):
         assert name in _squash(pages[i]) and serials[pid] in _squash("".join(pages[i:i + 2]))
     assert len(pdf_fonts(data).splitlines()) > 2 and "WenQuanYi" in pdf_fonts(data)
+    # The registry shows the unit's issued certificates.
+    registry = c.get("/certificateregistry/list/").get_data(as_text=True)
+    assert all(serial in registry for serial in serials.values())
 
     # "All in the list": every person of the unit with hours that year.
     resp = post(c, "/certificates/batch", {"year": year, "all": "1"})

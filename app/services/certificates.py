@@ -527,6 +527,8 @@ def certificate_pdf(person, year, *, user=None, full_id=False, base_url):
 def render_processes(n_chunks):
     """How many render processes a batch of `n_chunks` chunks uses (1: in this
     process).  CERT_RENDER_PROCESSES, 0 = one per CPU (at most 4)."""
+    if n_chunks < 3:
+        return 1  # starting render processes (~1 s) would cost what they save
     wanted = int(current_app.config.get("CERT_RENDER_PROCESSES", 0)) or min(os.cpu_count() or 1, 4)
     return max(1, min(wanted, n_chunks))
 
