@@ -727,3 +727,14 @@ def test_login_rate_limit_is_shared_between_workers_through_redis(backend, app, 
     assert a.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
     resp = b.post("/login/", data={"username": "clerk_a", "password": "Demo@2026"})
     assert resp.status_code == 429 and "操作过于频繁" in text(resp)
+
+
+def test_deactivation_ends_an_open_session(app, login_as):
+    clerk = login_as("clerk_a")
+    assert clerk.get("/hourrecordview/list/").status_code == 200
+    with app.app_context():
+        pk = uid("clerk_a").id
+    html = text(post(login_as("unitadmin_a"), f"/accounts/users/{pk}/active", {"active": "0"}, follow_redirects=True))
+    assert "账号已停用" in html
+    resp = clerk.get("/hourrecordview/list/")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
