@@ -163,7 +163,7 @@ def main():
                   .order_by(H.updated_at, H.id).limit(1000))
         first_off, _ = timed(lambda: db.session.execute(base_q.offset(0)).all(), args.repeat)
         last_off, _ = timed(lambda: db.session.execute(base_q.offset(max(in_scope - 1000, 0))).all(), args.repeat)
-        row(f"feed bureau_nj page 1 (1000 rows, serialised)", first_off, page_ms[0],
+        row("feed bureau_nj page 1 (1000 rows, serialised)", first_off, page_ms[0],
             "baseline: ids only, OFFSET")
         row(f"feed bureau_nj last page (offset {max(in_scope - 1000, 0)})", last_off, page_ms[-1],
             "baseline: ids only, OFFSET")
@@ -171,7 +171,7 @@ def main():
             f"{got} rows = {in_scope} in scope: {'yes' if got == in_scope else 'NO'}")
 
         t = time.perf_counter()
-        n = sum(1 for _ in national.iter_csv(national.export_rows("320100", year, scope=scope)))
+        sum(1 for _ in national.iter_csv(national.export_rows("320100", year, scope=scope)))
         ms = (time.perf_counter() - t) * 1000
         rows_exported = national.count_export("320100", year, scope=scope)
         row(f"national CSV 320100 {year} ({rows_exported} rows)", None, ms,

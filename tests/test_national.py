@@ -15,7 +15,6 @@ from app.services import national
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.persons import attach_person
 from app.services.records import place_record
-from tests.conftest import login
 
 YEAR = datetime.date.today().year - 1
 
@@ -428,3 +427,81 @@ def test_long_transaction_holds_the_horizon(app, ctx, no_lag):
         conn.close()
     page = national.changes(cursor=cursor, page_size=500, scope=scope)
     assert [i["id"] for i in page.items] == [rid, quick.id]
+
+
+# ------------------------------------------- industry import in the same layout
+
+
+def _industry_user(app):
+    from stdnum.cn import uscc
+
+    from app.models import UnitKind
+    from app.security import roles as R
+
+    body = "11320000MB0000008"
+    unit = Unit(name="省卫生健康行业主管部门", credit_code=body + uscc.calc_check_digit(body + "0"),
+                kind=UnitKind.INDUSTRY, region_code="320000")
+    db.session.add(unit)
+    db.session.commit()
+    sm = app.appbuilder.sm
+    user = sm.add_user("industry_nat", "行业", "经办", "industry_nat@demo.invalid", sm.find_role(R.INDUSTRY), "Demo@2026")
+    user.unit_id = unit.id
+    db.session.commit()
+    return user, unit
+
+
+def test_exported_national_file_imports_through_the_industry_pipeline(app, login_as, tmp_path, monkeypatch):
+    """The file the bureau exports is the layout industry authorities deliver: the
+    import pipeline (issue 4) recognises it, refuses to store its rows twice, and
+    stores new rows in it as 行业导入, which then flow out through the national feed."""
+    from openpyxl import Workbook
+
+    from app.services import importer
+
+    monkeypatch.setitem(app.config, "NATIONAL_FEED_LAG_SECONDS", 0)
+    resp = login_as("bureau_nj").get("/national/export",
+                                     query_string={"region": "320102", "year": YEAR, "format": "xlsx"})
+    path = tmp_path / "national.xlsx"
+    path.write_bytes(resp.get_data())
+    rows = list(load_workbook(path).active.values)
+    n = len(rows) - 1
+    assert n > 0
+    with app.app_context():
+        user, unit = _industry_user(app)
+        res = importer.analyse(str(path), "industry", user, filename="national.xlsx")
+        assert res.layout == "national" and res.errors == []
+        assert (res.rows_new, res.rows_dup_stored) == (0, n)  # nothing is stored twice
+
+        # The authority's own courses in the same layout: new rows.
+        wb = Workbook()
+        ws = wb.active
+        ws.append(list(rows[0]))
+        course = rows[0].index("课程名称")
+        for r in rows[1:]:
+            r = list(r)
+            r[course] = r[course] + "（行业继续教育）"
+            ws.append(r)
+        own = tmp_path / "industry.xlsx"
+        wb.save(own)
+        res = importer.store(str(own), "industry", user, filename="industry.xlsx")
+        assert res.rows_stored == n
+        stored = db.session.execute(select(HourRecord).where(HourRecord.reported_by_unit_id == unit.id)).unique().scalars().all()
+        assert len(stored) == n
+        assert {r.source for r in stored} == {Source.INDUSTRY_IMPORT}
+        assert all(r.region_code == "320102" for r in stored)
+        ids = {r.id for r in stored}
+        counted = {r.id for r in stored if r.status == Status.APPROVED}
+    # They reach the national system through the bureau's feed.
+    with app.app_context():
+        scope = _scope(app, "bureau_nj")
+        items = []
+        cursor = None
+        while True:
+            page = national.changes(cursor=cursor, page_size=500, scope=scope, year=YEAR)
+            items += page.items
+            cursor = page.next_cursor
+            if not page.has_more:
+                break
+    delivered = {i["id"] for i in items if not i["removed"]}
+    assert counted == ids and ids <= delivered
+    assert {i["source"] for i in items if i["id"] in ids} == {"INDUSTRY_IMPORT"}

@@ -203,9 +203,10 @@ class NationalRecordApi(ModelRestApi):
         get:
           summary: File export in the national-collection layout
           description: >-
-            Columns: 证件类型, 证件号码, 姓名, 单位名称, 单位统一社会信用代码, 行政区划代码,
-            认定年度, 科目类别, 学习形式, 课程（项目）名称, 举办单位, 开始日期, 结束日期,
-            学时, 来源, 核准时间.  CSV is UTF-8 with a BOM.
+            Columns (app.services.columns.NATIONAL, the layout the industry import
+            reads): 证件类型, 证件号码, 姓名, 单位名称, 单位统一社会信用代码, 行政区划代码,
+            年度, 科目类别, 学习形式, 课程名称, 举办单位, 开始日期, 结束日期, 学时, 来源,
+            认定时间.  CSV is UTF-8 with a BOM.
           parameters:
           - in: query
             name: region

@@ -29,34 +29,23 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
-from app.models import HourRecord, Person, Status, Unit
+from app.models import HourRecord, Person, Unit
 from app.security.scope import current_scope, region_prefix, region_range, scope_clause
+from app.services import columns
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
 
-# The national-collection layout: (field key, header).  The headers are part of
-# an interchange format read by other systems, so they are fixed Chinese text
-# and never translated with the UI locale.
-NATIONAL_LAYOUT = (
-    ("id_type", "证件类型"),
-    ("id_number", "证件号码"),
-    ("name", "姓名"),
-    ("unit_name", "单位名称"),
-    ("unit_credit_code", "单位统一社会信用代码"),
-    ("region_code", "行政区划代码"),
-    ("year", "认定年度"),
-    ("category", "科目类别"),
-    ("learning_form", "学习形式"),
-    ("course_name", "课程（项目）名称"),
-    ("organizer_name", "举办单位"),
-    ("start_date", "开始日期"),
-    ("end_date", "结束日期"),
-    ("hours", "学时"),
-    ("source", "来源"),
-    ("approved_at", "核准时间"),
-)
+# The national-collection layout is the column spec of app.services.columns (issue 4):
+# the industry import reads exactly what this export writes.  Its headers are part
+# of an interchange format, fixed Chinese text, never translated with the UI locale.
+NATIONAL_LAYOUT = tuple((c.key, c.header) for c in columns.NATIONAL)
 NATIONAL_HEADERS = tuple(h for _k, h in NATIONAL_LAYOUT)
 NATIONAL_KEYS = tuple(k for k, _h in NATIONAL_LAYOUT)
+_EXPORT_KEYS = (
+    "id_type", "id_number", "name", "unit_name", "unit_credit_code", "region_code", "year",
+    "category", "learning_form", "course_name", "organizer_name", "start_date", "end_date",
+    "hours", "source", "reviewed_at",
+)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -292,15 +281,19 @@ def _cell(value):
 
 
 def export_rows(region=None, year=None, scope=None):
-    """Yield the rows (tuples in NATIONAL_LAYOUT order) of the export, streamed."""
+    """Yield the rows (tuples in NATIONAL_LAYOUT order) of the export, streamed.
+    核准时间 is the review time, or the creation time of imported records (stored
+    approved, without a review)."""
+    if NATIONAL_KEYS != _EXPORT_KEYS:  # the spec changed: this writer must follow it
+        raise RuntimeError("national layout changed: " + ",".join(NATIONAL_KEYS))
     result = db.session.execute(export_query(region, year, scope).execution_options(yield_per=2000))
     for row in result:
         (id_type, id_number, name, unit_name, credit, region_code, yr, cat, form, course,
          organizer, start, end, hours, source, reviewed_at, created_at, _id) = row
         yield (
             _cell(id_type), id_number, name, unit_name or "", credit or "", region_code or "",
-            yr, _cell(cat), _cell(form), course, organizer or "", _cell(start), _cell(end),
-            float(hours), _cell(source), _cell(reviewed_at or created_at),
+            yr, _cell(cat), _cell(form), course, organizer or "", start, end,
+            columns.fmt_hours(hours), _cell(source), reviewed_at or created_at,
         )
 
 
@@ -312,7 +305,7 @@ def iter_csv(rows):
     writer.writerow(NATIONAL_HEADERS)
     n = 0
     for row in rows:
-        writer.writerow(["%g" % v if isinstance(v, float) else v for v in row])
+        writer.writerow([_cell(v) for v in row])
         n += 1
         if n % 500 == 0:
             yield buf.getvalue().encode("utf-8")

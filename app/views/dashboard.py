@@ -5,7 +5,7 @@ import datetime
 import io
 from urllib.parse import urlencode
 
-from flask import Response, abort, flash, g, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_babel import gettext as _
@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Region
 from app.models.enums import label
 from app.security.scope import current_scope, region_range, scope_clause
-from app.services import audit, dashboard
+from app.services import audit, dashboard, national
 from app.services.errors import DomainError, OutOfScope
 from app.views.formatting import hours_text, id_number_for_list
 
@@ -142,7 +142,7 @@ class NationalExportView(BaseView):
         return self.render_template(
             "dashboard/national.html",
             regions=regions_in_scope(current_scope()), years=_years(),
-            this_year=datetime.date.today().year,
+            this_year=datetime.date.today().year, headers=national.NATIONAL_HEADERS,
         )
 
     @expose("/export")
