@@ -738,3 +738,24 @@ def test_deactivation_ends_an_open_session(app, login_as):
     assert "账号已停用" in html
     resp = clerk.get("/hourrecordview/list/")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_bureau_rejects_a_registration_in_its_region_only(app, client, login_as):
+    unit_id = _register_new_unit(client, app)
+    sz = login_as("bureau_sz")
+    html = text(post(sz, "/unitapprovalview/action_post", {"action": "reject", "rowid": [str(unit_id)]},
+                     follow_redirects=True))
+    assert "不在您的权限范围内" in html
+    with app.app_context():
+        assert db.session.get(Unit, unit_id) is not None and uid("jy_admin").active
+    nj = login_as("bureau_nj")
+    html = text(post(nj, "/unitapprovalview/action_post", {"action": "reject", "rowid": [str(unit_id)]},
+                     follow_redirects=True))
+    assert "已退回1家单位的注册" in html
+    with app.app_context():
+        assert db.session.get(Unit, unit_id) is None
+        assert db.session.execute(select(CEUser).where(CEUser.username == "jy_admin")).first() is None
+        entry = audit_actions("reject_unit")[0]
+        assert entry.username == "bureau_nj" and json.loads(entry.detail)["old"]["accounts"] == ["jy_admin"]
+    # The credit code is free again.
+    assert "注册成功" in text(post(client, "/register/unit", register_unit_form(), follow_redirects=True))

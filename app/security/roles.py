@@ -109,7 +109,7 @@ ROLE_PERMISSIONS[APPLICANT] = (
 COMMON += [("AccountPasswordView", "can_change"), ("AccountStatusView", "can_pending")]
 _ACCOUNTS = {
     BUREAU: _grid("AccountAdminView", "can_list", "can_add", "can_edit")
-    + _grid("UnitApprovalView", *READ, "approve")
+    + _grid("UnitApprovalView", *READ, "approve", "reject")
     + _menus("Accounts", "AccountAdmin", "UnitApprovals"),
     UNIT_ADMIN: _grid("AccountAdminView", "can_list", "can_add", "can_edit")
     + _grid("AttachmentConfirmView", "can_list", "can_confirm")

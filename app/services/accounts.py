@@ -271,6 +271,46 @@ def approve_units(ids, actor):
     return approved, ignored
 
 
+def reject_units(ids, actor, reason=None):
+    """Decline unit registrations awaiting approval (bogus or mistaken): the unit
+    and its accounts are removed, so that the credit code can register again.
+    Same scope rule as `approve_units`; a unit that persons already chose is kept.
+    Returns (names of the removed units, number ignored)."""
+    scope = scope_of(actor)
+    if not (scope.everything or R.BUREAU in scope.roles):
+        raise OutOfScope(_("只有人社局经办人员可以审核单位注册"))
+    removed, ignored = [], 0
+    for pk in ids:
+        unit = get_scoped(Unit, pk, scope)
+        if unit is None or unit.approved:
+            ignored += 1
+            continue
+        used = db.session.execute(
+            select(Person.id).where((Person.unit_id == unit.id) | (Person.pending_unit_id == unit.id)).limit(1)
+        ).first() or db.session.execute(
+            select(HourRecord.id).where((HourRecord.unit_id == unit.id) | (HourRecord.reported_by_unit_id == unit.id))
+            .limit(1)
+        ).first()
+        if used:
+            ignored += 1
+            continue
+        users = db.session.execute(select(CEUser).where(CEUser.unit_id == unit.id)).scalars().all()
+        audit.record(
+            "reject_unit", "Unit", unit.id, user=actor, unit_id=unit.id, region_code=unit.region_code,
+            old=dict(audit.snapshot(unit, ("name", "credit_code", "kind", "region_code", "contact_name",
+                                           "contact_phone")), accounts=[u.username for u in users]),
+            reason=normalize_text(reason)[:200] or None,
+        )
+        for user in users:
+            user.roles = []
+            db.session.delete(user)
+        db.session.flush()
+        removed.append(unit.name)
+        db.session.delete(unit)
+    db.session.commit()
+    return removed, ignored
+
+
 # ---------------------------------------------------------------- personal registration
 
 

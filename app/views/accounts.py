@@ -300,6 +300,20 @@ class UnitApprovalView(ScopedModelView):
                 flash(_("%(n)d家单位不在您的辖区或已审核，已忽略", n=ignored), "warning")
         return redirect(url_for("UnitApprovalView.list"))
 
+    @action("reject", _l("退回注册"), _l("退回后将删除所选单位的注册信息及其账号，确定吗？"), "fa-times")
+    def reject(self, items):
+        items = items if isinstance(items, list) else [items]
+        try:
+            removed, ignored = accounts.reject_units([u.id for u in items], g.user)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        else:
+            flash(_("已退回%(n)d家单位的注册", n=len(removed)), "success")
+            if ignored:
+                flash(_("%(n)d家单位不在您的辖区、已审核或已有人员选择，未退回", n=ignored), "warning")
+        return redirect(url_for("UnitApprovalView.list"))
+
 
 # ---------------------------------------------------------------- attachment confirmation (unit)
 
