@@ -669,3 +669,19 @@ def test_menu_entries_per_role(login_as):
     assert "学时申报" in zs and "我的学时" in zs and "待核准申报" not in zs
     clerk = login_as("clerk_a").get("/").get_data(as_text=True)
     assert "待核准申报" in clerk and "年度审核" in clerk and "学时申报" not in clerk
+
+
+def test_revoke_supersedes_certificates_that_counted_the_record(app):
+    from app.models.certificate import Certificate, CertificateStatus
+    from app.services import certificates
+
+    with app.app_context():
+        rid = _approved("zhangsan", "PRO", 20, "证书中的课程")
+        person = db.session.get(Person, user("zhangsan").person_id)
+        cert = certificates.issue(person, YEAR, user=user("zhangsan"))
+        db.session.commit()
+        cid = cert.id
+        approval.decide_one(rid, "revoke", user=user("bureau_nj"), scope=scope("bureau_nj"), comment="证明材料造假")
+        assert db.session.get(Certificate, cid).status == CertificateStatus.SUPERSEDED
+        assert db.session.execute(select(AuditLog).where(
+            AuditLog.action == "certificate_supersede", AuditLog.object_id == str(cid))).scalar_one()

@@ -210,6 +210,7 @@ def transition(ids, action, *, user=None, scope=None, comment=None, commit=True)
 
     clause = scope_clause(H, scope)
     changed = []  # (id, unit_id, region_code, old status)
+    person_years = set()
     try:
         for chunk in _chunks(ids):
             for old in from_statuses:
@@ -217,10 +218,12 @@ def transition(ids, action, *, user=None, scope=None, comment=None, commit=True)
                     update(H)
                     .where(H.id.in_(chunk), H.status == old, clause)
                     .values(**values)
-                    .returning(H.id, H.unit_id, H.region_code)
+                    .returning(H.id, H.unit_id, H.region_code, H.person_id, H.year)
                     .execution_options(synchronize_session=False)
                 )
-                changed.extend((r[0], r[1], r[2], old) for r in db.session.execute(stmt).all())
+                rows = db.session.execute(stmt).all()
+                changed.extend((r[0], r[1], r[2], old) for r in rows)
+                person_years.update((r[3], r[4]) for r in rows)
         done = {c[0] for c in changed}
         rest = [i for i in ids if i not in done]
         for chunk in _chunks(rest):
@@ -231,6 +234,12 @@ def transition(ids, action, *, user=None, scope=None, comment=None, commit=True)
         result.not_found_ids = [i for i in rest if i not in result.wrong_status]
         result.done_ids = sorted(done)
         _audit_many(action, changed, new_audit, user, now)
+        if action == "revoke" and person_years:
+            # SPEC §3 flow 8: a certificate that counted a revoked record is superseded now.
+            from app.services.certificates import refresh_certificates
+
+            for person_id, year in sorted(person_years):
+                refresh_certificates(person_id, year)
         if commit:
             db.session.commit()
     except Exception:
