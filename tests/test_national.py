@@ -364,6 +364,9 @@ def test_web_xlsx_export(app, login_as):
     c = login_as("bureau_nj")
     html = c.get("/national/").get_data(as_text=True)
     assert "部省对接" in html and "320102" in html and "320508" not in html
+    assert 'id="swagger-link"' in html
+    swagger = c.get("/swagger/v1").get_data(as_text=True)
+    assert "/api/v1/_openapi" in swagger and "//cdn" not in swagger and "unpkg" not in swagger
     resp = c.get("/national/export", query_string={"region": "320102", "year": YEAR, "format": "xlsx"})
     assert resp.status_code == 200
     ws = load_workbook(io.BytesIO(resp.get_data())).active
