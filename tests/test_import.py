@@ -153,7 +153,7 @@ def test_million_blank_formatted_rows(app):
     res = store(app, "blank_formatted_1m.xlsx")
     assert (res.rows_total, res.rows_stored, res.errors) == (2, 2, [])
     assert [r[4] for r in records_of(app, "大文件中的%")] == ["大文件中的第一行", "大文件中的第二行"]
-    assert res.seconds < 10
+    assert res.seconds < 30  # calamine skips the formatting; openpyxl would iterate 1 000 000 rows
 
 
 # ------------------------------------------------------------------ bad rows
@@ -475,7 +475,7 @@ def test_large_import_runs_as_a_job_with_progress(app, login_as, tmp_path):
         resp = _upload(c, "rows_30.xlsx")
         html = resp.get_data(as_text=True)
         job_id = int(re.search(r"#(\d+)", html).group(1))
-        for _ in range(100):
+        for _ in range(600):
             st = c.get(f"/imports/job/{job_id}/status").get_json()
             if st["state"] in ("done", "failed"):
                 break
@@ -487,7 +487,7 @@ def test_large_import_runs_as_a_job_with_progress(app, login_as, tmp_path):
         with app.app_context():
             store_job = db.session.execute(select(Job).where(Job.kind == "import_store")).scalar_one()
             sid = store_job.id
-        for _ in range(100):
+        for _ in range(600):
             st = c.get(f"/imports/job/{sid}/status").get_json()
             if st["state"] in ("done", "failed"):
                 break

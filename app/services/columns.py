@@ -21,7 +21,14 @@ from flask_babel import gettext as _
 
 from app.models.enums import Category, IdType, LearningForm, Source
 from app.services.errors import ValidationFailed
-from app.services.validators import normalize_text
+from app.services.validators import normalize_text as _normalize_text
+
+
+def normalize_text(value):
+    """validators.normalize_text with a fast path for plain ASCII strings (most cells)."""
+    if value.__class__ is str and value.isascii():
+        return value.strip()
+    return _normalize_text(value)
 
 EXCEL_EPOCH = datetime.date(1899, 12, 30)
 # Serial numbers of plausible dates (1954-10-14 .. 2173-10-14): anything else is no date.
@@ -35,6 +42,13 @@ _DATE_RE = (
 
 def is_blank(value):
     return value is None or (isinstance(value, str) and normalize_text(value) == "")
+
+
+def is_blank_cell(value):
+    """None, '' or only (full-width) spaces."""
+    if value is None or value == "":
+        return True
+    return value.__class__ is str and not normalize_text(value)
 
 
 # ---------------------------------------------------------------- parsers
@@ -136,11 +150,18 @@ def parse_choice(enum_cls, message):
         table[_label_key(member.value)] = member
         table[member.name] = member
 
+    memo = {}
+
     def parse(value):
+        member = memo.get(value) if value.__class__ is str else None
+        if member is not None:
+            return member
         key = _label_key(value)
         member = table.get(key) or table.get(key.upper())
         if member is None:
             raise ValidationFailed(message())
+        if value.__class__ is str and len(memo) < 1000:
+            memo[value] = member
         return member
 
     return parse

@@ -48,7 +48,7 @@ from app.models import (
 from app.models.enums import IdType
 from app.security.scope import scope_clause, scope_of
 from app.services import audit, jobs, validators
-from app.services.columns import NATIONAL, get_kind, header_key, is_blank
+from app.services.columns import NATIONAL, get_kind, header_key, is_blank, is_blank_cell
 from app.services.errors import DomainError, ValidationFailed
 
 DEFAULTS = {
@@ -471,16 +471,15 @@ def _validate_rows(rows, kind, res, formulas, progress, today):
     form_choices = set(form_col.choices) if form_col is not None else None
     header_row = header[0]
     count = 0
+    id_cache = {}
     for rno, cells in rows:
         if rno <= header_row:
             continue
         n = len(cells)
-        blank = True
         for c in cells:
-            if c is not None and c != "" and not (isinstance(c, str) and not validators.normalize_text(c)):
-                blank = False
+            if not is_blank_cell(c):
                 break
-        if blank:
+        else:
             continue
         count += 1
         if count > max_rows:
@@ -496,7 +495,7 @@ def _validate_rows(rows, kind, res, formulas, progress, today):
             if formulas and (rno, idx) in formulas:
                 row_errors.append((col.header, _("单元格含公式，请复制后“选择性粘贴为数值”再导入")))
                 continue
-            if raw is None or raw == "" or (isinstance(raw, str) and is_blank(raw)):
+            if is_blank_cell(raw):
                 if col.required:
                     row_errors.append((col.header, _("不能为空")))
                 rec[col.key] = col.default
@@ -508,7 +507,7 @@ def _validate_rows(rows, kind, res, formulas, progress, today):
         for col in absent:
             rec[col.key] = col.default
         if not row_errors:
-            _check_row(rec, kind, col_of, cat_choices, form_choices, max_hours, today, row_errors)
+            _check_row(rec, kind, col_of, cat_choices, form_choices, max_hours, today, row_errors, id_cache)
         if row_errors:
             for column, reason in row_errors:
                 errors.append([rno, column, reason])
@@ -520,12 +519,27 @@ def _validate_rows(rows, kind, res, formulas, progress, today):
     return good
 
 
-def _check_row(rec, kind, col_of, cat_choices, form_choices, max_hours, today, row_errors):
+def _check_id(id_type, number, cache):
+    """validators.check_id_number, once per distinct number of a file (a person
+    usually has many rows): (normalised number, None) or (None, reason)."""
+    key = (id_type, number)
+    hit = cache.get(key)
+    if hit is None:
+        try:
+            hit = (validators.check_id_number(id_type, number), None)
+        except ValidationFailed as e:
+            hit = (None, str(e))
+        cache[key] = hit
+    return hit
+
+
+def _check_row(rec, kind, col_of, cat_choices, form_choices, max_hours, today, row_errors, id_cache):
     id_col = col_of["id_number"].header
-    try:
-        rec["id_number"] = validators.check_id_number(rec.get("id_type") or IdType.RESIDENT, rec["id_number"])
-    except ValidationFailed as e:
-        row_errors.append((id_col, str(e)))
+    number, reason = _check_id(rec.get("id_type") or IdType.RESIDENT, rec["id_number"], id_cache)
+    if reason:
+        row_errors.append((id_col, reason))
+    else:
+        rec["id_number"] = number
     if rec.get("id_type") is None:
         rec["id_type"] = IdType.RESIDENT
     cat = rec.get("category")
@@ -735,8 +749,11 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
             }
             for r in rows
         ]
-        for chunk in _chunks(values, 5000):
-            db.session.execute(insert(HourRecord), chunk)
+        # Core executemany (no ORM bookkeeping per row).
+        conn = db.session.connection()
+        table = HourRecord.__table__
+        for chunk in _chunks(values, 10000):
+            conn.execute(table.insert(), chunk)
         audit.record("import", "ImportBatch", batch.id, user=user, unit_id=user.unit_id,
                      region_code=batch.region_code, kind=kind.code, filename=res.filename,
                      rows_added=len(rows), rows_duplicate=batch.rows_duplicate, rows_error=0,
