@@ -12,8 +12,9 @@
 * `certificate_pdf` / `batch_pdf` render through xhtml2pdf from a Jinja template
   (autoescaped) under a ResourceAccessPolicy that lets the renderer read only the
   app's certificate asset folder and fetch nothing remote; the CJK font is parsed
-  once per process (see services.certificate_render).  Any pisa warning is an error: a missing or blocked font is reported
-  as a warning by xhtml2pdf and would otherwise print boxes.
+  once per process (see services.certificate_render).  Any pisa warning is an
+  error: xhtml2pdf reports a missing or blocked font only as a warning, and the
+  certificate would print boxes.
 * `verify(code)` answers the public verification page.
 
 Callers commit (issue / refresh / verify add rows and audit entries to the
@@ -51,8 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 TEMPLATE = "certificates/certificate_pdf.html"
 
-# Verification codes: 20 symbols of a 32-letter alphabet without 0/O, 1/I/L look-alikes
-# = 100 bits of randomness, shown in groups of four.
+# Verification codes: 20 symbols from 31 (digits and capitals without the
+# look-alikes 0/O, 1/I/L) = 99 bits from `secrets`, shown in groups of four.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 20
 
@@ -81,8 +82,6 @@ def _font_problem(path):
     sfnt table directory: reportlab embeds TrueType outlines ('glyf') only; a CFF
     (PostScript-outline) OpenType font fails with "postscript outlines are not
     supported", and a missing file would fall back to Helvetica boxes."""
-    if any(c in path for c in "\"'<>&()\\;"):
-        return _("字体路径含有不允许的字符")
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
@@ -132,7 +131,7 @@ def checked_font_path():
 
 
 def asset_dir():
-    """The only folder (besides the font file) the renderer may read."""
+    """The only folder the renderer may read (the font is registered by the app)."""
     return os.path.join(current_app.root_path, "assets", "certificates")
 
 
