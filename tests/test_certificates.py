@@ -277,7 +277,7 @@ def test_verification_is_rate_limited(app, backend):
     codes = [c.get("/verify/ABCDEFGHJKMNPQRSTUVW").status_code for _ in range(4)]
     assert codes[:3] == [200, 200, 200] and codes[3] == 429
     resp = c.get("/verify/?code=ABCDEFGHJKMNPQRSTUVW")
-    assert resp.status_code == 429 and "频繁" in resp.get_data(as_text=True)  # a Chinese page
+    assert resp.status_code == 429 and "核验请求过于频繁，请稍后再试" in resp.get_data(as_text=True)
     with limited.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -234,9 +234,8 @@ def _verify_limit():
     return current_app.config.get("CERT_VERIFY_RATE_LIMIT", "30 per minute")
 
 
-def _too_many(_limit):
-    html = render_template("certificates/verify_limited.html")
-    return make_response(html, 429)
+def _too_many(_exc):
+    return make_response(render_template("certificates/verify_limited.html"), 429)
 
 
 class CertificateVerifyView(BaseView):
@@ -250,8 +249,14 @@ class CertificateVerifyView(BaseView):
 
     def __init__(self):
         # A fresh list per instance (FAB appends to it).
-        self.limits = [Limit(_verify_limit, key_func=get_remote_address, on_breach=_too_many)]
+        self.limits = [Limit(_verify_limit, key_func=get_remote_address)]
         super().__init__()
+
+    def create_blueprint(self, appbuilder, endpoint=None, static_folder=None):
+        blueprint = super().create_blueprint(appbuilder, endpoint=endpoint, static_folder=static_folder)
+        # This page's own "too many requests" answer (the app-wide one speaks of logins).
+        blueprint.register_error_handler(429, _too_many)
+        return blueprint
 
     def _page(self, raw_code):
         result = None
