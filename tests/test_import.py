@@ -503,3 +503,64 @@ def test_applicant_has_no_import_page(app, login_as):
     c = login_as("zhangsan")
     resp = c.get("/imports/", follow_redirects=False)
     assert resp.status_code in (302, 403)
+
+
+def test_jobs_go_through_rq_when_redis_is_configured(app):
+    """SPEC §7: with REDIS_URL the job is queued for an RQ worker; its state is in
+    the database, so the web process reads progress and result from there."""
+    import fakeredis
+    from rq import SimpleWorker
+
+    from app.services import jobs
+
+    conn = fakeredis.FakeStrictRedis()
+    app.config["REDIS_URL"] = "redis://queue.invalid:6379/0"
+    app.extensions["ce_redis"] = conn
+    try:
+        with app.app_context():
+            clerk = _user("clerk_a")
+            job = jobs.submit("import_analyse", {"kind": "unit", "path": os.path.join(DATA, "good_unit.xlsx"),
+                                                 "filename": "good_unit.xlsx", "user_id": clerk.id}, user=clerk)
+            assert job.state == "queued"
+            assert jobs.queue().count == 1
+            SimpleWorker([jobs.queue()], connection=conn).work(burst=True)
+            job = jobs.get_job(job.id, clerk)
+            assert (job.state, job.progress) == ("done", 100)
+            assert jobs.result_of(job)["rows_new"] == 3
+            assert jobs.get_job(job.id, _user("clerk_b")) is None
+    finally:
+        app.config["REDIS_URL"] = None
+        app.extensions.pop("ce_redis")
+
+
+@pytest.mark.parametrize("kind, title, extra", [
+    ("unit", "单位专业科目学时导入模板", "课程（项目）名称"),
+    ("bureau", "人社局公需科目学时导入模板", "课程（项目）名称"),
+    ("organizer", "高级研修项目学时上报模板", "项目结束日期"),
+    ("industry", "行业主管部门学时导入模板", "课程（项目）名称"),
+])
+def test_templates(app, kind, title, extra):
+    from app.services.excel_template import build_template
+
+    with app.app_context():
+        wb = load_workbook(io.BytesIO(build_template(kind)))
+    ws = wb["学时数据"]
+    header = [c.value for c in ws[1]]
+    assert header[:3] == ["姓名", "证件类型", "证件号码"] and extra in header
+    if kind == "organizer":
+        assert "研修项目名称" in header
+    example = [c.value for c in ws[2]]
+    assert example[0] == "张三" and isinstance(example[2], str) and len(example[2]) == 18
+    assert ws.cell(row=2, column=3).number_format == "@" and ws.cell(row=5000, column=3).number_format == "@"
+    lists = {str(dv.sqref).split(":")[0][0]: dv.formula1 for dv in ws.data_validations.dataValidation}
+    cat_col = "ABCDEFGHIJK"[header.index("科目类别")]
+    form_col = "ABCDEFGHIJK"[header.index("学习形式")]
+    assert cat_col in lists and form_col in lists
+    ref_sheet = wb["参考列表"]
+    values = {c.value for row in ref_sheet.iter_rows() for c in row if c.value}
+    assert ("公需科目" if kind == "bureau" else "专业科目") in values and "研修" in values
+    if kind == "unit":
+        assert "公需科目" not in values  # a unit imports 专业科目 only
+    assert wb["参考列表"].sheet_state == "hidden"
+    help_text = " ".join(str(c.value) for row in wb["填写说明"].iter_rows() for c in row if c.value)
+    assert title in help_text and "文本格式" in help_text

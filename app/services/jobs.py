@@ -51,17 +51,25 @@ def submit(kind, params, *, user=None, inline=False):
     if inline:
         run_job(job_id)
     elif current_app.config.get("REDIS_URL") and not current_app.config.get("JOBS_IN_PROCESS"):
-        from redis import Redis
-        from rq import Queue
-
-        Queue("ce-jobs", connection=Redis.from_url(current_app.config["REDIS_URL"])).enqueue(
-            "app.services.jobs.rq_entry", job_id, job_timeout=3600
-        )
+        queue().enqueue("app.services.jobs.rq_entry", job_id, job_timeout=3600)
     else:
         app = current_app._get_current_object()
         threading.Thread(target=_thread_entry, args=(app, job_id), daemon=True, name=f"ce-job-{job_id}").start()
     db.session.expire_all()
     return db.session.get(Job, job_id)
+
+
+def queue():
+    """The RQ queue of long jobs (`rq worker ce-jobs`).  Tests put a fakeredis
+    connection in app.extensions["ce_redis"]."""
+    from rq import Queue
+
+    conn = current_app.extensions.get("ce_redis")
+    if conn is None:
+        from redis import Redis
+
+        conn = Redis.from_url(current_app.config["REDIS_URL"])
+    return Queue("ce-jobs", connection=conn)
 
 
 def _thread_entry(app, job_id):
