@@ -73,7 +73,7 @@ class DashboardView(BaseView):
             here["region"] = summary.region.code
         if summary.unit is not None:
             here["unit"] = summary.unit.id
-        region_arg = region_code = summary.region.code if summary.region is not None else None
+        region_code = summary.region.code if summary.region is not None else None
         return self.render_template(
             "dashboard/index.html",
             s=summary, years=_years(), here=here,
@@ -84,7 +84,6 @@ class DashboardView(BaseView):
             grid_url=lambda **kw: grid_url(summary.year, region=region_code,
                                            unit=summary.unit.id if summary.unit else None, **kw),
             level_label={"city": _("地市"), "district": _("区县"), "unit": _("单位")}[summary.level],
-            region_arg=region_arg,
         )
 
     @expose("/unmet.xlsx")
