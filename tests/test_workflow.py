@@ -685,3 +685,34 @@ def test_revoke_supersedes_certificates_that_counted_the_record(app):
         assert db.session.get(Certificate, cid).status == CertificateStatus.SUPERSEDED
         assert db.session.execute(select(AuditLog).where(
             AuditLog.action == "certificate_supersede", AuditLog.object_id == str(cid))).scalar_one()
+
+
+def test_bureau_revokes_from_the_approved_grid(app, login_as):
+    with app.app_context():
+        rid = _approved("zhangsan", "PRO", 16, "待撤销的课程")
+    nj = login_as("bureau_nj")
+    html = nj.get("/review/approved/list/?_flt_0_year=%d&psize_ApprovedHoursView=100" % YEAR).get_data(as_text=True)
+    assert "待撤销的课程" in html and "撤销认定" in html
+    resp = nj.get(f"/review/approved/show/{rid}")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/review/{rid}")
+    page = nj.get(f"/review/{rid}").get_data(as_text=True)
+    assert 'id="revoke-form"' in page and 'id="approve-form"' not in page
+    # Suzhou's bureau neither lists nor revokes it.
+    sz = login_as("bureau_sz")
+    assert "待撤销的课程" not in sz.get("/review/approved/list/?psize_ApprovedHoursView=100").get_data(as_text=True)
+    assert post(sz, f"/review/{rid}/revoke", {"comment": "x"}).status_code == 404
+    # A reason is required.
+    html = post(nj, f"/review/{rid}/revoke", {"comment": ""}, follow_redirects=True).get_data(as_text=True)
+    assert "请填写原因" in html
+    html = post(nj, f"/review/{rid}/revoke", {"comment": "举办单位证明系伪造"}, follow_redirects=True).get_data(as_text=True)
+    assert "已撤销认定" in html and "举办单位证明系伪造" in html
+    with app.app_context():
+        rec = db.session.get(HourRecord, rid)
+        assert rec.status == Status.REVOKED
+        (entry,) = audit_rows(rid, "revoke")
+        assert entry.username == "bureau_nj"
+        assert json.loads(entry.detail) == {"old": {"status": "APPROVED"},
+                                            "new": {"status": "REVOKED", "revoke_reason": "举办单位证明系伪造"}}
+    # It stays visible to the applicant with the reason, and no longer counts.
+    mine = login_as("zhangsan").get(f"/declare/mine?year={YEAR}").get_data(as_text=True)
+    assert "举办单位证明系伪造" in mine and "已撤销" in mine

@@ -89,7 +89,8 @@ _WORKFLOW_REVIEWER = (
     + _grid("ReviewView", "can_show", "can_decide", "can_revoke")
     + _grid("UnitReviewView", "can_yearend", "can_departure")
     + _grid("ProofView", "can_download")
-    + _menus("Workflow", "ReviewTodo", "YearEndReview")
+    + _grid("ApprovedHoursView", *READ)
+    + _menus("Workflow", "ReviewTodo", "YearEndReview", "RevokeHours")
 )
 ROLE_PERMISSIONS[UNIT_OPERATOR] = list(ROLE_PERMISSIONS[UNIT_OPERATOR]) + _WORKFLOW_REVIEWER
 ROLE_PERMISSIONS[UNIT_ADMIN] = (
@@ -98,6 +99,7 @@ ROLE_PERMISSIONS[UNIT_ADMIN] = (
 )
 ROLE_PERMISSIONS[BUREAU] = (
     list(ROLE_PERMISSIONS[BUREAU]) + _grid("ReviewView", "can_show", "can_revoke") + _grid("ProofView", "can_download")
+    + _grid("ApprovedHoursView", *READ) + _menus("Workflow", "RevokeHours")
 )
 ROLE_PERMISSIONS[APPLICANT] = (
     list(ROLE_PERMISSIONS[APPLICANT]) + _grid("DeclarationView", "can_declare", "can_mine")

@@ -300,12 +300,19 @@ def approve_records(ids, **kw):
     return transition(ids, "approve", **kw)
 
 
+def _pending(query_of_ids, scope):
+    return query_of_ids.filter(H.status == Status.SUBMITTED, scope_clause(H, reviewer_scope(scope)))
+
+
 def pending_ids(query_of_ids, scope=None):
     """Ids from a query of HourRecord ids (e.g. a grid's current filter) that are
     pending and inside the reviewer's scope."""
-    scope = reviewer_scope(scope)
-    q = query_of_ids.filter(H.status == Status.SUBMITTED, scope_clause(H, scope))
-    return [r[0] for r in q.all()]
+    return [r[0] for r in _pending(query_of_ids, scope).all()]
+
+
+def pending_count(query_of_ids, scope=None):
+    """How many rows `pending_ids` would return (counted in the database)."""
+    return _pending(query_of_ids, scope).count()
 
 
 def approve_filtered(query_of_ids, confirmed_count, **kw):

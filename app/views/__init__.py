@@ -33,6 +33,12 @@ def register(appbuilder):
         UnitReviewView, "YearEndReview", href="/unitreview/yearend", label=_l("年度审核"), icon="fa-calendar-check-o",
         category="Workflow",
     )
+    from app.views.workflow import ApprovedHoursView
+
+    appbuilder.add_view(
+        ApprovedHoursView, "RevokeHours", label=_l("撤销认定"), icon="fa-ban", category="Workflow",
+        category_label=wf, category_icon="fa-check-square-o",
+    )
     appbuilder.add_view_no_menu(ReviewView)
     appbuilder.add_view_no_menu(ProofView)
     from app.api.national import register as register_national_api

@@ -277,11 +277,20 @@ class ReviewTodoView(ScopedModelView):
         "id": approved_same_year,
     }
 
+    def _filtered_ids(self):
+        """Query of the ids the grid shows under the request's filters (scope and
+        "pending" included, as base filters)."""
+        get_filter_args(self._filters)
+        joined = self._filters.get_joined_filters(self._base_filters)
+        return joined.apply_all(db.session.query(HourRecord.id))
+
     @expose("/list/")
     @has_access
     def list(self):
         widgets = self._list()
-        count = widgets["list"].template_args.get("count", 0)
+        # Exact (the grid's own count may be capped): the confirmation states it and
+        # approve_filtered checks it.
+        count = approval.pending_count(self._filtered_ids())
         return self.render_template(
             self.list_template, title=self.list_title, widgets=widgets, filtered_count=count,
             filter_qs=request.query_string.decode("utf-8", "replace"),
@@ -311,16 +320,53 @@ class ReviewTodoView(ScopedModelView):
         if not self.appbuilder.sm.has_access("approve", self.class_permission_name):
             flash(str(FLAMSG_ERR_SEC_ACCESS_DENIED), "danger")
             return redirect(url_for("HomeView.index"))
-        get_filter_args(self._filters)
-        joined = self._filters.get_joined_filters(self._base_filters)
-        query = joined.apply_all(db.session.query(HourRecord.id))
         try:
-            result = approval.approve_filtered(query, request.form.get("confirmed_count"), user=g.user)
+            result = approval.approve_filtered(self._filtered_ids(), request.form.get("confirmed_count"), user=g.user)
             flash(result.message(), "success" if result.done else "warning")
         except DomainError as exc:
             _flash_error(exc)
         qs = request.query_string.decode("utf-8", "replace")
         return redirect(url_for("ReviewTodoView.list") + ("?" + qs if qs else ""))
+
+
+class ApprovedFilter(BaseFilter):
+    """已核准 only: the records a revocation (撤销认定) starts from."""
+
+    name = _l("已核准")
+    arg_name = None
+
+    def apply(self, query, value):
+        return query.filter(HourRecord.status == Status.APPROVED)
+
+
+class ApprovedHoursView(ScopedModelView):
+    """撤销认定 (SPEC §3 flow 8): approved records of the scope; each row opens the
+    review page, where bureau staff or the approving unit revoke with a reason."""
+
+    route_base = "/review/approved"
+    datamodel = CEInterface(HourRecord)
+    base_permissions = ["can_list", "can_show"]
+    base_filters = [["status", ApprovedFilter, None]]
+    list_title = _l("已核准学时（撤销认定）")
+    list_columns = [
+        "person.name", "person.id_number", "year", "category", "course_name", "hours",
+        "source", "unit.name", "reviewed_at",
+    ]
+    search_columns = ["year", "category", "source", "course_name", "person", "region_code"]
+    order_columns = ["year", "hours", "course_name"]
+    base_order = ("id", "desc")
+    label_columns = HOUR_LABELS
+    formatters_columns = {
+        "person.id_number": id_number_for_list,
+        "category": translated,
+        "source": translated,
+        "hours": hours_text,
+    }
+
+    @expose("/show/<pk>")
+    @has_access
+    def show(self, pk):
+        return redirect(url_for("ReviewView.show", record_id=pk))
 
 
 class ReviewView(BaseView):
