@@ -409,9 +409,13 @@ def analyse(path, kind_code, user, *, filename="", progress=None, today=None, ke
     try:
         check_file(path)
         res.sha256 = file_sha256(path)
-        sheet_name, rows = read_rows(path)
-        formulas = scan_sheet(path, sheet_name)
-        good = _validate_rows(rows, kind, res, formulas, progress, today)
+        good = _load_validated(path, res, today)
+        if good is None:
+            sheet_name, rows = read_rows(path)
+            formulas = scan_sheet(path, sheet_name)
+            good = _validate_rows(rows, kind, res, formulas, progress, today)
+            if not res.errors:
+                _save_validated(path, res, today, good)
     except ValidationFailed as e:
         res.file_error = str(e)
         res.seconds = time.perf_counter() - t0
@@ -433,6 +437,59 @@ def analyse(path, kind_code, user, *, filename="", progress=None, today=None, ke
     if keep_rows:
         res.rows = good
     return res
+
+
+# ---- the validated rows of a file, kept next to it between preview and confirm.
+# Parsing depends only on the file's bytes, the kind, the day and the hour cap, so
+# confirm reuses them and re-checks only what depends on the database (persons,
+# scope, duplicates).  JSON, not pickle: the file is data, never code.
+
+def _validated_path(path, res, today):
+    folder = os.path.join(current_app.config["UPLOAD_DIR"], "imports", "validated")
+    os.makedirs(folder, exist_ok=True)
+    cap = current_app.config["MAX_HOURS_PER_RECORD"]
+    return os.path.join(folder, f"{res.sha256}.{res.kind}.{today.isoformat()}.{cap}.json")
+
+
+def _save_validated(path, res, today, good):
+    def enc(r):
+        return [r["_row"], r["name"], r["id_type"].name, r["id_number"], r["year"], r["category"].name,
+                r["learning_form"].name, r["course_name"], r.get("organizer_name") or "",
+                r["start_date"].isoformat(), r["end_date"].isoformat(), str(r["hours"])]
+
+    try:
+        target = _validated_path(path, res, today)
+        tmp = target + ".part"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"rows_total": res.rows_total, "layout": res.layout, "rows": [enc(r) for r in good]},
+                      fh, ensure_ascii=False)
+        os.replace(tmp, target)
+    except OSError:
+        pass  # only a cache
+
+
+def _load_validated(path, res, today):
+    from decimal import Decimal
+
+    from app.models.enums import Category, LearningForm
+
+    target = _validated_path(path, res, today)
+    if not os.path.exists(target):
+        return None
+    try:
+        with open(target, encoding="utf-8") as fh:
+            data = json.load(fh)
+        d = datetime.date.fromisoformat
+        rows = [
+            {"_row": r[0], "name": r[1], "id_type": IdType[r[2]], "id_number": r[3], "year": r[4],
+             "category": Category[r[5]], "learning_form": LearningForm[r[6]], "course_name": r[7],
+             "organizer_name": r[8], "start_date": d(r[9]), "end_date": d(r[10]), "hours": Decimal(r[11])}
+            for r in data["rows"]
+        ]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    res.rows_total, res.layout = data["rows_total"], data["layout"]
+    return rows
 
 
 def _validate_rows(rows, kind, res, formulas, progress, today):
