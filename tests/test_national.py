@@ -508,3 +508,33 @@ def test_exported_national_file_imports_through_the_industry_pipeline(app, login
     delivered = {i["id"] for i in items if not i["removed"]}
     assert counted == ids and ids <= delivered
     assert {i["source"] for i in items if i["id"] in ids} == {"INDUSTRY_IMPORT"}
+
+
+def test_large_xlsx_export_runs_as_a_job(app, login_as, monkeypatch):
+    import time
+
+    monkeypatch.setitem(app.config, "EXPORT_INLINE_MAX_ROWS", 5)
+    c = login_as("bureau_nj")
+    resp = c.get("/national/export", query_string={"region": "320100", "year": YEAR, "format": "xlsx"})
+    assert resp.status_code == 302 and "/national/job/" in resp.headers["Location"]
+    job_url = resp.headers["Location"]
+    for _ in range(100):
+        html = c.get(job_url).get_data(as_text=True)
+        if 'id="job-done"' in html or 'id="job-error"' in html:
+            break
+        time.sleep(0.2)
+    assert 'id="job-done"' in html, html
+    resp = c.get(job_url + "/download")
+    assert resp.status_code == 200
+    values = list(load_workbook(io.BytesIO(resp.get_data())).active.values)
+    with app.app_context():
+        expected = _expected_rows("3201", YEAR)
+    assert tuple(values[0]) == national.NATIONAL_HEADERS
+    assert sorted(v[1] for v in values[1:]) == sorted(r.person.id_number for r in expected)
+    # Another bureau cannot open or download it.
+    other = login_as("bureau_sz")
+    assert other.get(job_url).status_code == 404
+    assert other.get(job_url + "/download").status_code == 404
+    # CSV still streams at once.
+    resp = c.get("/national/export", query_string={"region": "320100", "year": YEAR, "format": "csv"})
+    assert resp.status_code == 200 and resp.get_data().startswith(b"\xef\xbb\xbf")

@@ -12,8 +12,6 @@ Sign in with FAB's JWT login (POST /api/v1/security/login {"username", "password
 
 Every route reads through the row scope (ScopeFilter / app.security.scope).
 """
-import io
-
 from flask import Response, request
 from flask_appbuilder.api import ModelRestApi, expose, protect, rison, safe
 from flask_appbuilder.models.sqla.filters import FilterEqual
@@ -244,18 +242,30 @@ class NationalRecordApi(ModelRestApi):
             return self.response_400(message=str(e))
 
 
+def checked_filters(region, year):
+    """(region code or None, year or None) after checking them against the scope.
+    Raises DomainError / OutOfScope."""
+    from app.security.scope import current_scope
+
+    year = national.check_year(year)
+    prefix = national.check_region_in_scope(national.check_region(region), current_scope())
+    return (prefix.ljust(6, "0") if prefix else None), year
+
+
 def national_file_response(region, year, fmt):
     """The export file as a Response (audited); shared by the API and the web page.
+    CSV streams; .xlsx is written to a temporary file first (constant memory).
     Raises DomainError / OutOfScope on bad filters, before anything is sent."""
-    from flask import g, stream_with_context
+    import os
+    import tempfile
+
+    from flask import g, send_file, stream_with_context
 
     from app.extensions import db
     from app.security.scope import current_scope
 
     scope = current_scope()
-    year = national.check_year(year)
-    prefix = national.check_region_in_scope(national.check_region(region), scope)
-    region = prefix.ljust(6, "0") if prefix else None
+    region, year = checked_filters(region, year)
     user = getattr(g, "user", None)
     audit.record(
         "export_national", "HourRecord", None, region_code=region, year=year, format=fmt,
@@ -263,15 +273,18 @@ def national_file_response(region, year, fmt):
     )
     db.session.commit()
     name = national.export_filename(region, year, fmt)
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     rows = national.export_rows(region, year, scope=scope)
     if fmt == "xlsx":
-        buf = io.BytesIO()
-        national.write_xlsx(rows, buf)
-        return Response(
-            buf.getvalue(), headers=headers,
+        fd, path = tempfile.mkstemp(suffix=".xlsx", dir=national.export_dir())
+        os.close(fd)
+        national.write_xlsx(rows, path)
+        resp = send_file(
+            path, as_attachment=True, download_name=name,
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
+        resp.call_on_close(lambda: os.path.exists(path) and os.remove(path))
+        return resp
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return Response(stream_with_context(national.iter_csv(rows)), headers=headers,
                     mimetype="text/csv")
 

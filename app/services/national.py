@@ -21,6 +21,7 @@ Everything reads through the row scope (app.security.scope).
 import csv
 import datetime
 import io
+import os
 from dataclasses import dataclass
 
 from flask import current_app
@@ -31,7 +32,7 @@ from sqlalchemy import select, text, tuple_
 from app.extensions import db
 from app.models import HourRecord, Person, Unit
 from app.security.scope import current_scope, region_prefix, region_range, scope_clause
-from app.services import columns
+from app.services import audit, columns, jobs
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
 
@@ -335,3 +336,41 @@ def count_export(region=None, year=None, scope=None):
 
     q = export_query(region, year, scope).order_by(None).with_only_columns(func.count())
     return db.session.execute(q).scalar_one()
+
+
+# ------------------------------------------------- large exports as a long job
+
+
+def export_dir():
+    folder = os.path.join(current_app.config["VAR_DIR"], "exports")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+@jobs.handler("national_export")
+def _job_national_export(job_id, params, progress):
+    """Write the national-layout .xlsx of params (region, year) for the submitting
+    user's scope (app.services.jobs runs it in a worker or thread)."""
+    from app.models import CEUser
+    from app.security.scope import scope_of
+
+    user = db.session.get(CEUser, params["user_id"])
+    if user is None:
+        raise OutOfScope(_("用户不存在"))
+    scope = scope_of(user)
+    total = max(int(params.get("total") or 1), 1)
+    path = os.path.join(export_dir(), f"national-{job_id}.xlsx")
+    written = [0]
+
+    def rows():
+        for row in export_rows(params.get("region"), params.get("year"), scope=scope):
+            written[0] += 1
+            if written[0] % 5000 == 0:
+                progress(min(95, written[0] * 100 // total), _("已写入%(n)d行", n=written[0]))
+            yield row
+
+    write_xlsx(rows(), path)
+    audit.record("export_national", "HourRecord", None, user=user, region_code=params.get("region"),
+                 year=params.get("year"), format="xlsx", rows=written[0], job=job_id)
+    db.session.commit()
+    return {"rows": written[0], "_path": path, "filename": params.get("filename")}

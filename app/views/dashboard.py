@@ -3,20 +3,22 @@ app.services.dashboard / app.services.national.  Charts are inline SVG drawn by
 the templates (app/templates/dashboard/_charts.html): nothing loads from the internet."""
 import datetime
 import io
+import os
 from urllib.parse import urlencode
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access, permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Region
 from app.models.enums import label
 from app.security.scope import current_scope, region_range, scope_clause
-from app.services import audit, dashboard, national
+from app.services import audit, dashboard, jobs, national
 from app.services.errors import DomainError, OutOfScope
 from app.views.formatting import hours_text, id_number_for_list
 
@@ -148,18 +150,52 @@ class NationalExportView(BaseView):
     @has_access
     @permission_name("export")
     def export(self):
-        from app.api.national import national_file_response
+        """CSV streams at once; a large .xlsx runs as a long job (EXPORT_INLINE_MAX_ROWS)."""
+        from app.api.national import checked_filters, national_file_response
 
         fmt = request.args.get("format", "xlsx")
         if fmt not in ("csv", "xlsx"):
             abort(400)
         try:
+            if fmt == "xlsx":
+                region, year = checked_filters(request.args.get("region"), request.args.get("year"))
+                total = national.count_export(region, year)
+                if total > current_app.config.get("EXPORT_INLINE_MAX_ROWS", 100_000):
+                    job = jobs.submit("national_export", {
+                        "region": region, "year": year, "user_id": current_user.id, "total": total,
+                        "filename": national.export_filename(region, year, "xlsx"),
+                    }, user=current_user)
+                    flash(_("共%(n)d行，正在后台导出，完成后可在本页下载", n=total), "info")
+                    return redirect(url_for("NationalExportView.job", job_id=job.id))
             return national_file_response(request.args.get("region"), request.args.get("year"), fmt)
         except OutOfScope as e:
             abort(404, description=str(e))
         except DomainError as e:
             flash(str(e), "danger")
             return redirect(url_for("NationalExportView.index"))
+
+    @expose("/job/<int:job_id>")
+    @has_access
+    @permission_name("export")
+    def job(self, job_id):
+        job = jobs.get_job(job_id, current_user)
+        if job is None or job.kind != "national_export":
+            abort(404)
+        return self.render_template("dashboard/national_job.html", job=job, result=jobs.result_of(job))
+
+    @expose("/job/<int:job_id>/download")
+    @has_access
+    @permission_name("export")
+    def download(self, job_id):
+        job = jobs.get_job(job_id, current_user)
+        if (job is None or job.kind != "national_export" or job.state != jobs.DONE
+                or not job.result_path or not os.path.exists(job.result_path)):
+            abort(404)
+        return send_file(
+            job.result_path, as_attachment=True,
+            download_name=jobs.result_of(job).get("filename") or "national.xlsx",
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
 
 
 MENU_LABELS = {"Dashboard": _l("达标统计"), "NationalExport": _l("部省对接")}
