@@ -4,6 +4,7 @@
 tests build the app with.  Everything a deployment changes (database, secret,
 port, Redis, limits, yearly requirement) comes from environment variables.
 """
+import json
 import os
 
 BASE_DIR = os.path.abspath(os.path.dirname(__file__))
@@ -88,6 +89,19 @@ class Config:
     DEMO = _env_bool("DEMO", True)
 
     REDIS_URL = os.environ.get("REDIS_URL")
+
+    # Bulk import and export (issue 4).  Files above the limits are refused with a
+    # message; work above the *_INLINE_* sizes runs as a job (RQ with REDIS_URL,
+    # else a thread) and the page shows its progress.
+    IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(30 * 1024 * 1024)))
+    IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "200000"))
+    IMPORT_MAX_UNCOMPRESSED_BYTES = int(os.environ.get("IMPORT_MAX_UNCOMPRESSED_BYTES", str(400 * 1024 * 1024)))
+    IMPORT_INLINE_MAX_BYTES = int(os.environ.get("IMPORT_INLINE_MAX_BYTES", str(1024 * 1024)))
+    IMPORT_INLINE_MAX_ROWS = int(os.environ.get("IMPORT_INLINE_MAX_ROWS", "20000"))
+    EXPORT_INLINE_MAX_ROWS = int(os.environ.get("EXPORT_INLINE_MAX_ROWS", "100000"))
+    # Public holidays past chinesecalendar's data (it knows 2004-2026), as JSON:
+    # {"2027": {"holidays": ["2027-01-01", ...], "workdays": ["2027-02-06", ...]}}
+    HOLIDAYS_EXTRA = json.loads(os.environ.get("HOLIDAYS_EXTRA", "{}"))
 
     # Certificates (issue 5).  A TrueType-outline CJK font is embedded in every
     # certificate (Debian: fonts-wqy-microhei); rendering fails loudly without it.
