@@ -111,3 +111,15 @@ def test_unit_clerk_sees_whole_id_numbers(login_as):
         zhangsan = db.session.execute(select(Person.id_number).where(Person.name == "张三")).scalar_one()
     assert zhangsan in text
     assert WHOLE.search(text) and not MASKED.search(text)
+
+
+def test_chinese_names_have_no_space(login_as):
+    client = login_as("zhangsan")
+    html = client.get("/hourrecordview/list/").get_data(as_text=True)
+    navbar = html[html.find("navbar"):html.find("</nav>") if "</nav>" in html else None]
+    assert "张三" in visible_text_of(navbar)
+    assert "张 三" not in visible_text_of(navbar)
+
+
+def visible_text_of(html):
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))

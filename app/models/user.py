@@ -15,3 +15,10 @@ class CEUser(User):
     person_id = Column(Integer, ForeignKey("person.id"), nullable=True)
     person = relationship("Person", foreign_keys=[person_id])
     must_change_password = Column(Boolean, nullable=True, default=False)
+
+    def get_full_name(self):
+        """FAB writes "first last"; Chinese names have no space (张 + 三 -> 张三)."""
+        first, last = self.first_name or "", self.last_name or ""
+        if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
+            return first + last
+        return f"{first} {last}".strip()
