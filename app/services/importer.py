@@ -632,8 +632,7 @@ def _resolve(good, ctx, res, today):
     kind = ctx.kind
     scoped_kind = kind.code in ("unit", "bureau")
     ids = {(r["id_type"], r["id_number"]) for r in good}
-    persons = {}  # (id_type, id_number) -> (id, name, unit_id, in_scope)
-    by_number = {}
+    by_number = {}  # (id_type, id_number) -> (id, name, unit_id, in scope)
     for chunk in _chunks({n for _t, n in ids}):
         in_scope = case((scope_clause(Person, ctx.scope), True), else_=False) if scoped_kind else True
         stmt = select(Person.id, Person.id_type, Person.id_number, Person.name, Person.unit_id,
@@ -717,9 +716,6 @@ def _resolve(good, ctx, res, today):
             r["late_report"] = today > deadline
             if r["late_report"]:
                 res.late_rows.append(r["_row"])
-    if res.errors:
-        # The file will not be stored: don't count rows as new.
-        res.rows_new = len(fresh)
     res.rows_new = len(fresh)
     good[:] = fresh
 
