@@ -130,6 +130,36 @@ class CESecurityManager(SecurityManager):
         super().__init__(appbuilder)
         current_app.before_request(self.account_gate)
 
+    # ---- per-request cost (issue 7) -----------------------------------------
+
+    def load_user(self, pk):
+        """The signed-in user with its roles and groups in one query (FAB's lazy
+        loads take three on every request)."""
+        from sqlalchemy.orm import joinedload
+
+        try:
+            pk = int(pk)
+        except (TypeError, ValueError):
+            return None
+        model = self.user_model
+        user = (
+            self.session.query(model)
+            .options(joinedload(model.roles), joinedload(model.groups).joinedload(self.group_model.roles))
+            .filter(model.id == pk)
+            .one_or_none()
+        )
+        return user if user is not None and user.is_active else None
+
+    def _has_access_builtin_roles(self, role, permission_name, view_name):
+        # Builtin roles are fixed configuration (app/security/roles.py): remember
+        # each answer instead of matching every regex again (~30 checks a page).
+        cache = self.__dict__.setdefault("_ce_builtin_access", {})
+        key = (role.name, permission_name, view_name)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = super()._has_access_builtin_roles(role, permission_name, view_name)
+        return hit
+
     # ---- rate limiting with a Chinese page ---------------------------------
 
     def create_limiter(self, app):
@@ -193,11 +223,20 @@ class CESecurityManager(SecurityManager):
 
 
 def _rate_limited(exc):
+    """429 in Chinese: the login and registration pages say why; an API gets JSON.
+    (A blueprint with its own 429 handler, like the certificate check, keeps it.)"""
+    from flask import jsonify
     from flask_babel import gettext as _
 
+    if request.blueprint in ("AuthDBView", "RegistrationView"):
+        message = _("操作过于频繁，请稍后再试（为保护账号安全，登录和注册尝试次数受到限制）")
+    else:
+        message = _("请求过于频繁，请稍后再试")
+    if request.path.startswith("/api/"):
+        return jsonify(message=message), 429
     appbuilder = current_app.appbuilder
     html = render_template(
         "accounts/rate_limited.html", appbuilder=appbuilder, base_template=appbuilder.base_template,
-        message=_("操作过于频繁，请稍后再试（为保护账号安全，登录和注册尝试次数受到限制）"),
+        message=message,
     )
     return html, 429

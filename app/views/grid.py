@@ -111,9 +111,28 @@ class FastListMixin:
             grid=grid,
             page_url=partial(_grid_url_for_page, name, grid.anchor),
             exact_count_url=_grid_url(name, exact=True),
+            row_urls=_row_urls(name, filters),
             **kwargs,
         )
         return widgets
+
+
+def _row_urls(view_name, filters):
+    """show / edit / delete URLs with a placeholder key, built once per page;
+    related-view filters are carried as FAB's set_link_filters does."""
+    carried = "".join(
+        f"&_flt_0_{flt.column_name}={value}" for flt, value in filters.get_filters_values() if flt.is_related_view
+    )
+    urls = {}
+    for kind in ("show", "edit", "delete"):
+        try:
+            path = url_for(f"{view_name}.{kind}", pk="__CE_PK__")
+        except Exception:  # the view has no such route
+            continue
+        if carried and kind != "delete":
+            path += ("&" if "?" in path else "?") + carried[1:]
+        urls[kind] = path
+    return urls
 
 
 def _grid_url_for_page(view_name, anchor, page):
