@@ -93,3 +93,25 @@ def test_bureau_exports_exactly_the_filtered_grid(app, live_server, page, tmp_pa
     assert re.search(r"记录数目:\s*%d\b" % len(rows), grid_text)
     assert all(r[0] in grid_text and r[5] in grid_text for r in rows[:25])
     assert re.fullmatch(r"\d{6}\*+\d{3}[\dX]", rows[0][1])
+
+
+def test_error_preview_in_the_browser(app, live_server, page, tmp_path):
+    import os
+
+    browser_login(page, live_server, "clerk_a")
+    page.goto(live_server + "/imports/")
+    page.set_input_files("#form-unit input[type=file]", os.path.join(os.path.dirname(__file__), "data", "bad_dates.xlsx"))
+    page.click("#form-unit button[type=submit]")
+    page.wait_for_selector("#error-table")
+    screenshot(page, "import_errors")
+    assert page.locator("#btn-confirm").count() == 0
+    assert "文件中有5行错误" in page.inner_text("#has-errors")
+    cells = page.locator("#error-table tr").all_inner_texts()
+    assert cells[1].split("\t") == ["第2行", "开始日期", "日期不存在：2026-02-30"]
+    with page.expect_download() as dl:
+        page.click("#btn-errors")
+    path = tmp_path / "errors.xlsx"
+    dl.value.save_as(path)
+    assert dl.value.suggested_filename == "bad_dates_错误行.xlsx"
+    rows = list(load_workbook(path).active.iter_rows(values_only=True))
+    assert len(rows) == 6 and rows[1][-2] == "开始日期：日期不存在：2026-02-30"
