@@ -173,3 +173,24 @@ def test_freelancer_declaration_reaches_agency_in_browser(app, live_server, page
     assert page.locator("tr", has_text=course).count() == 0
     page.goto(base + f"/review/{rec.id}")
     assert course not in page.content()
+
+
+def test_year_end_review_in_browser(app, live_server, page):
+    base = live_server
+    year = YEAR - 1
+    with app.app_context():
+        expected = requirement.year_totals(user("zhangsan").person_id, year)
+    browser_login(page, base, "clerk_a")
+    page.click("text=申报审核")
+    page.click("text=年度审核")
+    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.select_option("#year", str(year))
+    row = page.locator("#year-rows tr", has_text="张三")
+    assert f"{float(expected.total):g}" in row.inner_text()
+    assert ("已达标" if expected.met else "未达标") in row.inner_text()
+    row.locator("input[name=person_id]").check()
+    click_and_wait(page, "#btn-year-review")
+    assert "已完成 1 人的年度审核" in page.content()
+    assert page.locator("#year-rows tr", has_text="张三").locator(".reviewer").inner_text() == "clerk_a"
+    screenshot(page, "workflow_7_year_end")
