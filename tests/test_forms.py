@@ -352,3 +352,56 @@ def test_bureau_cannot_create_a_unit_outside_its_region(app, elevated):
     resp, page = submit(client, "/unitview/add", unit_form(region="320104"))  # 南京秦淮区
     assert resp.status_code == 302, page[-2000:]
     assert count(elevated, Unit) == before + 1
+
+
+def test_moving_a_person_in_the_grid_moves_the_records_and_history(app, login_as):
+    """A unit change on the person form is a move (services.persons.attach_person):
+    the records follow (so the new unit sees them), the history gets a period, the log says so."""
+    client = login_as("admin")
+    with app.app_context():
+        p = db.session.get(Person, 1)
+        assert p.unit_id == 1
+        data = person_form(name=p.name, id_number=p.id_number, unit="2", title=p.title or "",
+                           specialty=p.specialty or "", phone=p.phone or "")
+        n_records = db.session.execute(select(func.count()).where(HourRecord.person_id == 1)).scalar()
+    assert n_records > 0
+    resp, page = submit(client, "/personview/edit/1", data)
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        p = db.session.get(Person, 1)
+        assert p.unit_id == 2
+        places = set(db.session.execute(
+            select(HourRecord.unit_id, HourRecord.region_code).where(HourRecord.person_id == 1)).all())
+        assert places == {(2, "320508")}
+        periods = [(h.unit_id, h.end_date is None) for h in p.history]
+        assert periods[-1] == (2, True) and (1, False) in periods
+    [entry] = audit_entries(app, "edit", "Person")
+    detail = json.loads(entry.detail)
+    assert (detail["old"]["unit_id"], detail["new"]["unit_id"]) == (1, 2)
+    # the new unit's clerk now sees the person's records, the old unit's no longer
+    clerk_b = login_as("clerk_b")
+    with app.app_context():
+        rid = db.session.execute(select(HourRecord.id).where(HourRecord.person_id == 1)).scalars().first()
+    assert clerk_b.get(f"/hourrecordview/show/{rid}").status_code == 200
+    assert login_as("clerk_a").get(f"/hourrecordview/show/{rid}").status_code == 404
+
+
+def test_changing_the_person_of_a_record_is_audited(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        r = db.session.execute(select(HourRecord).where(HourRecord.person_id == 1).order_by(HourRecord.id)).scalars().first()
+        other = db.session.execute(select(Person).where(Person.unit_id == 2)).scalars().first()
+        rid, other_id = r.id, other.id
+        data = hour_form(person=str(other.id), year=str(r.year), category=r.category.name,
+                         learning_form=r.learning_form.name, course_name=r.course_name,
+                         organizer_name=r.organizer_name, start_date=r.start_date.isoformat(),
+                         end_date=r.end_date.isoformat(), hours=str(r.hours), source=r.source.name,
+                         status=r.status.name)
+    resp, page = submit(client, f"/hourrecordview/edit/{rid}", data)
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        r = db.session.get(HourRecord, rid)
+        assert (r.person_id, r.unit_id, r.region_code) == (other_id, 2, "320508")
+    [entry] = audit_entries(app, "edit", "HourRecord")
+    detail = json.loads(entry.detail)
+    assert (detail["old"]["person_id"], detail["new"]["person_id"]) == (1, other_id)

@@ -146,17 +146,32 @@ class ScopedModelView(FastListMixin, ModelView):
 
     def _history(self, item):
         state = sa_inspect(item)
+        # A form sets relations (record.person), whose foreign key (person_id) only
+        # changes at the flush: read those changes from the relation.
+        relation_of = {}
+        for rel in state.mapper.relationships:
+            cols = list(rel.local_columns)
+            if rel.direction.name == "MANYTOONE" and len(cols) == 1:
+                relation_of[cols[0].key] = rel.key
         old, new = {}, {}
         for field in self.audit_fields:
             hist = state.attrs[field].history
             if hist.has_changes():
                 old[field] = hist.deleted[0] if hist.deleted else None
                 new[field] = hist.added[0] if hist.added else None
+            elif field in relation_of and state.attrs[relation_of[field]].history.added:
+                target = state.attrs[relation_of[field]].history.added[0]
+                target_pk = None
+                if target is not None:
+                    target_pk = getattr(target, sa_inspect(type(target)).primary_key[0].key)
+                if target_pk != getattr(item, field):
+                    old[field], new[field] = getattr(item, field), target_pk
         return old, new
 
     def pre_add(self, item):
         try:
-            self.validate_item(item)
+            with db.session.no_autoflush:
+                self.validate_item(item)
             self._check_in_scope(item)
         except DomainError:
             db.session.rollback()
@@ -169,8 +184,11 @@ class ScopedModelView(FastListMixin, ModelView):
 
     def pre_update(self, item):
         try:
-            self.validate_item(item)
-            old, new = self._history(item)
+            # No autoflush while validating: a lazy load would flush the form's
+            # changes and wipe the attribute history the audit entry is built from.
+            with db.session.no_autoflush:
+                self.validate_item(item)
+                old, new = self._history(item)
             self._check_in_scope(item)
         except DomainError:
             # populate_obj already changed the attached row: drop those changes.

@@ -1,8 +1,11 @@
 from flask_babel import lazy_gettext as _l
 
+from sqlalchemy import inspect as sa_inspect
+
 from app.models import Person
 from app.security.scope import ScopeFilter
 from app.services.errors import ValidationFailed
+from app.services.persons import attach_person
 from app.services.validators import check_id_number
 from app.views.base import ScopedModelView
 from app.views.datamodel import CEInterface
@@ -45,10 +48,12 @@ class PersonView(ScopedModelView):
             raise ValidationFailed(_l("请填写姓名"))
         item.name = item.name.strip()
         item.id_number = check_id_number(item.id_type, item.id_number)
-        if item.unit is not None:
-            from app.models import UnitKind
-
-            item.is_freelancer = item.unit.kind == UnitKind.AGENCY
+        # A new unit on the form is a move: the history gets a period and the
+        # person's records follow (their unit/region copies decide who sees them).
+        added = sa_inspect(item).attrs.unit.history.added
+        new_unit = added[0] if added else None
+        if new_unit is not None and new_unit.id != item.unit_id:
+            attach_person(item, new_unit, note=str(_l("在人员信息中修改所在单位")))
 
     def audit_scope(self, item):
         unit = item.unit
