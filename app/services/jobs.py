@@ -144,9 +144,19 @@ def run_job(job_id):
     db.session.commit()
 
 
+# Modules whose @handler functions a worker must know (they register on import).
+HANDLER_MODULES = ["app.services.importer", "app.services.exporter", "app.services.national",
+                   "app.services.certificates"]
+
+
 def _import_handlers():
-    # Handlers register themselves on import.
-    from app.services import exporter, importer  # noqa: F401
+    import importlib
+
+    for name in HANDLER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            log.warning("job handler module %s not importable", name)
 
 
 def get_job(job_id, user):
