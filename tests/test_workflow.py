@@ -742,3 +742,23 @@ def test_remove_proof_file_own_editable_only(app, login_as):
         (entry,) = audit_rows(rid, "detach")
         assert json.loads(entry.detail)["old"]["filename"] == "d.pdf"
     assert not os.path.exists(path)
+
+
+def test_nobody_reviews_their_own_declaration(app):
+    with app.app_context():
+        rid = declare("zhangsan", course_name="自己审核自己")
+        zs_pid = user("zhangsan").person_id
+        # clerk_a is also the person zhangsan (a clerk who declares hours too).
+        clerk = user("clerk_a")
+        clerk.person_id = user("zhangsan").person_id
+        db.session.commit()
+        with pytest.raises(InvalidTransition, match="不能审核本人的申报"):
+            approval.decide_one(rid, "approve", user=clerk, scope=scope_of(clerk))
+        pending_colleague = db.session.execute(select(HourRecord.id).where(
+            HourRecord.unit_id == clerk.unit_id, HourRecord.person_id != zs_pid,
+            HourRecord.status == Status.SUBMITTED)).scalars().all()
+        assert pending_colleague
+        result = approval.approve_records([rid] + pending_colleague, user=clerk, scope=scope_of(clerk))
+        assert result.own_ids == [rid] and result.done_ids == sorted(pending_colleague)
+        assert "1 条是您本人的申报" in result.message()
+        assert status_of(rid) == Status.SUBMITTED

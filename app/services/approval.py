@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 
 from app.extensions import db
 from app.models import AuditLog, HourRecord, Status
@@ -106,6 +106,7 @@ class TransitionResult:
     done_ids: list = field(default_factory=list)
     not_found_ids: list = field(default_factory=list)
     wrong_status: dict = field(default_factory=dict)
+    own_ids: list = field(default_factory=list)  # the reviewer's own declarations
 
     @property
     def done(self):
@@ -117,6 +118,8 @@ class TransitionResult:
         parts = [_("%(verb)s %(n)d 条", verb=verb, n=self.done)]
         if self.wrong_status:
             parts.append(_("%(n)d 条已被他人处理或不是待处理状态，未改动", n=len(self.wrong_status)))
+        if self.own_ids:
+            parts.append(_("%(n)d 条是您本人的申报，不能由本人审核", n=len(self.own_ids)))
         if self.not_found_ids:
             parts.append(_("%(n)d 条不存在或不在您的权限范围内，未改动", n=len(self.not_found_ids)))
         return "；".join(parts)
@@ -209,6 +212,9 @@ def transition(ids, action, *, user=None, scope=None, comment=None, commit=True)
         values["submitted_at"] = now
 
     clause = scope_clause(H, scope)
+    # Nobody decides their own declaration (a unit clerk may also be a person of the unit).
+    own_person = getattr(user, "person_id", None) if action in ("approve", "return") else None
+    update_clause = and_(clause, H.person_id != own_person) if own_person else clause
     changed = []  # (id, unit_id, region_code, old status)
     person_years = set()
     try:
@@ -216,7 +222,7 @@ def transition(ids, action, *, user=None, scope=None, comment=None, commit=True)
             for old in from_statuses:
                 stmt = (
                     update(H)
-                    .where(H.id.in_(chunk), H.status == old, clause)
+                    .where(H.id.in_(chunk), H.status == old, update_clause)
                     .values(**values)
                     .returning(H.id, H.unit_id, H.region_code, H.person_id, H.year)
                     .execution_options(synchronize_session=False)
@@ -227,11 +233,14 @@ def transition(ids, action, *, user=None, scope=None, comment=None, commit=True)
         done = {c[0] for c in changed}
         rest = [i for i in ids if i not in done]
         for chunk in _chunks(rest):
-            for rid, status in db.session.execute(
-                select(H.id, H.status).where(H.id.in_(chunk), clause)
+            for rid, status, person_id in db.session.execute(
+                select(H.id, H.status, H.person_id).where(H.id.in_(chunk), clause)
             ).all():
-                result.wrong_status[rid] = status
-        result.not_found_ids = [i for i in rest if i not in result.wrong_status]
+                if own_person and person_id == own_person and status in from_statuses:
+                    result.own_ids.append(rid)
+                else:
+                    result.wrong_status[rid] = status
+        result.not_found_ids = [i for i in rest if i not in result.wrong_status and i not in result.own_ids]
         result.done_ids = sorted(done)
         _audit_many(action, changed, new_audit, user, now)
         if action == "revoke" and person_years:
@@ -283,6 +292,8 @@ def decide_one(record_id, action, *, user=None, scope=None, comment=None):
     result = transition([record_id], action, user=user, scope=scope, comment=comment)
     if result.done:
         return result
+    if result.own_ids:
+        raise InvalidTransition(_("不能审核本人的申报"))
     if result.wrong_status:
         status = next(iter(result.wrong_status.values()))
         if action in ("approve", "return") and status in (Status.APPROVED, Status.RETURNED, Status.WITHDRAWN, Status.REVOKED):

@@ -189,7 +189,7 @@ class DeclarationView(BaseView):
             person = declarations.person_of(g.user)
         except DomainError as exc:
             _flash_error(exc)
-            return redirect(url_for("HomeView.index") if "HomeView" in current_app.view_functions else "/")
+            return redirect("/")
         years = declarations.years_of(person.id)
         year = request.args.get("year", type=int) or years[0]
         return self.render_template(
