@@ -450,3 +450,60 @@ def test_login_without_csrf_token_is_refused(client):
     resp = client.post("/login/", data={"username": "admin", "password": "Demo@2026"})
     assert resp.status_code in (200, 400)
     assert "退出" not in client.get("/", follow_redirects=True).get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- exports
+
+
+def _export_keys(app, username, grid):
+    """What the export must hold: one key per expected row (a multiset)."""
+    from collections import Counter
+
+    with app.app_context():
+        pks = expected_pks(username, grid)
+        model = GRIDS[grid][0]
+        rows = [db.session.get(model, pk if model is Region else int(pk)) for pk in pks]
+        if grid == "HourRecordView":
+            return Counter((r.person.name, r.course_name, r.start_date.isoformat()) for r in rows)
+        if grid in ("PersonView", "UnitView", "RegionView"):
+            return Counter(r.name for r in rows)
+        return Counter({"rows": len(rows)})
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_exports_hold_exactly_the_scope(app, login_as, username):
+    import io
+    from collections import Counter
+
+    import openpyxl
+
+    with app.app_context():
+        seed_audit_entries()
+    client = login_as(username)
+    checked = 0
+    for grid, (model, base) in GRIDS.items():
+        with app.app_context():
+            allowed = may(username, grid, "can_export")
+        expected = _export_keys(app, username, grid)  # before: an export is itself logged
+        resp = client.get(f"{base}/export/")
+        if not allowed:
+            assert resp.status_code in (302, 403, 404), (username, grid)
+            assert not resp.data.startswith(b"PK"), (username, grid)
+            continue
+        assert resp.status_code == 200 and resp.data.startswith(b"PK"), (username, grid, resp.status_code)
+        sheet = openpyxl.load_workbook(io.BytesIO(resp.data)).worksheets[0]
+        header, *rows = list(sheet.iter_rows(values_only=True))
+        rows = [r for r in rows if any(v not in (None, "") for v in r)]
+        if grid == "HourRecordView":
+            i, j, k = header.index("姓名"), header.index("课程（项目）名称"), header.index("开始日期")
+            got = Counter((r[i], r[j], r[k].date().isoformat() if hasattr(r[k], "date") else str(r[k])[:10])
+                          for r in rows)
+        elif grid in ("PersonView", "UnitView", "RegionView"):
+            name_col = {"PersonView": "姓名", "UnitView": "单位名称", "RegionView": "名称"}[grid]
+            got = Counter(r[header.index(name_col)] for r in rows)
+        else:
+            got = Counter({"rows": len(rows)})
+        assert got == expected, (username, grid, sum(got.values()), sum(expected.values()))
+        checked += 1
+    # every role but the applicant exports something
+    assert bool(checked) == (username not in ("zhangsan", "lisi", "wangwu")), (username, checked)
