@@ -22,7 +22,7 @@ from app.security import roles as R
 from app.security.scope import scope_of
 from app.services import approval, attachments, declarations, requirement, reviews
 from app.services.errors import InvalidTransition, OutOfScope, ValidationFailed
-from tests.conftest import login, post
+from tests.conftest import post
 
 TODAY = datetime.date.today()
 YEAR = TODAY.year
