@@ -405,3 +405,31 @@ def test_changing_the_person_of_a_record_is_audited(app, login_as):
     [entry] = audit_entries(app, "edit", "HourRecord")
     detail = json.loads(entry.detail)
     assert (detail["old"]["person_id"], detail["new"]["person_id"]) == (1, other_id)
+
+
+@pytest.mark.parametrize("url, model, pk, what", [
+    ("/personview/delete/1", Person, 1, "学时记录"),
+    ("/unitview/delete/1", Unit, 1, "人员"),
+    ("/regionview/delete/320102", Region, "320102", "单位"),
+    ("/regionview/delete/320100", Region, "320100", "下级区划"),
+])
+def test_delete_of_a_referenced_row_is_refused_with_a_message(app, login_as, url, model, pk, what):
+    """On SQLite (no foreign keys enforced by default) FAB deleted these and left
+    orphans; on PostgreSQL it flashed an empty error."""
+    client = login_as("admin")
+    resp, page = submit(client, url, {})
+    assert "不能删除" in page and what in page, page[-1500:]
+    with app.app_context():
+        assert db.session.get(model, pk) is not None
+    assert audit_entries(app, "delete", model.__name__) == []
+
+
+def test_delete_of_an_unreferenced_row_works(app, login_as):
+    client = login_as("admin")
+    resp, page = submit(client, "/regionview/add", {"code": "320199", "name": "测试区", "parent": "320100"})
+    assert resp.status_code == 302
+    resp, page = submit(client, "/regionview/delete/320199", {})
+    assert "不能删除" not in page
+    with app.app_context():
+        assert db.session.get(Region, "320199") is None
+    assert len(audit_entries(app, "delete", "Region")) == 1

@@ -11,6 +11,7 @@ from flask_appbuilder.fields import QuerySelectField
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -19,6 +20,36 @@ from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
 from app.views.grid import FastListMixin
 from app.views.formatting import display
+
+
+# What a referencing table is called on screen (see rows_referencing).
+TABLE_LABELS = {
+    "hour_record": _l("学时记录"), "person": _l("人员"), "unit": _l("单位"), "region": _l("下级区划"),
+    "ab_user": _l("用户账号"), "person_unit_history": _l("单位变动记录"), "attachment": _l("证明材料"),
+    "person_review": _l("审核记录"), "import_batch": _l("导入批次"),
+}
+
+
+def rows_referencing(item):
+    """Labels of the tables whose rows still point at `item` through a foreign key,
+    leaving out relations the ORM deletes along with it (cascade)."""
+    mapper = sa_inspect(type(item))
+    cascaded = {rel.mapper.local_table.name for rel in mapper.relationships if rel.cascade.delete}
+    table = mapper.local_table
+    found = []
+    for other in db.metadata.sorted_tables:
+        if other.name in cascaded:
+            continue
+        for fk in other.foreign_keys:
+            if fk.column.table is not table:
+                continue
+            value = getattr(item, mapper.get_property_by_column(fk.column).key)
+            hit = db.session.execute(select(fk.parent).where(fk.parent == value).limit(1)).first()
+            if hit is not None:
+                label = str(TABLE_LABELS.get(other.name, other.name))
+                if label not in found:
+                    found.append(label)
+    return found
 
 
 class _FreshLists(dict):
@@ -198,6 +229,11 @@ class ScopedModelView(FastListMixin, ModelView):
             audit.record("edit", type(item).__name__, self.datamodel.get_pk_value(item), old=old, new=new, **self.audit_scope(item))
 
     def pre_delete(self, item):
+        blocking = rows_referencing(item)
+        if blocking:
+            # FAB would flash an empty DatabaseException (PostgreSQL) or, on SQLite,
+            # which enforces no foreign keys by default, delete and leave orphans.
+            raise DomainError(_("不能删除：仍有%(what)s引用该记录", what="、".join(blocking)))
         audit.record(
             "delete", type(item).__name__, self.datamodel.get_pk_value(item),
             old=audit.snapshot(item, self.audit_fields), **self.audit_scope(item)
