@@ -56,6 +56,7 @@ def test_unit_registration_to_clerk_and_person_to_records(app, live_server, page
 
     # 1. A new unit registers from the login page: city, then district.
     page.goto(base + "/login/")
+    screenshot(page, "accounts_0_login")
     page.click("text=单位注册")
     page.wait_for_load_state("networkidle")
     page.fill("#name", "南京建邺智能制造有限公司")
