@@ -117,6 +117,11 @@ def person_of(user):
         raise ValidationFailed(_("您的账号未关联专业技术人员信息，不能申报学时"))
     if person.unit_id is None:
         raise ValidationFailed(_("您尚未关联单位或人才服务机构，不能申报学时"))
+    from app.services.accounts import person_attachment_confirmed
+
+    if not person_attachment_confirmed(person):
+        # Declarations reach a unit only once it has confirmed the person (issue 6).
+        raise ValidationFailed(_("您的单位（或人才服务机构）尚未确认您的归属，暂不能申报学时"))
     return person
 
 
