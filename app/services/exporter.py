@@ -94,7 +94,55 @@ class ExportPlan:
             self.exprs.append(expr.label(f"c{len(self.exprs)}"))
             self.headers.append(str(view.label_columns.get(col) or col))
 
+    def converters(self):
+        """One function per column (None: the value goes out as it is), chosen from
+        the column's SQL type once, so the per-row work is a list comprehension."""
+        from sqlalchemy import Boolean, Enum, Numeric, String, Text
+
+        from app.services.validators import mask_id_number
+
+        labels = {}
+
+        def enum_cell(v):
+            text = labels.get(v)
+            if text is None:
+                text = labels[v] = label(v)  # gettext once per member, not per cell
+            return text
+
+        def text_cell(v):
+            return "'" + v if v and v[0] in DANGEROUS else v
+
+        def masked_cell(v):
+            return text_cell(mask_id_number(v))
+
+        def number_cell(v):
+            f = float(v)
+            return int(f) if f.is_integer() else f
+
+        yes, no = _("是"), _("否")
+
+        def bool_cell(v):
+            return yes if v else no
+
+        funcs = []
+        for expr, kind in zip(self.exprs, self.kinds):
+            t = expr.type
+            if kind == "mask":
+                funcs.append(masked_cell)
+            elif isinstance(t, Enum):
+                funcs.append(enum_cell)
+            elif isinstance(t, Boolean):
+                funcs.append(bool_cell)
+            elif isinstance(t, Numeric) and getattr(t, "asdecimal", False):
+                funcs.append(number_cell)
+            elif isinstance(t, (String, Text)):
+                funcs.append(text_cell)
+            else:
+                funcs.append(None)
+        return funcs
+
     def convert(self, row):
+        """Generic conversion of one row (used where the SQL types are unknown)."""
         out = []
         for value, kind in zip(row, self.kinds):
             if value is None:
@@ -115,6 +163,24 @@ class ExportPlan:
             else:
                 out.append(value)  # int, float, date, datetime
         return out
+
+    def rows(self, result):
+        funcs = self.converters()
+        pairs = list(enumerate(funcs))
+        if all(f is None for f in funcs):
+            return (list(r) for r in result)
+        active = [(i, f) for i, f in pairs if f is not None]
+
+        def gen():
+            for r in result:
+                r = list(r)
+                for i, f in active:
+                    v = r[i]
+                    if v is not None:
+                        r[i] = f(v)
+                yield r
+
+        return gen()
 
 
 def grid_query(view, args=None):
@@ -182,9 +248,8 @@ def export_view(view, path, scope=None, progress=None, total=None):
     """Write the grid's current rows to `path`.  Returns the number of rows."""
     plan = ExportPlan(view, scope or current_scope())
     stmt = _select(view, plan).yield_per(BATCH)
-    convert = plan.convert
     title = str(getattr(view, "list_title", None) or "导出")
-    return write_xlsx(plan.headers, (convert(r) for r in stmt), path, title=title,
+    return write_xlsx(plan.headers, plan.rows(stmt), path, title=title,
                       progress=progress, total=total)
 
 
