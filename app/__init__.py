@@ -19,6 +19,13 @@ def create_app(config_class=None):
     from app.extensions import csrf, db, migrate
     from app import models  # noqa: F401  (every mapper, before FAB security models are used)
 
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from app.extensions import enforce_sqlite_foreign_keys
+
+    if not event.contains(Engine, "connect", enforce_sqlite_foreign_keys):
+        event.listen(Engine, "connect", enforce_sqlite_foreign_keys)
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)

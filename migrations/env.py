@@ -97,6 +97,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Alembic's batch mode rebuilds SQLite tables (copy, drop, rename): with
+            # foreign keys enforced (app.extensions) the drop would fail or cascade.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end the autobegun transaction: Alembic opens its own
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

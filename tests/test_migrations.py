@@ -126,3 +126,19 @@ def test_flask_db_upgrade_command(empty_db):
     names = set(inspect(engine).get_table_names())
     engine.dispose()
     assert FAB_TABLES | OUR_TABLES <= names
+
+
+def test_foreign_keys_are_enforced_on_every_database(app):
+    """SQLite ignores foreign keys unless each connection asks: the app asks, so a
+    unit with persons cannot vanish on the embedded database either."""
+    from sqlalchemy import delete
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models import Unit
+
+    with app.app_context():
+        with pytest.raises(IntegrityError):
+            db.session.execute(delete(Unit).where(Unit.id == 1))
+            db.session.flush()
+        db.session.rollback()
+        assert db.session.get(Unit, 1) is not None
