@@ -127,3 +127,21 @@ def test_masked_and_whole_id_numbers_in_the_browser(live_server, page):
     text = page.inner_text("div.table-responsive table")
     assert re.search(r"\d{17}[\dX]", text)
     assert not re.search(r"\d{6}\*{8}", text)
+
+
+def test_form_widgets_speak_chinese(live_server, page):
+    """FAB's date picker and select2 drop-downs come in English; the app gives them Chinese."""
+    browser_login(page, live_server, "admin")
+    page.goto(live_server + "/hourrecordview/add")
+    page.click("input[name=start_date]")
+    picker = page.locator(".datepicker").first
+    picker.wait_for(state="visible")
+    text = picker.inner_text()
+    assert "月" in text and "一" in text, text
+    assert not re.search(r"\b(Su|Mo|January|February|March|April|May|June|July|August|September|October|November|December)\b", text), text
+    page.keyboard.press("Escape")
+    page.click("select[name=person] + .select2-container")
+    page.fill(".select2-search__field", "不存在的人")
+    assert page.locator(".select2-results").inner_text().strip() == "未找到结果"
+    page.keyboard.press("Escape")
+    screenshot(page, "hour_add_form_admin")
