@@ -45,10 +45,10 @@ def is_blank(value):
 
 
 def is_blank_cell(value):
-    """None, '' or only (full-width) spaces."""
-    if value is None or value == "":
+    """None, '' or only spaces (str.strip() also strips the ideographic space U+3000)."""
+    if value is None:
         return True
-    return value.__class__ is str and not normalize_text(value)
+    return value.__class__ is str and not value.strip()
 
 
 # ---------------------------------------------------------------- parsers

@@ -461,8 +461,9 @@ def _save_validated(path, res, today, good):
         target = _validated_path(path, res, today)
         tmp = target + ".part"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"rows_total": res.rows_total, "layout": res.layout, "rows": [enc(r) for r in good]},
-                      fh, ensure_ascii=False)
+            # dumps (C encoder), not dump (pure-Python iterencode): ~10x faster here.
+            fh.write(json.dumps({"rows_total": res.rows_total, "layout": res.layout,
+                                 "rows": [enc(r) for r in good]}, ensure_ascii=False))
         os.replace(tmp, target)
     except OSError:
         pass  # only a cache
