@@ -433,3 +433,18 @@ def test_delete_of_an_unreferenced_row_works(app, login_as):
     with app.app_context():
         assert db.session.get(Region, "320199") is None
     assert len(audit_entries(app, "delete", "Region")) == 1
+
+
+def test_required_relation_starts_blank_on_the_add_form(app, login_as):
+    """The person of a new record is chosen, never preselected."""
+    client = login_as("admin")
+    html = client.get("/hourrecordview/add").get_data(as_text=True)
+    select = re.search(r'<select[^>]*name="person"[^>]*>(.*?)</select>', html, re.S).group(1)
+    first = re.search(r"<option([^>]*)>([^<]*)</option>", select)
+    assert "selected" in first.group(1) and first.group(2) == "请选择"
+    before = count(app, HourRecord)
+    data = hour_form()
+    data["person"] = "__None"
+    resp, page = submit(client, "/hourrecordview/add", data)
+    assert resp.status_code == 200 and "该字段是必填字段" in page
+    assert count(app, HourRecord) == before

@@ -105,6 +105,11 @@ class ScopedModelView(FastListMixin, ModelView):
                 if isinstance(getattr(unbound, "field_class", None), type) and issubclass(
                     unbound.field_class, QuerySelectField
                 ):
+                    if form is self.add_form and not unbound.kwargs.get("allow_blank", True):
+                        # A required relation would preselect its first row (an hour
+                        # record for whoever sorts first): start blank, make the user choose.
+                        unbound.kwargs["allow_blank"] = True
+                        unbound.kwargs.setdefault("blank_text", _l("请选择"))
                     unbound.kwargs.setdefault("blank_text", _l("（无）"))
 
     # ---- actions: the hole stock FAB leaves open -------------------------
