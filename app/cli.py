@@ -50,14 +50,21 @@ def _pybabel(*args):
     subprocess.check_call([sys.executable, "-m", "babel.messages.frontend", *args], cwd=ROOT)
 
 
+def _extract():
+    _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-k", "N_",
+             "-o", "translations/messages.pot", ".")
+
+
 @translate.command("extract")
 def extract():
-    _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-o", "translations/messages.pot", ".")
+    """Write translations/messages.pot from the code and templates."""
+    _extract()
 
 
 @translate.command("update")
 def update():
-    extract()
+    """Extract, then merge new strings into the zh and en catalogs."""
+    _extract()
     _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching")
 
 

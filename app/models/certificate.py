@@ -14,11 +14,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
+from app.i18n import N_
 
 
 class CertificateStatus(enum.Enum):
-    VALID = "有效"
-    SUPERSEDED = "已作废（已被新证书替代）"
+    VALID = N_("有效")
+    SUPERSEDED = N_("已作废（已被新证书替代）")
 
 
 class Certificate(db.Model):
