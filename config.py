@@ -102,6 +102,9 @@ class Config:
     # Public holidays past chinesecalendar's data (it knows 2004-2026), as JSON:
     # {"2027": {"holidays": ["2027-01-01", ...], "workdays": ["2027-02-06", ...]}}
     HOLIDAYS_EXTRA = json.loads(os.environ.get("HOLIDAYS_EXTRA", "{}"))
+    # No request body above this is read at all (413); import files are also
+    # checked against IMPORT_MAX_BYTES with a message while they are saved.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024 * 1024)))
 
     # Certificates (issue 5).  A TrueType-outline CJK font is embedded in every
     # certificate (Debian: fonts-wqy-microhei); rendering fails loudly without it.

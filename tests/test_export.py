@@ -124,7 +124,7 @@ def test_large_export_runs_as_a_job(app, login_as):
         resp = c.get(EXPORT + "?_flt_0_category=PUB", follow_redirects=True)
         html = resp.get_data(as_text=True)
         job_id = int(re.search(r"#(\d+)", html).group(1))
-        for _ in range(100):
+        for _ in range(600):
             st = c.get(f"/imports/job/{job_id}/status").get_json()
             if st["state"] in ("done", "failed"):
                 break

@@ -406,6 +406,8 @@ def analyse(path, kind_code, user, *, filename="", progress=None, today=None, ke
     _allowed(user, kind)
     ctx = _Ctx(user, kind)
     today = today or datetime.date.today()
+    if progress:
+        progress(2, _("正在读取文件"))
     try:
         check_file(path)
         res.sha256 = file_sha256(path)
