@@ -40,6 +40,9 @@ _DATE_RE = (
 )
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def is_blank(value):
     return value is None or (isinstance(value, str) and normalize_text(value) == "")
 
@@ -56,12 +59,13 @@ def is_blank_cell(value):
 
 def parse_text(max_len):
     def parse(value):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, (datetime.date, datetime.datetime)):
-            value = value.isoformat()
+        if value.__class__ is not str:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, (datetime.date, datetime.datetime)):
+                value = value.isoformat()
         text = normalize_text(value)
-        text = re.sub(r"\s+", " ", text)
+        text = _SPACES.sub(" ", text)  # runs of spaces, tabs or line breaks inside
         if len(text) > max_len:
             raise ValidationFailed(_("内容过长，最多%(n)d个字", n=max_len))
         return text
