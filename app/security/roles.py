@@ -7,6 +7,8 @@ FAB's tables so that the security views show what each role may do.
 """
 import re
 
+from app.i18n import N_
+
 ADMIN = "Admin"
 BUREAU = "Bureau"
 UNIT_ADMIN = "UnitAdmin"
@@ -16,13 +18,13 @@ INDUSTRY = "Industry"
 APPLICANT = "Applicant"
 
 ROLE_LABELS = {
-    ADMIN: "系统管理员",
-    BUREAU: "人社局经办",
-    UNIT_ADMIN: "单位管理员",
-    UNIT_OPERATOR: "单位经办",
-    ORGANIZER: "研修承办单位",
-    INDUSTRY: "行业主管部门",
-    APPLICANT: "个人",
+    ADMIN: N_("系统管理员"),
+    BUREAU: N_("人社局经办"),
+    UNIT_ADMIN: N_("单位管理员"),
+    UNIT_OPERATOR: N_("单位经办"),
+    ORGANIZER: N_("研修承办单位"),
+    INDUSTRY: N_("行业主管部门"),
+    APPLICANT: N_("个人"),
 }
 
 # Roles a unit administrator may grant inside its own unit (issue 6).
@@ -155,6 +157,12 @@ def fab_roles():
 
 ALL_ROLES = [ADMIN, BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY, APPLICANT]
 
+# Bulk import and long-job pages (issue 4): importing roles use the import pages;
+# every role that exports a grid follows its large exports on the job pages.
+_IMPORT = _grid("ImportView", "can_import", "can_job") + _menus("Imports")
+for _role in (BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY):
+    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _IMPORT
+
 # Certificates (issue 5): applicants print their own; unit and bureau staff print
 # one or many persons of their scope; everyone sees the registry of their scope.
 _CERT_OWN = (
@@ -165,9 +173,3 @@ for _role in (APPLICANT, UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _CERT_OWN
 for _role in (UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _grid("CertificatePrintView", "can_print_batch")
-
-# Bulk import and long-job pages (issue 4): importing roles use the import pages;
-# every role that exports a grid follows its large exports on the job pages.
-_IMPORT = _grid("ImportView", "can_import", "can_job") + _menus("Imports")
-for _role in (BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY):
-    ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _IMPORT

@@ -52,6 +52,9 @@ def register(appbuilder):
         NationalExportView, "NationalExport", label=_l("部省对接"), icon="fa-exchange", category="Statistics",
     )
     register_national_api(appbuilder)
+    from app.views.imports import ImportView
+
+    appbuilder.add_view(ImportView, "Imports", label=_l("批量导入"), icon="fa-upload", category="Registry")
     from app.views.certificates import CertificatePrintView, CertificateVerifyView, CertificateView
 
     appbuilder.add_view(
@@ -66,6 +69,3 @@ def register(appbuilder):
     from app.views.accounts import register as register_accounts
 
     register_accounts(appbuilder)
-    from app.views.imports import ImportView
-
-    appbuilder.add_view(ImportView, "Imports", label=_l("批量导入"), icon="fa-upload", category="Registry")

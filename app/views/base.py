@@ -18,8 +18,8 @@ from app.extensions import db
 from app.security.scope import ScopeFilter, get_scoped
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
-from app.views.grid import FastListMixin
 from app.views.formatting import display
+from app.views.grid import FastListMixin
 
 
 # What a referencing table is called on screen (see rows_referencing).
