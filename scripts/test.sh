@@ -6,8 +6,8 @@ bash scripts/system-deps.sh
 bash scripts/venv.sh requirements-dev.txt
 PY=.venv/bin/python
 echo "== tests on SQLite =="
-$PY -m pytest -q -p no:cacheprovider "$@" tests
+$PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
 echo "== tests on PostgreSQL =="
 PGURL=$(bash scripts/pg.sh start)
 trap 'bash scripts/pg.sh stop' EXIT
-TEST_DATABASE_URL="$PGURL" $PY -m pytest -q -p no:cacheprovider "$@" tests
+TEST_DATABASE_URL="$PGURL" $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests

@@ -6,4 +6,4 @@ REQ="${1:-requirements.txt}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r "$REQ"
 # Compiled catalogs (zh default, en second).
-.venv/bin/pybabel compile -q -d translations
+.venv/bin/pybabel compile -d translations
