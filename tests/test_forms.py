@@ -448,3 +448,29 @@ def test_required_relation_starts_blank_on_the_add_form(app, login_as):
     resp, page = submit(client, "/hourrecordview/add", data)
     assert resp.status_code == 200 and "该字段是必填字段" in page
     assert count(app, HourRecord) == before
+
+
+def test_hour_grid_cannot_change_a_status(app, login_as):
+    """Statuses change only through the status machine: the admin's edit form has
+    no status field, and a posted status is ignored while the edit is stored."""
+    client = login_as("admin")
+    with app.app_context():
+        rec = db.session.execute(
+            select(HourRecord).where(HourRecord.status == HourRecord.status.type.enum_class.SUBMITTED)
+        ).scalars().first()
+        rid, person_id = rec.id, rec.person_id
+        form = {
+            "person": str(person_id), "year": str(rec.year), "category": rec.category.name,
+            "learning_form": rec.learning_form.name, "course_name": rec.course_name + "（更正）",
+            "organizer_name": rec.organizer_name or "", "start_date": rec.start_date.isoformat(),
+            "end_date": rec.end_date.isoformat(), "hours": str(rec.hours), "source": rec.source.name,
+        }
+    page = text_of(client.get(f"/hourrecordview/edit/{rid}"))
+    assert 'name="status"' not in client.get(f"/hourrecordview/edit/{rid}").get_data(as_text=True)
+    assert "课程" in page
+    resp = post(client, f"/hourrecordview/edit/{rid}", dict(form, status="APPROVED"))
+    assert resp.status_code == 302
+    with app.app_context():
+        rec = db.session.get(HourRecord, rid)
+        assert rec.course_name.endswith("（更正）")
+        assert rec.status.name == "SUBMITTED"

@@ -1,6 +1,9 @@
+import datetime
+
+from flask import g
 from flask_babel import lazy_gettext as _l
 
-from app.models import HourRecord
+from app.models import HourRecord, Status
 from app.security.scope import ScopeFilter
 from app.services.records import place_record, validate_record
 from app.views.base import ScopedModelView
@@ -53,9 +56,11 @@ class HourRecordView(ScopedModelView):
         "region_code", "reported_by_unit", "late_report", "submitted_at", "reviewer",
         "reviewed_at", "review_comment", "revoke_reason", "created_at",
     ]
+    # No status field: statuses change only through the status machine
+    # (services.approval); a record an administrator registers here is approved.
     add_columns = edit_columns = [
         "person", "year", "category", "learning_form", "course_name", "organizer_name",
-        "start_date", "end_date", "hours", "source", "status",
+        "start_date", "end_date", "hours", "source",
     ]
     search_columns = [
         "year", "category", "status", "source", "learning_form", "unit", "region_code",
@@ -87,6 +92,13 @@ class HourRecordView(ScopedModelView):
         "person_id", "year", "category", "learning_form", "course_name", "organizer_name",
         "start_date", "end_date", "hours", "source", "status",
     )
+
+    def pre_add(self, item):
+        item.status = Status.APPROVED
+        item.reviewer_id = g.user.id
+        item.reviewed_at = datetime.datetime.utcnow()
+        item.created_by_id = g.user.id
+        super().pre_add(item)
 
     def validate_item(self, item):
         validate_record(item)
