@@ -20,7 +20,7 @@ from app.security.scope import Scope
 from app.services import certificates as certs
 from app.services.records import place_record
 from app.services.requirement import totals_by_year
-from tests.conftest import ARTIFACTS, _config, login, post
+from tests.conftest import ARTIFACTS, _config, post
 
 PDF = "application/pdf"
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import re
-import shutil
 from decimal import Decimal
 
 import pytest

@@ -474,7 +474,6 @@ def test_edit_audit_has_old_and_new_values_and_is_browsable_in_scope(app, login_
 
 
 def _approved(person_username, category, hours, course):
-    u = user(person_username)
     rid = declare(person_username, category=category, hours=str(hours), course_name=course)
     reviewer = "agency_clerk" if person_username == "wangwu" else "clerk_a"
     approval.decide_one(rid, "approve", user=user(reviewer), scope=scope(reviewer))

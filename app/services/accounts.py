@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, not_, select
+from sqlalchemy import not_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 

@@ -5,13 +5,13 @@ hours by category and by source, and the persons not meeting it yet.
 Every figure is one set-based SQL aggregate (no per-person loop), read through the
 row scope: persons through Person's rule, hours through HourRecord's rule.  The
 requirement's thresholds and counting statuses come from app.services.requirement;
-`_met` below is YearTotals.met written as SQL (tests check they agree person by person).
+`_met` is requirement.met_condition, YearTotals.met as SQL (tests check they agree person by person).
 """
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, literal, not_, select
+from sqlalchemy import case, func, literal, not_, select
 
 from app.extensions import db
 from app.models import Category, HourRecord, Person, Region, Source, Unit
@@ -156,10 +156,7 @@ def _population(sel, scope):
     return frm, _person_conditions(sel, scope), pro, pub
 
 
-def _met(pro, pub):
-    """YearTotals.met as a SQL condition, with the configured thresholds."""
-    total, professional = requirement.thresholds()
-    return and_(pro + pub >= total, pro >= professional)
+_met = requirement.met_condition
 
 
 def _level(sel, scope):
@@ -250,28 +247,22 @@ def _hours_by(column, members, sel, scope):
 
 @dataclass
 class Shortfall:
+    """A person not meeting the year's requirement; the figures are the person's
+    requirement.YearTotals (one rule for totals and shortfalls)."""
+
     person_id: int
     name: str
     id_type: object
     id_number: str
     unit_name: str
     region_code: str
-    professional: Decimal
-    public: Decimal
-    required_total: Decimal
-    required_professional: Decimal
+    totals: requirement.YearTotals
 
-    @property
-    def total(self):
-        return self.professional + self.public
-
-    @property
-    def missing_total(self):
-        return max(self.required_total - self.total, ZERO)
-
-    @property
-    def missing_professional(self):
-        return max(self.required_professional - self.professional, ZERO)
+    professional = property(lambda self: self.totals.professional)
+    public = property(lambda self: self.totals.public)
+    total = property(lambda self: self.totals.total)
+    missing_total = property(lambda self: self.totals.missing_total)
+    missing_professional = property(lambda self: self.totals.missing_professional)
 
 
 def _unmet_select(sel, scope):
@@ -295,7 +286,7 @@ def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size
         q.order_by(Unit.region_code, Unit.name, Person.name, Person.id)
         .limit(page_size).offset(max(page, 0) * page_size)
     ).all()
-    return count, [_shortfall(r) for r in rows]
+    return count, [_shortfall(r, sel.year) for r in rows]
 
 
 def iter_unmet(year, region=None, unit_id=None, scope=None):
@@ -304,14 +295,13 @@ def iter_unmet(year, region=None, unit_id=None, scope=None):
     sel = resolve(year, region, unit_id, scope)
     q = _unmet_select(sel, scope).order_by(Unit.region_code, Unit.name, Person.name, Person.id)
     for r in db.session.execute(q.execution_options(yield_per=2000)):
-        yield _shortfall(r)
+        yield _shortfall(r, sel.year)
 
 
-def _shortfall(row):
-    total, professional = requirement.thresholds()
+def _shortfall(row, year):
     pid, name, id_type, id_number, unit_name, region_code, pro, pub = row
     return Shortfall(pid, name, id_type, id_number, unit_name or "", region_code or "",
-                     Decimal(pro or 0), Decimal(pub or 0), total, professional)
+                     requirement.totals_from(year, pro, pub))
 
 
 def write_unmet_xlsx(year, out, region=None, unit_id=None, scope=None, id_format=None):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from app.extensions import db
 from app.models import Category, HourRecord, Status
@@ -48,6 +48,13 @@ def thresholds(config=None):
         Decimal("0.1"), rounding=ROUND_HALF_UP
     )
     return total, pro
+
+
+def met_condition(professional, public, config=None):
+    """`YearTotals.met` as a SQL condition over two summed-hours expressions, for
+    set-based statistics (the dashboard); the same thresholds, the same rule."""
+    total, pro = thresholds(config)
+    return and_(professional + public >= total, professional >= pro)
 
 
 def totals_from(year, professional, public, config=None):

@@ -4,7 +4,7 @@ unit / bureau account administration, unit approval, the forced password change.
 Thin views: every rule (scope, role limits, duplicates, password policy, audit)
 lives in app.services.accounts.
 """
-from flask import abort, flash, g, jsonify, redirect, request, url_for
+from flask import flash, g, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqual
@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.extensions import db
-from app.models import Region, Unit, UnitKind
+from app.models import Region, Unit
 from app.security import roles as R
 from app.services import accounts
 from app.services.errors import DomainError
