@@ -75,12 +75,20 @@ def populate(app):
             ))
         db.session.execute(insert(HourRecord), rows)
         db.session.commit()
+        # A real reviewer account: reviewer_id is a foreign key (enforced on SQLite too).
+        sm = app.appbuilder.sm
+        clerk = sm.add_user(username=Reviewer.username, first_name="基准", last_name="经办",
+                            email="bench@demo.invalid", role=sm.find_role("UnitOperator"),
+                            password="Bench@2026x")
+        clerk.unit_id = unit.id
+        db.session.commit()
+        Reviewer.id = clerk.id
         ids = [r[0] for r in db.session.query(HourRecord.id).order_by(HourRecord.id)]
         return unit.id, ids
 
 
 class Reviewer:
-    id = 1
+    id = None  # set by populate()
     username = "bench_clerk"
 
 
