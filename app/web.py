@@ -26,6 +26,10 @@ def _error_response(code, message=None):
 
 
 def register(app):
+    from app.views import fastrender
+
+    fastrender.register(app)
+
     @app.before_request
     def fresh_scope():
         # The row scope is cached per request (security.scope.current_scope).

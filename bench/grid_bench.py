@@ -8,7 +8,7 @@ For each database it generates the province once (bench/generate.py; kept under
 in the same process, through the Flask test client, the app's HourRecordView and
 a stock FAB ModelView over the same table (SQLAInterface(HourRecord), the scope
 as stock base filters: FilterStartsWith on region_code for a bureau, FilterEqual
-on unit_id for a unit), for bureau_js (province), bureau_nj (南京) and clerk_a
+on unit_id for a unit, FAB's own page layout), for bureau_js (province), bureau_nj (南京) and clerk_a
 (one unit), page 1 and a deep page, with and without a year + category filter.
 The deep page is reached as a user reaches it, from the link on the page before
 it (ours carries a keyset anchor there); "deep, typed URL" opens it without one.
@@ -67,6 +67,8 @@ def _stock_view():
         order_columns = list(HourRecordView.order_columns)
         base_order = ("id", "desc")
         base_filters = [["id", StockScope, None]]
+        # FAB's own page layout, not the app's (ce/base.html caches its navbar).
+        extra_args = {"base_template": "appbuilder/baselayout.html"}
         label_columns = HOUR_LABELS
         formatters_columns = {
             "person.id_number": id_number_for_list, "category": translated, "learning_form": translated,

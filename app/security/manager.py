@@ -133,8 +133,9 @@ class CESecurityManager(SecurityManager):
     # ---- per-request cost (issue 7) -----------------------------------------
 
     def load_user(self, pk):
-        """The signed-in user with its roles and groups in one query (FAB's lazy
-        loads take three on every request)."""
+        """The signed-in user with its roles, groups, unit and person in one query
+        (FAB's lazy loads take three on every request; the account gate and the
+        row scope read the unit and the person)."""
         from sqlalchemy.orm import joinedload
 
         try:
@@ -144,7 +145,8 @@ class CESecurityManager(SecurityManager):
         model = self.user_model
         user = (
             self.session.query(model)
-            .options(joinedload(model.roles), joinedload(model.groups).joinedload(self.group_model.roles))
+            .options(joinedload(model.roles), joinedload(model.groups).joinedload(self.group_model.roles),
+                     joinedload(model.unit), joinedload(model.person))
             .filter(model.id == pk)
             .one_or_none()
         )

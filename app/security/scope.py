@@ -11,6 +11,7 @@ asks this module which rows the current user may touch:
 A rule for a new model is added to `_RULES` here and nowhere else.
 """
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flask import g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
@@ -53,6 +54,14 @@ class Scope:
     reporter_unit_ids: tuple = ()  # organizer / industry: records they reported
     person_ids: tuple = ()  # applicant: own records
     roles: frozenset = field(default_factory=frozenset)
+
+    @cached_property
+    def key(self):
+        """A stable text naming this scope (the same in every worker), for cache
+        keys and page fingerprints (repr() of the frozenset of roles would follow
+        the process's string hash seed)."""
+        return repr((self.everything, self.region_prefixes, self.unit_ids, self.reporter_unit_ids,
+                     self.person_ids, tuple(sorted(self.roles))))
 
     @property
     def empty(self):

@@ -29,11 +29,12 @@ from flask_appbuilder.models.sqla.filters import (
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Column, Integer, String, false, func, literal_column, or_, select
+from sqlalchemy import Column, Enum, Integer, String, false, func, literal_column, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import replacement_traverse
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from app.security.scope import current_scope, region_prefix, region_range
 
@@ -145,13 +146,15 @@ class GridPage:
     """One page of a grid: its rows, how many rows the filters give, and the
     anchor that lets the neighbouring pages be fetched by keyset."""
 
-    items: list
+    items: list  # ORM objects, or None when the rows came as pks + values
     count: CountInfo
     page: int
     page_size: int
     anchor: str = ""  # "<first id>.<page>.<fingerprint>" of this page, or ""
     exact_count_available: bool = True
     extra: dict = field(default_factory=dict)
+    pks: list = None
+    values: list = None
 
 
 class CEInterface(SQLAInterface):
@@ -188,7 +191,7 @@ class CEInterface(SQLAInterface):
         return query
 
     def _fingerprint(self, filters, order_column, order_direction, page_size):
-        parts = [self.obj.__name__, order_column, order_direction, str(page_size), repr(current_scope())]
+        parts = [self.obj.__name__, order_column, order_direction, str(page_size), current_scope().key]
         if filters:
             parts += [f"{f.column_name}:{f.arg_name}:{v}" for f, v in zip(filters.filters, filters.values)]
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:10]
@@ -208,13 +211,14 @@ class CEInterface(SQLAInterface):
         return None
 
     def query_page(self, filters=None, order_column="", order_direction="", page=0,
-                   page_size=25, list_columns=None, exact_count=False, count=True):
+                   page_size=25, list_columns=None, exact_count=False, count=True, as_values=False):
         """One page of rows in scope and filters, ordered by `order_column` then id.
 
         Returns a GridPage.  The count is exact when fewer than `count_cap` rows
         match, when `exact_count` is asked for, or when the page shows the end;
         otherwise it is a lower bound with `capped` set (without `count`, no
-        counting query runs at all)."""
+        counting query runs at all).  With `as_values` the rows come as `pks` and
+        `values` (see load_values) where the list columns allow it."""
         page = max(int(page or 0), 0)
         pk = self.get_pk()
         if not order_column or order_column == self.get_pk_name():
@@ -280,8 +284,12 @@ class CEInterface(SQLAInterface):
         else:
             total = CountInfo(max(offset + page_size, self.count_cap if count else 0), capped=True)
 
-        items = self._load_rows(ids, list_columns)
         token = f"{ids[0]}.{page}.{fingerprint}" if ids and keyset else ""
+        loaded = self.load_values(ids, list_columns) if as_values and list_columns else None
+        if loaded is not None:
+            return GridPage(items=None, count=total, page=page, page_size=page_size, anchor=token,
+                            pks=loaded[0], values=loaded[1])
+        items = self._load_rows(ids, list_columns)
         return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
 
     def _prefer_pk_order(self, query):
@@ -321,6 +329,67 @@ class CEInterface(SQLAInterface):
             query = query.options(joinedload(getattr(self.obj, rel)))
         by_id = {getattr(o, self.get_pk_name()): o for o in query}
         return [by_id[i] for i in ids if i in by_id]
+
+    def load_values(self, ids, list_columns):
+        """(pks, values) of the rows with these ids, in this order, as FAB's
+        `get_keys` and `get_values` would give them, read as plain columns (and the
+        many-to-one columns the list shows, outer-joined) instead of ORM objects.
+        None when a list column is not a mapped column (a property or a whole
+        related object): the caller then loads objects."""
+        plan = self._values_plan(tuple(list_columns))
+        if plan is None:
+            return None
+        if not ids:
+            return [], []
+        exprs, joins, enums = plan
+        query = self.session.query(self.get_pk(), *exprs)
+        for alias, rel in joins:
+            query = query.outerjoin(alias, rel)
+        by_id = {row[0]: row for row in query.filter(self.get_pk().in_(ids))}
+        pks, values = [], []
+        for i in ids:
+            row = by_id.get(i)
+            if row is None:
+                continue
+            vals = list(row[1:])
+            for k in enums:  # FAB lists an Enum by its value
+                if vals[k] is not None:
+                    vals[k] = vals[k].value
+            pks.append(i)
+            values.append(dict(zip(list_columns, vals)))
+        return pks, values
+
+    def _values_plan(self, list_columns):
+        cache = self.__dict__.setdefault("_ce_values_plans", {})
+        if list_columns in cache:
+            return cache[list_columns]
+        mapper = sa_inspect(self.obj)
+        exprs, joins, enums, aliases = [], [], [], {}
+        for k, column in enumerate(list_columns):
+            root, _dot, leaf = column.partition(".")
+            if leaf:
+                rel = mapper.relationships.get(root)
+                if rel is None or rel.uselist or "." in leaf:
+                    break
+                alias = aliases.get(root)
+                if alias is None:
+                    alias = aliases[root] = aliased(rel.mapper.class_)
+                    joins.append((alias, getattr(self.obj, root)))
+                if leaf not in sa_inspect(rel.mapper.class_).column_attrs:
+                    break
+                expr = getattr(alias, leaf)
+            elif root in mapper.column_attrs:
+                expr = getattr(self.obj, root)
+            else:
+                break
+            if isinstance(expr.type, Enum):
+                enums.append(k)
+            exprs.append(expr)
+        else:
+            cache[list_columns] = plan = (exprs, joins, enums)
+            return plan
+        cache[list_columns] = None
+        return None
 
     def _list_relations(self, list_columns):
         rels = []

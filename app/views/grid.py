@@ -8,6 +8,7 @@ datamodel is not a CEInterface, or that sort by a related column, keep FAB's
 behaviour.
 """
 from functools import partial
+from urllib.parse import urlencode
 
 from flask import request, url_for
 from flask_appbuilder.fields import QuerySelectField
@@ -17,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import StringField
 
 from app.views.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface
+from app.views.fastrender import CESearchWidget
 
 
 class CEListWidget(ListWidget):
@@ -33,11 +35,19 @@ def _grid_url(view_name, page=None, anchor="", exact=False):
         args.pop("anchor_" + view_name, None)
     if exact:
         args["count_" + view_name] = "exact"
-    return url_for(request.endpoint, **dict(request.view_args or {}, **args))
+    return same_page_url(args)
+
+
+def same_page_url(args):
+    """This page's URL with other query arguments (a list page's links differ only
+    in them; one url_for per link costs a route build each)."""
+    path = request.script_root + request.path
+    return path + "?" + urlencode(args) if args else path
 
 
 class FastListMixin:
     list_widget = CEListWidget
+    search_widget = CESearchWidget
     # Search drop-downs of related rows (persons, units) show at most this many.
     search_select_limit = SEARCH_SELECT_LIMIT
 
@@ -93,12 +103,17 @@ class FastListMixin:
             order_column, order_direction, page=page or 0, page_size=page_size,
             list_columns=self.list_columns,
             exact_count=request.args.get("count_" + name) == "exact",
+            as_values=True,
         )
-        pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(grid.items)]
+        if grid.values is not None:
+            pks, values = grid.pks, grid.values
+        else:
+            pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(grid.items)]
+            values = self.datamodel.get_values(grid.items, self.list_columns)
         widgets["list"] = self.list_widget(
             label_columns=self.label_columns,
             include_columns=self.list_columns,
-            value_columns=self.datamodel.get_values(grid.items, self.list_columns),
+            value_columns=values,
             order_columns=self.order_columns,
             formatters_columns=self.formatters_columns,
             page=grid.page,

@@ -1,0 +1,183 @@
+"""What every grid page renders again and again, rendered once (issue 7).
+
+A list page through Flask-AppBuilder's templates spends most of its time in
+Jinja, not in the database: the navigation bar asks `has_access` and `gettext`
+for every menu item, the search form renders each WTForms field, and the rows
+go through a macro call per cell.  None of that changes between two requests
+of the same user, except the rows.  Here:
+
+* `navbar()` renders FAB's own `appbuilder/navbar.html` once per user, role
+  set, name and language and keeps the HTML.  Users with a database-defined
+  role (whose permissions an administrator can edit at run time) are rendered
+  every time; builtin roles are code (app/security/roles.py), so their menu
+  cannot change without a restart.
+* `CESearchWidget` keeps the rendered search fields of a view per language;
+  fields filled from the database (QuerySelectField: rows in the user's scope)
+  are rendered every time.  The active filters are the request's and are never
+  cached.
+* `grid_head()` and `grid_rows()` render the header and the rows of a list page
+  in Python with the same markup, links, formatters and escaping as the macro
+  loops they replace.
+
+The caches hold rendered HTML derived from code and a key that names all of
+its inputs; they are per process and bounded, and no other worker needs them.
+"""
+from collections import OrderedDict
+from threading import Lock
+
+from flask import current_app, render_template, request, session
+from flask_appbuilder.fields import QuerySelectField, QuerySelectMultipleField
+from flask_appbuilder.widgets import SearchWidget
+from flask_babel import get_locale
+from flask_login import current_user
+from markupsafe import Markup, escape
+
+
+class BoundedCache:
+    """A small LRU dict, safe across threads of one worker."""
+
+    def __init__(self, size):
+        self.size = size
+        self._data = OrderedDict()
+        self._lock = Lock()
+
+    def get_or_make(self, key, make):
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+                return hit
+        value = make()
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+
+def _cache(name, size):
+    """This app's cache `name` (an app's menu and permissions are its own)."""
+    caches = current_app.extensions.setdefault("ce_render", {})
+    cache = caches.get(name)
+    if cache is None:
+        cache = caches.setdefault(name, BoundedCache(size))
+    return cache
+
+
+def _locale_key():
+    return str(get_locale()), session.get("locale")
+
+
+def navbar():
+    """FAB's navigation bar for the signed-in user (Markup)."""
+    appbuilder = current_app.appbuilder
+
+    def render():
+        return Markup(render_template("appbuilder/navbar.html", appbuilder=appbuilder))
+
+    if not current_user.is_authenticated:
+        return render()
+    sm = appbuilder.sm
+    roles = sm.get_user_roles(current_user)
+    if any(r.name not in sm.builtin_roles for r in roles):
+        return render()
+    key = (_locale_key(), current_user.id, current_user.get_full_name(),
+           tuple(sorted(r.name for r in roles)))
+    return _cache("navbar", 2048).get_or_make(key, render)
+
+
+_DYNAMIC_FIELDS = (QuerySelectField, QuerySelectMultipleField)
+
+
+class CESearchWidget(SearchWidget):
+    """FAB's SearchWidget with its static fields rendered once per view and language."""
+
+    def __call__(self, **kwargs):
+        form = self.template_args["form"]
+        include_cols = self.template_args["include_cols"]
+        locale = _locale_key()
+        route = self.template_args.get("route_base")
+        dict_filters = self.filters.get_search_filters()
+
+        def static():
+            labels = {col: str(form[col].label.text) for col in include_cols}
+            names = {col: [str(flt.name) for flt in dict_filters[col]] for col in include_cols}
+            fields = {col: str(form[col]()) for col in include_cols
+                      if not isinstance(form[col], _DYNAMIC_FIELDS)}
+            return labels, names, fields
+
+        labels, names, fields = _cache("search", 512).get_or_make((route, tuple(include_cols), locale), static)
+        form_fields = {col: fields[col] if col in fields else str(form[col]()) for col in include_cols}
+        kwargs.update(label_columns=labels, form_fields=form_fields, search_filters=names,
+                      active_filters=self.filters.get_filters_values_tojson())
+        # RenderTemplateWidget.__call__, skipping SearchWidget's own field rendering.
+        return super(SearchWidget, self).__call__(**kwargs)
+
+
+def grid_rows(value_columns, pks, include_columns, formatters_columns, with_actions, crud_html):
+    """The <tr> rows of a grid page, as ce/widgets/list.html rendered them cell by
+    cell: a checkbox when the page has actions, the show/edit/delete links when the
+    user may use them (`crud_html`, with __CE_PK__ for the key), then each column
+    through its formatter, autoescaped as Jinja would."""
+    plans = [(col, formatters_columns.get(col)) for col in include_columns]
+    memo = [{} for _ in plans]  # a formatter's output per value, within this page
+    out = []
+    crud = str(crud_html) if crud_html else ""
+    for i, item in enumerate(value_columns):
+        pk = escape(pks[i])
+        parts = ["<tr>"]
+        if with_actions:
+            parts.append(f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox"></td>')
+        if crud:
+            parts.append("<td><center>" + crud.replace("__CE_PK__", pk) + "</center></td>")
+        for (col, fmt), seen in zip(plans, memo):
+            value = item[col]
+            key = (value.__class__, value)  # True and 1 are different cells
+            try:
+                cell = seen.get(key)
+            except TypeError:  # unhashable: render without memo
+                cell, seen = None, None
+            if cell is None:
+                cell = str(escape(fmt(value) if fmt else value))
+                if seen is not None:
+                    seen[key] = cell
+            parts.append("<td>" + cell + "</td>")
+        parts.append("</tr>")
+        out.append("".join(parts))
+    return Markup("\n".join(out))
+
+
+def grid_head(include_columns, order_columns, label_columns, modelview_name, with_actions, with_crud):
+    """The <thead> of a grid page as FAB's list template renders it: a sort link per
+    orderable column (FAB's link_order: the same column again flips the direction)
+    with its arrow, built from this page's URL in one pass."""
+    from app.views.grid import same_page_url
+
+    args = request.args.to_dict()
+    oc, od = "_oc_" + modelview_name, "_od_" + modelview_name
+    current, direction = args.get(oc), args.get(od)
+    cells = []
+    if with_actions:
+        cells.append('<th class="action_checkboxes"><input id="check_all" class="action_check_all" '
+                     'name="check_all" type="checkbox"></th>')
+    if with_crud:
+        cells.append('<th class="col-md-1 col-lg-1 col-sm-1" ></th>')
+    for col in include_columns:
+        label = escape(label_columns.get(col))
+        if col not in order_columns:
+            cells.append(f"<th>{label}</th>")
+            continue
+        flip = "desc" if oc in args and direction == "asc" else "asc"
+        href = escape(same_page_url(dict(args, **{oc: col, od: flip})))
+        if current == col:
+            icon = "fa-chevron-up" if direction == "asc" else "fa-chevron-down"
+        else:
+            icon = "fa-arrows-v"
+        cells.append(f'<th><a href="{href}">{label}\n<i class="fa {icon} pull-right"></i></a></th>')
+    return Markup("<thead>\n<tr>\n" + "\n".join(cells) + "\n</tr>\n</thead>")
+
+
+def register(app):
+    app.add_template_global(navbar, "ce_navbar")
+    app.add_template_global(grid_rows, "ce_grid_rows")
+    app.add_template_global(grid_head, "ce_grid_head")

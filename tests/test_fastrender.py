@@ -1,0 +1,106 @@
+"""The grid page's rendered-once parts (app/views/fastrender.py) show what the
+page would show without them: the menu follows the user's roles and language,
+the rows carry the database's values, the header's sort links flip as FAB's do."""
+import html as htmllib
+import os
+import re
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import CEUser, HourRecord
+from app.security.scope import scope_clause, scope_of
+from app.views.formatting import id_number_for_list
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def navbar(page):
+    return page[page.index('<header class="top"'):page.index("</header>")]
+
+
+def cells(row_html):
+    out = []
+    for td in re.findall(r"<td>(.*?)</td>", row_html, re.S):
+        out.append(htmllib.unescape(re.sub(r"<[^>]+>", "", td)).strip())
+    return out
+
+
+def test_menu_follows_roles_and_language(app, login_as):
+    client = login_as("clerk_a")
+    before = navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
+    assert "学时记录" in before and "行政区划" not in before
+    with app.app_context():
+        sm = app.appbuilder.sm
+        user = db.session.execute(select(CEUser).where(CEUser.username == "clerk_a")).scalar_one()
+        user.roles.append(sm.find_role("Admin"))
+        db.session.commit()
+        db.session.remove()
+    granted = navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
+    assert "行政区划" in granted
+    client.get("/lang/en")
+    english = navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
+    assert "学时记录" not in english and "Hours records" in english, english
+    with app.app_context():
+        user = db.session.execute(select(CEUser).where(CEUser.username == "clerk_a")).scalar_one()
+        user.roles = [r for r in user.roles if r.name != "Admin"]
+        db.session.commit()
+        db.session.remove()
+    client.get("/lang/zh")
+    again = navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
+    assert again == before
+
+
+def test_rows_show_the_stored_values(app, login_as):
+    client = login_as("bureau_nj")
+    page = client.get("/hourrecordview/list/").get_data(as_text=True)
+    body = page[page.index("</thead>"):]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    assert len(rows) >= 5
+    with app.test_request_context():
+        user = db.session.execute(select(CEUser).where(CEUser.username == "bureau_nj")).scalar_one()
+        scope = scope_of(user)
+        records = db.session.execute(
+            select(HourRecord).where(scope_clause(HourRecord, scope)).order_by(HourRecord.id.desc()).limit(len(rows))
+        ).scalars().all()
+        expected = [[
+            r.person.name, id_number_for_list(r.person.id_number, scope), str(r.year), r.category.value,
+            r.learning_form.value, r.course_name, f"{float(r.hours):g}", str(r.start_date), str(r.end_date),
+            r.source.value, r.status.value, r.unit.name if r.unit else "",
+        ] for r in records]
+        ids = [str(r.id) for r in records]
+        db.session.remove()
+    shown = [cells(row)[1:] for row in rows]  # the first cell holds the show/edit links
+    assert shown == expected
+    assert [re.search(r"/hourrecordview/show/(\d+)", row).group(1) for row in rows] == ids
+    # bureau staff see masked ID numbers (app.views.formatting)
+    assert all("*" in row[1] for row in shown)
+
+
+def test_header_sort_links_flip_like_fab(login_as):
+    client = login_as("bureau_nj")
+    page = client.get("/hourrecordview/list/?_flt_0_year=2025").get_data(as_text=True)
+    head = page[page.index("<thead>"):page.index("</thead>")]
+    href = htmllib.unescape(re.search(r'<a href="([^"]+)">认定年度', head).group(1))
+    assert href == "/hourrecordview/list/?_flt_0_year=2025&_oc_HourRecordView=year&_od_HourRecordView=asc"
+    assert "<th>姓名</th>" in head  # not orderable: no link
+    page = client.get(href).get_data(as_text=True)
+    head = page[page.index("<thead>"):page.index("</thead>")]
+    flipped = htmllib.unescape(re.search(r'<a href="([^"]+)">认定年度\n<i class="fa ([\w-]+)', head).group(1))
+    assert flipped.endswith("_oc_HourRecordView=year&_od_HourRecordView=desc")
+    assert 'fa-chevron-up' in head
+
+
+def test_scope_key_is_the_same_in_every_worker():
+    """Page fingerprints (keyset anchors in links) carry the scope's key: another
+    gunicorn worker, with another string hash seed, must compute the same."""
+    code = ("from app.security.scope import Scope;"
+            "print(Scope(region_prefixes=('3201',), roles=frozenset({'Bureau', 'UnitAdmin', 'Applicant', 'Organizer'})).key)")
+    keys = set()
+    for seed in ("1", "2", "3", "4"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        keys.add(out.stdout.strip())
+    assert len(keys) == 1
