@@ -15,6 +15,7 @@ of the same user, except the rows.  Here:
   fields filled from the database (QuerySelectField: rows in the user's scope)
   are rendered every time.  The active filters are the request's and are never
   cached.
+* the URLs of static files are built once (`static_url_for`).
 * `grid_head()` and `grid_rows()` render the header and the rows of a list page
   in Python with the same markup, links, formatters and escaping as the macro
   loops they replace.
@@ -114,6 +115,37 @@ class CESearchWidget(SearchWidget):
         return super(SearchWidget, self).__call__(**kwargs)
 
 
+class LazyForm:
+    """A search form built on first use: FAB builds one per list page, but the
+    cached search fields need it only for fields filled from the database."""
+
+    def __init__(self, make):
+        self._make = make
+        self._form = None
+
+    def _real(self):
+        if self._form is None:
+            self._form = self._make()
+        return self._form
+
+    def __getitem__(self, name):
+        return self._real()[name]
+
+    def __getattr__(self, name):
+        return getattr(self._real(), name)
+
+
+def lazy_search_form(form_class):
+    """`form_class` whose `refresh()` (FAB's _list) returns a LazyForm."""
+
+    class LazySearchForm(form_class):
+        @classmethod
+        def refresh(cls, obj=None):
+            return LazyForm(lambda: form_class(obj=obj))
+
+    return LazySearchForm
+
+
 def grid_rows(value_columns, pks, include_columns, formatters_columns, with_actions, crud_html):
     """The <tr> rows of a grid page, as ce/widgets/list.html rendered them cell by
     cell: a checkbox when the page has actions, the show/edit/delete links when the
@@ -177,7 +209,21 @@ def grid_head(include_columns, order_columns, label_columns, modelview_name, wit
     return Markup("<thead>\n<tr>\n" + "\n".join(cells) + "\n</tr>\n</thead>")
 
 
+def static_url_for(url_for):
+    """Jinja's url_for, remembering the URLs of static files (FAB's layout asks for
+    some twenty on every page; each is a route build)."""
+
+    def cached_url_for(endpoint, **values):
+        if endpoint.endswith("static") and set(values) == {"filename"}:
+            key = (request.script_root, endpoint, values["filename"])
+            return _cache("static_url", 1024).get_or_make(key, lambda: url_for(endpoint, **values))
+        return url_for(endpoint, **values)
+
+    return cached_url_for
+
+
 def register(app):
+    app.jinja_env.globals["url_for"] = static_url_for(app.jinja_env.globals["url_for"])
     app.add_template_global(navbar, "ce_navbar")
     app.add_template_global(grid_rows, "ce_grid_rows")
     app.add_template_global(grid_head, "ce_grid_head")
