@@ -318,6 +318,105 @@ def test_industry_reads_the_national_layout(app):
     ]
 
 
+# ------------------------------------------------------------------ between preview and confirm
+
+
+def test_confirm_skips_a_record_stored_since_the_preview(app):
+    """The confirm checks duplicates against the database as it is then: a record
+    stored by someone else after the preview is reported and skipped, the rest stored."""
+    res = analyse(app, "good_unit.xlsx")
+    assert (res.rows_new, res.duplicates) == (3, [])
+    with app.app_context():
+        person = db.session.execute(select(Person).where(Person.name == "张三")).scalar_one()
+        db.session.add(HourRecord(person_id=person.id, year=2026, category=Category.PRO,
+                                  learning_form=LearningForm.TRAIN_ONSITE, course_name="工程项目管理实务",
+                                  start_date=datetime.date(2026, 4, 10), end_date=datetime.date(2026, 4, 11),
+                                  hours=Decimal("8"), status=Status.SUBMITTED))
+        db.session.commit()
+    before = total(app)
+    res = store(app, "good_unit.xlsx")
+    assert (res.rows_stored, res.rows_dup_stored) == (2, 1)
+    assert res.duplicates == [[3, "系统中已存在相同记录（可能已导入过），不再重复保存"]]
+    assert total(app) == before + 2
+    assert [(r[4], r[9]) for r in records_of(app, "%") if r[4] == "工程项目管理实务"] == [
+        ("工程项目管理实务", Source.DECLARED)]
+
+
+def test_a_duplicate_stored_while_confirming_stores_nothing(app):
+    """A record stored by someone else after the confirm's duplicate check, just before
+    its insert, is refused by the unique key: the whole file is rolled back."""
+    from sqlalchemy import event
+
+    from app.services.errors import DomainError
+
+    analyse(app, "good_unit.xlsx")
+    before = total(app)
+
+    def someone_else_first(conn, cursor, statement, parameters, context, executemany):
+        if executemany and statement.startswith("INSERT INTO hour_record"):
+            cursor.execute(statement, parameters[0])  # the file's first record, just in time
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", someone_else_first)
+        try:
+            with pytest.raises(DomainError, match="保存时发现重复记录"):
+                importer.store(os.path.join(DATA, "good_unit.xlsx"), "unit", _user("clerk_a"),
+                               filename="good_unit.xlsx", today=TODAY)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", someone_else_first)
+    assert total(app) == before
+    with app.app_context():
+        assert db.session.execute(select(func.count(ImportBatch.id))).scalar() == 0
+        assert db.session.execute(select(func.count(AuditLog.id)).where(AuditLog.action == "import")).scalar() == 0
+
+
+def _preview_cache(app, res):
+    folder = os.path.join(app.config["UPLOAD_DIR"], "imports", "validated")
+    [path] = [os.path.join(folder, f) for f in os.listdir(folder)
+              if f.startswith(f"{res.sha256}.{res.kind}.{TODAY.isoformat()}.") and f.endswith(".rows")]
+    return path
+
+
+def test_a_changed_preview_cache_is_not_trusted(app):
+    """The confirm reuses the preview's validated rows only when this app wrote them
+    for this file: an edited cache, or another file's, is ignored and the file read again."""
+    res = analyse(app, "good_unit.xlsx")
+    cache = _preview_cache(app, res)
+    with open(cache, "rb") as fh:
+        data = fh.read()
+    assert "（BIM）".encode() in data
+    with open(cache, "wb") as fh:
+        fh.write(data.replace("（BIM）".encode(), "（XYZ）".encode()))
+    res = store(app, "good_unit.xlsx")
+    assert res.rows_stored == 3
+    assert [r[4] for r in records_of(app, "建筑信息模型%")] == ["建筑信息模型（BIM）应用"]
+
+    # another file's genuine cache under this file's name
+    other = analyse(app, "date_formats.xlsx")
+    res = analyse(app, "fullwidth_digits.xlsx")
+    with open(_preview_cache(app, other), "rb") as src, open(_preview_cache(app, res), "wb") as dst:
+        dst.write(src.read())
+    res = store(app, "fullwidth_digits.xlsx")
+    assert res.rows_stored == 1
+    assert [r[4] for r in records_of(app, "日期格式%")] == []
+    assert [r[4] for r in records_of(app, "全角数字课程")] == ["全角数字课程"]
+
+
+def test_equal_cells_of_different_types_are_parsed_apart(app, tmp_path):
+    """Each distinct cell value is parsed once, and TRUE, 1 and 1.0 are equal in
+    Python: a TRUE in the hours column is still refused next to a 1."""
+    from tests.data.make_files import ZHANGSAN, book, unit_row
+
+    wb = book("unit", [unit_row("张三", ZHANGSAN, f"布尔学时{i}", f"2026-03-0{i}", f"2026-03-0{i}", hours)
+                       for i, hours in ((1, 1), (2, True), (3, True), (4, 1.0))])
+    path = tmp_path / "mixed.xlsx"
+    wb.save(path)
+    with app.app_context():
+        res = importer.analyse(str(path), "unit", _user("clerk_a"), filename="mixed.xlsx", today=TODAY)
+    assert _errors(res) == [(3, "学时", "学时应为数字"), (4, "学时", "学时应为数字")]
+    assert res.rows_total == 4
+
+
 # ------------------------------------------------------------------ bad files
 
 

@@ -97,6 +97,9 @@ def test_wrong_lengths_and_characters():
     assert message(check_resident_id, "") == "身份证号码应为18位，当前为0位"
     assert "格式不正确" in message(check_resident_id, "3201021988O512001X")  # letter O
     assert "格式不正确" in message(check_resident_id, "32010219880512001Y")
+    # other scripts' digits pass str.isdigit() but are no ID: Arabic-Indic zero, superscript two
+    assert "格式不正确" in message(check_resident_id, number[:14] + "\u0660" + number[15:])
+    assert "格式不正确" in message(check_resident_id, "\u00b2" + number[1:])
 
 
 def test_unknown_province_is_rejected():

@@ -38,11 +38,15 @@ def check_resident_id(value):
     python-stdnum also rejects address codes missing from its bundled list (e.g.
     320982, the abolished 大丰市) although real people still carry them: such an
     ID is accepted when its province code, birth date and check digit are right.
+    So stdnum's full `ric.validate` is not called: everything else it checks is
+    checked here, and its address lookup costs ~0.2 ms an ID (a bulk import checks
+    thousands).
     """
     number = normalize_text(value).upper().replace(" ", "")
     if len(number) != 18:
         raise ValidationFailed(_("身份证号码应为18位，当前为%(n)d位", n=len(number)))
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    # ASCII digits only: str.isdigit() also accepts '²' or Arabic-Indic digits.
+    if not (number.isascii() and number[:17].isdigit() and (number[17].isdigit() or number[17] == "X")):
         raise ValidationFailed(_("身份证号码格式不正确：前17位应为数字，末位为数字或X"))
     if number[17] != ric.calc_check_digit(number):
         raise ValidationFailed(_("身份证号码校验位不正确"))
@@ -54,11 +58,6 @@ def check_resident_id(value):
         raise ValidationFailed(_("身份证号码中的出生日期无效"))
     if number[:2] not in PROVINCE_CODES:
         raise ValidationFailed(_("身份证号码中的地址码无效"))
-    try:
-        ric.validate(number)
-    except stdnum_exc.InvalidComponent:
-        # Only the birth place can still fail here (abolished county codes): accept.
-        pass
     return number
 
 
