@@ -112,4 +112,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import shutil
+
+    try:
+        main()
+    finally:
+        if not os.environ.get("IMPORT_BENCH_KEEP"):
+            shutil.rmtree(WORK, ignore_errors=True)  # ~70 MB a run
