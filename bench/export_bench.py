@@ -5,7 +5,8 @@
 Each measurement runs in its own process so that its peak memory (VmHWM) is its own:
   * baseline: bare openpyxl write-only writing N rows of the same 12 cells (no database);
   * export:   app.services.exporter.export_view on HourRecordView as admin (request
-              parsing, scope, query with yield_per, cell conversion, write-only xlsx).
+              parsing, scope, Core query with yield_per, cell conversion, the streaming
+              writer app.services.xlsx_stream).
 Targets: >= 50 000 rows/s, peak memory < 150 MB, within 1.5x of the baseline.
 """
 import datetime

@@ -3,12 +3,14 @@ import datetime
 import io
 import re
 import time
+import zipfile
 
 from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import HourRecord, Person, Status
+from app.models import HourRecord, Person, Status, Unit
 from app.models.enums import Category
 from app.security.scope import region_range
 
@@ -21,6 +23,12 @@ def _sheet(resp):
     assert resp.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     wb = load_workbook(io.BytesIO(resp.data))
     return wb.worksheets[0]
+
+
+def _calamine(resp):
+    """The export as calamine (the importer's reader) sees it, after checking the zip."""
+    assert zipfile.ZipFile(io.BytesIO(resp.data)).testzip() is None
+    return CalamineWorkbook.from_filelike(io.BytesIO(resp.data)).get_sheet_by_index(0).to_python()
 
 
 def _rows(ws):
@@ -152,3 +160,45 @@ def test_export_is_audited(app, login_as):
         entry = db.session.execute(select(AuditLog).where(AuditLog.action == "export")).scalar_one()
         assert entry.username == "clerk_a" and "_flt_0_status=APPROVED" in entry.detail
         assert Status.APPROVED
+
+
+def test_unit_export_cells_read_back_exactly(app, login_as):
+    c = login_as("clerk_a")
+    resp = c.get(EXPORT)
+    header_cells = _sheet(resp)[1]
+    assert all(cell.font.b for cell in header_cells)
+    rows = _calamine(resp)
+    assert rows[0] == ["姓名", "证件号码", "认定年度", "科目类别", "学习形式", "课程（项目）名称", "学时",
+                       "开始日期", "结束日期", "来源", "状态", "所在单位"]
+    with app.app_context():
+        unit_id = db.session.execute(select(Person.unit_id).where(Person.name == "张三")).scalar_one()
+        expected = [
+            [name, id_number, float(r.year), r.category.value, r.learning_form.value, r.course_name,
+             float(r.hours), r.start_date, r.end_date, r.source.value, r.status.value, unit]
+            for r, name, id_number, unit in db.session.execute(
+                select(HourRecord, Person.name, Person.id_number, Unit.name)
+                .join(Person, HourRecord.person_id == Person.id).join(Unit, HourRecord.unit_id == Unit.id)
+                .where(HourRecord.unit_id == unit_id).order_by(HourRecord.id.desc()))
+        ]
+    # every cell: names and ID numbers as text, years and hours as numbers, dates as dates, labels
+    assert rows[1:] == expected and len(expected) > 3
+
+
+def test_empty_export_is_the_header_row(login_as):
+    c = login_as("bureau_nj")
+    resp = c.get(EXPORT + "?_flt_0_year=1990")
+    header, rows = _rows(_sheet(resp))
+    assert header[0] == "姓名" and rows == []
+    assert _calamine(resp) == [list(header)]
+
+
+def test_export_job_reports_progress(app, tmp_path):
+    from app.services import exporter
+
+    reports = []
+    rows = ([f"姓名{i}", i] for i in range(120_000))
+    with app.test_request_context():
+        n = exporter.write_xlsx(["姓名", "序号"], rows, str(tmp_path / "progress.xlsx"),
+                                progress=lambda p, m: reports.append((p, m)), total=120_000)
+    assert n == 120_000
+    assert reports == [(41, "已导出50000行"), (83, "已导出100000行")]

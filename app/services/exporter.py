@@ -1,20 +1,19 @@
 """Export exactly the rows a grid shows — its filters and sort, inside the user's
-row scope — to .xlsx, streamed (openpyxl write-only) so memory stays flat.
+row scope — to .xlsx, streamed (app.services.xlsx_stream) so memory stays flat.
 
 The grid's request is parsed by Flask-AppBuilder itself (`get_filter_args` /
 `get_order_args` on the view's search filters and datamodel), joined with the
 view's base filters (which hold ScopeFilter), and applied by the datamodel, so
 the export and the list page cannot disagree.  The columns are the view's
-list columns with its Chinese labels; rows are read as plain tuples with
-`yield_per`, never as ORM objects.
+list columns with its Chinese labels; the query's statement is executed on the
+session's connection (Core rows, about twice as fast as ORM `Query.yield_per`),
+streamed with `yield_per`, never loaded as ORM objects.
 
 Cells: enum members as their (translated) labels, ID numbers as text (masked for
-the roles app.views.formatting masks), dates as dates, numbers as numbers, and
-strings starting with = + - @ prefixed with an apostrophe (no formula injection).
+the roles app.views.formatting masks), dates as dates, numbers as numbers;
+xlsx_stream neutralises strings starting with = + - @ (no formula injection).
 """
 import datetime
-import decimal
-import enum
 import os
 import tempfile
 import time
@@ -22,27 +21,21 @@ import time
 from flask import current_app, request
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from flask_babel import gettext as _
+from sqlalchemy import Boolean, Enum, String, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models.enums import label
 from app.security.scope import current_scope
-from app.services import jobs
+from app.services import jobs, xlsx_stream
 from app.services.errors import DomainError
 
-DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 5000
+PROGRESS_EVERY = 50000  # rows between two progress reports of an export job
 
 # The attribute shown for a relationship column (e.g. PersonView's "unit").
 REL_DISPLAY = ("name", "username", "full_name", "code", "id")
-
-
-def neutralise(value):
-    """A string that a spreadsheet would run as a formula gets a leading apostrophe."""
-    if value and value[0] in DANGEROUS:
-        return "'" + value
-    return value
 
 
 class ExportPlan:
@@ -54,7 +47,7 @@ class ExportPlan:
         self.view = view
         model = view.datamodel.obj
         mapper = sa_inspect(model)
-        self.headers, self.exprs, self.kinds, self.joins = [], [], [], []
+        self.headers, self.exprs, self.types, self.kinds, self.joins = [], [], [], [], []
         aliases = {}
         mask = not sees_full_id(scope)
         formatters = getattr(view, "formatters_columns", {}) or {}
@@ -91,33 +84,19 @@ class ExportPlan:
             fmt = formatters.get(col)
             is_id = fmt is id_number_for_list
             self.kinds.append("mask" if is_id and mask else ("text" if is_id else None))
+            self.types.append(expr.type)
+            if isinstance(expr.type, Enum):
+                # Read the stored string: SQLAlchemy's per-row enum lookup (Python code)
+                # costs a fifth of a million-row export; converters() labels each
+                # distinct string once instead.
+                expr = type_coerce(expr, String())
             self.exprs.append(expr.label(f"c{len(self.exprs)}"))
             self.headers.append(str(view.label_columns.get(col) or col))
 
-    def converters(self):
+    def converters(self, dialect):
         """One function per column (None: the value goes out as it is), chosen from
-        the column's SQL type once, so the per-row work is a list comprehension."""
-        from sqlalchemy import Boolean, Enum, Numeric, String, Text
-
+        the column's SQL type once; xlsx_stream runs each once per distinct value."""
         from app.services.validators import mask_id_number
-
-        labels = {}
-
-        def enum_cell(v):
-            text = labels.get(v)
-            if text is None:
-                text = labels[v] = label(v)  # gettext once per member, not per cell
-            return text
-
-        def text_cell(v):
-            return "'" + v if v and v[0] in DANGEROUS else v
-
-        def masked_cell(v):
-            return text_cell(mask_id_number(v))
-
-        def number_cell(v):
-            f = float(v)
-            return int(f) if f.is_integer() else f
 
         yes, no = _("是"), _("否")
 
@@ -125,62 +104,17 @@ class ExportPlan:
             return yes if v else no
 
         funcs = []
-        for expr, kind in zip(self.exprs, self.kinds):
-            t = expr.type
+        for t, kind in zip(self.types, self.kinds):
             if kind == "mask":
-                funcs.append(masked_cell)
+                funcs.append(mask_id_number)
             elif isinstance(t, Enum):
-                funcs.append(enum_cell)
+                member = t.dialect_impl(dialect).result_processor(dialect, None)  # stored string -> member
+                funcs.append(lambda stored, member=member: label(member(stored)))
             elif isinstance(t, Boolean):
                 funcs.append(bool_cell)
-            elif isinstance(t, Numeric) and getattr(t, "asdecimal", False):
-                funcs.append(number_cell)
-            elif isinstance(t, (String, Text)):
-                funcs.append(text_cell)
             else:
                 funcs.append(None)
         return funcs
-
-    def convert(self, row):
-        """Generic conversion of one row (used where the SQL types are unknown)."""
-        out = []
-        for value, kind in zip(row, self.kinds):
-            if value is None:
-                out.append(None)
-            elif isinstance(value, str):
-                if kind == "mask":
-                    from app.services.validators import mask_id_number
-
-                    value = mask_id_number(value)
-                out.append(neutralise(value) if value[:1] in DANGEROUS else value)
-            elif isinstance(value, enum.Enum):
-                out.append(label(value))
-            elif isinstance(value, decimal.Decimal):
-                f = float(value)
-                out.append(int(f) if f.is_integer() else f)
-            elif isinstance(value, bool):
-                out.append(_("是") if value else _("否"))
-            else:
-                out.append(value)  # int, float, date, datetime
-        return out
-
-    def rows(self, result):
-        funcs = self.converters()
-        pairs = list(enumerate(funcs))
-        if all(f is None for f in funcs):
-            return (list(r) for r in result)
-        active = [(i, f) for i, f in pairs if f is not None]
-
-        def gen():
-            for r in result:
-                r = list(r)
-                for i, f in active:
-                    v = r[i]
-                    if v is not None:
-                        r[i] = f(v)
-                yield r
-
-        return gen()
 
 
 def grid_query(view, args=None):
@@ -218,39 +152,32 @@ def count_rows(view):
     return grid_query(view).order_by(None).count()
 
 
-def write_xlsx(headers, rows, path, *, title="导出", progress=None, total=None):
-    """Stream `rows` (iterables of cell values) into an .xlsx at `path`; returns the row count."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+def write_xlsx(headers, rows, path, *, title="导出", progress=None, total=None, converters=None):
+    """Stream `rows` (sequences of cell values in header order) into an .xlsx at
+    `path` with bold `headers`; `converters` as in xlsx_stream.write_xlsx.
+    Reports `progress(percent, message)` every PROGRESS_EVERY rows when `total`
+    is known.  Returns the row count."""
+    reported = 0
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title[:31])
-    bold = Font(bold=True)
-    head = []
-    for h in headers:
-        c = WriteOnlyCell(ws, value=h)
-        c.font = bold
-        head.append(c)
-    ws.append(head)
-    n = 0
-    append = ws.append
-    for row in rows:
-        append(row)
-        n += 1
-        if progress and total and n % 50000 == 0:
+    def on_chunk(n):
+        nonlocal reported
+        if n - reported >= PROGRESS_EVERY:
+            reported = n
             progress(min(99, n * 100 // total), _("已导出%(n)d行", n=n))
-    wb.save(path)
-    return n
+
+    return xlsx_stream.write_xlsx(path, headers, rows, title=title, converters=converters,
+                                  on_chunk=on_chunk if progress and total else None)
 
 
 def export_view(view, path, scope=None, progress=None, total=None):
     """Write the grid's current rows to `path`.  Returns the number of rows."""
     plan = ExportPlan(view, scope or current_scope())
-    stmt = _select(view, plan).yield_per(BATCH)
     title = str(getattr(view, "list_title", None) or "导出")
-    return write_xlsx(plan.headers, plan.rows(stmt), path, title=title,
-                      progress=progress, total=total)
+    conn = db.session.connection()
+    # yield_per on this statement only (Connection.execution_options would stay on the session's connection)
+    with conn.execute(_select(view, plan).statement, execution_options={"yield_per": BATCH}) as result:
+        return write_xlsx(plan.headers, result, path, title=title, progress=progress, total=total,
+                          converters=plan.converters(conn.dialect))
 
 
 def export_dir():
