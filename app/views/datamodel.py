@@ -29,7 +29,7 @@ from flask_appbuilder.models.sqla.filters import (
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Column, Enum, Integer, String, false, func, literal_column, or_, select
+from sqlalchemy import Column, Enum, Integer, String, bindparam, false, func, literal_column, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression
@@ -184,11 +184,12 @@ class CEInterface(SQLAInterface):
         return not order_column or (not is_column_dotted(order_column) and order_column in self.list_columns)
 
     def _id_query(self, filters):
-        pk = self.get_pk()
-        query = self.session.query(pk)
+        """SELECT id with the filters (FAB's filters call .filter()/.join(), which a
+        Core select has too: no ORM Query is built for a page)."""
+        stmt = select(self.get_pk())
         if filters:
-            query = filters.apply_all(query)
-        return query
+            stmt = filters.apply_all(stmt)
+        return stmt
 
     def _fingerprint(self, filters, order_column, order_direction, page_size):
         parts = [self.obj.__name__, order_column, order_direction, str(page_size), current_scope().key]
@@ -236,10 +237,10 @@ class CEInterface(SQLAInterface):
         # `count_cap` rows); None when the page is past the cap anyway.
         n = None
         if exact_count:
-            n = base.order_by(None).count()
+            n = self._scalar(select(func.count()).select_from(base.order_by(None).subquery()))
         elif count and offset + page_size < self.count_cap:
             capped_q = base.order_by(None).limit(self.count_cap + 1).subquery()
-            n = self.session.execute(select(func.count()).select_from(capped_q)).scalar()
+            n = self._scalar(select(func.count()).select_from(capped_q))
         if col is None and (n is None or n > self.count_cap):
             # Many rows match: walking the primary key newest first finds a page
             # after a few rows, where SQLite would otherwise pick the region or
@@ -255,13 +256,13 @@ class CEInterface(SQLAInterface):
                 # Keyset: rows from the anchor page's first row on, then a short offset.
                 q = base.filter(pk <= first if desc else pk >= first)
                 q = q.order_by(pk.desc() if desc else pk.asc())
-                ids = [r[0] for r in q.offset((page - anchor_page) * page_size).limit(page_size + 1)]
+                ids = self._ids(q.offset((page - anchor_page) * page_size).limit(page_size + 1))
             else:
                 # Walking back: rows before the anchor in reverse order.
                 q = base.filter(pk > first if desc else pk < first)
                 q = q.order_by(pk.asc() if desc else pk.desc())
                 back = (anchor_page - page) * page_size
-                rows = [r[0] for r in q.offset(back - page_size).limit(page_size)]
+                rows = self._ids(q.offset(back - page_size).limit(page_size))
                 if len(rows) == page_size:
                     ids = list(reversed(rows))
                     # Is there a row after this page?  The anchor row itself.
@@ -271,7 +272,7 @@ class CEInterface(SQLAInterface):
             if col is not None:
                 q = q.order_by(col.desc() if desc else col.asc())
             q = q.order_by(pk.desc() if desc else pk.asc())
-            ids = [r[0] for r in q.offset(offset).limit(page_size + 1)]
+            ids = self._ids(q.offset(offset).limit(page_size + 1))
         more = len(ids) > page_size
         ids = ids[:page_size]
 
@@ -292,6 +293,12 @@ class CEInterface(SQLAInterface):
         items = self._load_rows(ids, list_columns)
         return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
 
+    def _scalar(self, stmt):
+        return self.session.execute(stmt).scalar()
+
+    def _ids(self, stmt):
+        return self.session.execute(stmt).scalars().all()
+
     def _prefer_pk_order(self, query):
         """On SQLite (no range statistics), hide this table's range-compared
         columns (the region subtree) from the index chooser (`col || ''`, same
@@ -301,9 +308,8 @@ class CEInterface(SQLAInterface):
         this from its statistics and keeps the query as it is."""
         if self.session.get_bind().dialect.name != "sqlite":
             return query
-        stmt = query.statement
         table = self.obj.__table__
-        if stmt.whereclause is None or len(stmt.get_final_froms()) != 1:
+        if query.whereclause is None or len(query.get_final_froms()) != 1:
             return query
         pk_key = self.get_pk().key
         ranges = (operators.ge, operators.gt, operators.le, operators.lt)
@@ -316,8 +322,8 @@ class CEInterface(SQLAInterface):
                 return BinaryExpression(hidden, element.right, element.operator)
             return None
 
-        where = replacement_traverse(stmt.whereclause, {}, hide)
-        return self.session.query(self.get_pk()).filter(where)
+        where = replacement_traverse(query.whereclause, {}, hide)
+        return select(self.get_pk()).where(where)
 
     def _load_rows(self, ids, list_columns):
         """The rows with these ids, in this order, with the related rows the list
@@ -341,11 +347,8 @@ class CEInterface(SQLAInterface):
             return None
         if not ids:
             return [], []
-        exprs, joins, enums = plan
-        query = self.session.query(self.get_pk(), *exprs)
-        for alias, rel in joins:
-            query = query.outerjoin(alias, rel)
-        by_id = {row[0]: row for row in query.filter(self.get_pk().in_(ids))}
+        stmt, enums = plan
+        by_id = {row[0]: row for row in self.session.connection().execute(stmt, {"ids": ids})}
         pks, values = [], []
         for i in ids:
             row = by_id.get(i)
@@ -386,7 +389,11 @@ class CEInterface(SQLAInterface):
                 enums.append(k)
             exprs.append(expr)
         else:
-            cache[list_columns] = plan = (exprs, joins, enums)
+            stmt = select(self.get_pk(), *exprs)
+            for alias, rel in joins:
+                stmt = stmt.outerjoin(alias, rel)
+            stmt = stmt.where(self.get_pk().in_(bindparam("ids", expanding=True)))
+            cache[list_columns] = plan = (stmt, enums)
             return plan
         cache[list_columns] = None
         return None

@@ -15,7 +15,8 @@ of the same user, except the rows.  Here:
   fields filled from the database (QuerySelectField: rows in the user's scope)
   are rendered every time.  The active filters are the request's and are never
   cached.
-* the URLs of static files are built once (`static_url_for`).
+* the URLs of static files are built once (`static_url_for`), and the
+  templates' gettext finds the request's translations once (`request_translations`).
 * `grid_head()` and `grid_rows()` render the header and the rows of a list page
   in Python with the same markup, links, formatters and escaping as the macro
   loops they replace.
@@ -29,7 +30,8 @@ from threading import Lock
 from flask import current_app, render_template, request, session
 from flask_appbuilder.fields import QuerySelectField, QuerySelectMultipleField
 from flask_appbuilder.widgets import SearchWidget
-from flask_babel import get_locale
+from flask.globals import _cv_request
+from flask_babel import get_locale, get_translations
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -222,8 +224,33 @@ def static_url_for(url_for):
     return cached_url_for
 
 
+def request_translations():
+    """Flask-Babel's translations of this request, looked up once per request:
+    its own lookup walks the request context and the locale selector again on
+    every gettext (a list page has a hundred).  Follows `flask_babel.refresh()`,
+    which drops the request's locale."""
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        return get_translations()
+    locale = getattr(ctx, "babel_locale", None)
+    cached = getattr(ctx, "_ce_translations", None)
+    if cached is None or locale is None or cached[0] is not locale:
+        translations = get_translations()
+        cached = ctx._ce_translations = (getattr(ctx, "babel_locale", None), translations)
+    return cached[1]
+
+
 def register(app):
     app.jinja_env.globals["url_for"] = static_url_for(app.jinja_env.globals["url_for"])
+    # The templates' _() / ngettext with the request's translations (Flask-Babel
+    # installs the same callables around its per-call lookup).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: request_translations().ugettext(s),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
+    )
     app.add_template_global(navbar, "ce_navbar")
     app.add_template_global(grid_rows, "ce_grid_rows")
     app.add_template_global(grid_head, "ce_grid_head")
