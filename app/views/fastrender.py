@@ -67,6 +67,12 @@ def _cache(name, size):
     return cache
 
 
+def _html_cacheable():
+    """Rendered HTML may be reused unless scripts carry a per-request CSP nonce
+    (FAB's get_nonce, e.g. with Flask-Talisman)."""
+    return "csp_nonce" not in current_app.jinja_env.globals
+
+
 def _locale_key():
     return str(get_locale()), session.get("locale")
 
@@ -109,12 +115,21 @@ class CESearchWidget(SearchWidget):
                       if not isinstance(form[col], _DYNAMIC_FIELDS)}
             return labels, names, fields
 
-        labels, names, fields = _cache("search", 512).get_or_make((route, tuple(include_cols), locale), static)
-        form_fields = {col: fields[col] if col in fields else str(form[col]()) for col in include_cols}
-        kwargs.update(label_columns=labels, form_fields=form_fields, search_filters=names,
-                      active_filters=self.filters.get_filters_values_tojson())
-        # RenderTemplateWidget.__call__, skipping SearchWidget's own field rendering.
-        return super(SearchWidget, self).__call__(**kwargs)
+        key = (route, tuple(include_cols), locale)
+        labels, names, fields = _cache("search", 512).get_or_make(key, static)
+        active = self.filters.get_filters_values_tojson()
+
+        def render():
+            form_fields = {col: fields[col] if col in fields else str(form[col]()) for col in include_cols}
+            kwargs.update(label_columns=labels, form_fields=form_fields, search_filters=names,
+                          active_filters=active)
+            # RenderTemplateWidget.__call__, skipping SearchWidget's own field rendering.
+            return Markup(super(SearchWidget, self).__call__(**kwargs))
+
+        if kwargs or len(fields) < len(include_cols) or not _html_cacheable():
+            return render()  # a field from the database: rendered every time
+        # The whole form, per view, language and active filters.
+        return _cache("search_html", 512).get_or_make(key + (repr(active),), render)
 
 
 class LazyForm:
@@ -153,31 +168,27 @@ def grid_rows(value_columns, pks, include_columns, formatters_columns, with_acti
     cell: a checkbox when the page has actions, the show/edit/delete links when the
     user may use them (`crud_html`, with __CE_PK__ for the key), then each column
     through its formatter, autoescaped as Jinja would."""
-    plans = [(col, formatters_columns.get(col)) for col in include_columns]
-    memo = [{} for _ in plans]  # a formatter's output per value, within this page
-    out = []
+    specs = [(col, formatters_columns.get(col), {}) for col in include_columns]
     crud = str(crud_html) if crud_html else ""
-    for i, item in enumerate(value_columns):
-        pk = escape(pks[i])
-        parts = ["<tr>"]
-        if with_actions:
-            parts.append(f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox"></td>')
-        if crud:
-            parts.append("<td><center>" + crud.replace("__CE_PK__", pk) + "</center></td>")
-        for (col, fmt), seen in zip(plans, memo):
+    out = []
+    for pk, item in zip(pks, value_columns):
+        pk = escape(pk)
+        cells = []
+        for col, fmt, seen in specs:
             value = item[col]
-            key = (value.__class__, value)  # True and 1 are different cells
-            try:
-                cell = seen.get(key)
-            except TypeError:  # unhashable: render without memo
-                cell, seen = None, None
-            if cell is None:
+            key = (value.__class__, value)  # a formatter's output per value, within this page
+            try:  # (True and 1, Decimal 8 and 8.0 are different cells)
+                cell = seen[key]
+            except KeyError:
+                cell = seen[key] = str(escape(fmt(value) if fmt else value))
+            except TypeError:  # unhashable
                 cell = str(escape(fmt(value) if fmt else value))
-                if seen is not None:
-                    seen[key] = cell
-            parts.append("<td>" + cell + "</td>")
-        parts.append("</tr>")
-        out.append("".join(parts))
+            cells.append(cell)
+        head = (f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox"></td>'
+                if with_actions else "")
+        if crud:
+            head += "<td><center>" + crud.replace("__CE_PK__", pk) + "</center></td>"
+        out.append("<tr>" + head + "<td>" + "</td><td>".join(cells) + "</td></tr>")
     return Markup("\n".join(out))
 
 
@@ -240,6 +251,95 @@ def request_translations():
     return cached[1]
 
 
+def _pagination(grid, page_url):
+    """Pages around the current one, a next page when one exists, the last page
+    only when the count is exact (a capped count knows no last page)."""
+    page, count = grid.page, grid.count
+    pages = -(-int(count) // grid.page_size)
+    if count.capped:
+        pages = max(pages, page + 2)
+    if pages <= 1:
+        return ""
+
+    def link(p, text):
+        return f'<li><a href="{escape(page_url(p))}">{text}</a></li>'
+
+    disabled = '<li class="disabled"><a href="#">{}</a></li>'.format
+    out = ['<ul class="pagination pagination-sm ce-pagination" style="display:inherit;">']
+    if page > 0:
+        out += [link(0, "&laquo;"), link(page - 1, "&lt;")]
+    else:
+        out += [disabled("&laquo;"), disabled("&lt;")]
+    lo, hi = max(page - 3, 0), min(page + 4, pages)
+    for p in range(lo, hi):
+        out.append(f'<li class="active"><a href="#">{p + 1}</a></li>' if p == page else link(p, p + 1))
+    out.append(link(page + 1, "&gt;") if page + 1 < pages else disabled("&gt;"))
+    out.append(link(pages - 1, "&raquo;") if not count.capped and hi < pages else disabled("&raquo;"))
+    out.append("</ul>")
+    return "\n".join(out)
+
+
+def _page_size_menu(grid, modelview_name):
+    """FAB's render_set_page_size: the sizes 25-100 that still reach this page."""
+    from app.views.grid import same_page_url
+
+    page, count, size = grid.page or 0, grid.count, grid.page_size
+    if -(-int(count) // size) <= 1:
+        return ""
+    args = request.args.to_dict()
+    items = []
+    for sel in range(25, 125, 25):
+        if page * sel > count:
+            continue
+        href = escape(same_page_url(dict(args, **{"psize_" + modelview_name: sel})))
+        active = ' class="active"' if sel == size else ""
+        items.append(f'<li{active}><a href="{href}">{sel}</a></li>')
+    return (
+        '<div class="btn-group">\n<button type="button" class="btn btn-default btn-sm dropdown-toggle" '
+        f'data-toggle="dropdown">\n{escape(request_translations().ugettext("Page size"))}<span class="caret"></span>\n'
+        '</button>\n<ul class="dropdown-menu" role="menu">\n' + "\n".join(items) + "\n</ul>\n</div>"
+    )
+
+
+def _fab_macro(name, *args, key=None):
+    """A macro of FAB's lib.html, rendered once per arguments (or `key`, naming
+    them) and language: the add, back and actions buttons, whose markup, labels
+    and script depend on nothing else."""
+    def render():
+        module = current_app.jinja_env.get_template("appbuilder/general/lib.html").module
+        return Markup(getattr(module, name)(*args))
+
+    if not _html_cacheable():
+        return render()
+    key = (name, args if key is None else key, _locale_key())
+    return _cache("macro", 1024).get_or_make(key, render)
+
+
+def grid_header(grid, page_url, exact_count_url, can_add, add_path, actions, modelview_name):
+    """The bar above a grid: pagination, page size, add, actions, back, and the
+    record count (exact, or "超过 N 条" with a button for the exact count)."""
+    t = request_translations().ugettext
+    parts = [_pagination(grid, page_url), _page_size_menu(grid, modelview_name)]
+    if can_add and add_path:
+        parts.append(_fab_macro("lnk_add", add_path))
+    if actions:
+        described = tuple((k, a.name, str(a.text), str(a.confirmation or ""), a.icon) for k, a in actions.items())
+        parts.append(_fab_macro("render_actions", actions, modelview_name, key=(described, modelview_name)))
+    parts.append(_fab_macro("lnk_back"))
+    label = escape(t("Record Count"))
+    if grid.count.capped:
+        capped = escape(t("超过 %(n)s 条") % {"n": int(grid.count)})
+        parts.append(
+            f'<div class="pull-right ce-record-count">\n<strong>{label}:</strong>\n'
+            f'<span class="ce-count-capped">{capped}</span>\n'
+            f'<a href="{escape(exact_count_url)}" class="btn btn-xs btn-default ce-exact-count">{escape(t("统计总数"))}</a>\n</div>'
+        )
+    else:
+        parts.append(f'<div class="pull-right ce-record-count">\n<strong>{label}:</strong> '
+                     f'<span class="ce-count">{int(grid.count)}</span>\n</div>')
+    return Markup("\n".join(p for p in parts if p))
+
+
 def register(app):
     app.jinja_env.globals["url_for"] = static_url_for(app.jinja_env.globals["url_for"])
     # The templates' _() / ngettext with the request's translations (Flask-Babel
@@ -254,3 +354,4 @@ def register(app):
     app.add_template_global(navbar, "ce_navbar")
     app.add_template_global(grid_rows, "ce_grid_rows")
     app.add_template_global(grid_head, "ce_grid_head")
+    app.add_template_global(grid_header, "ce_grid_header")
