@@ -104,3 +104,36 @@ def test_scope_key_is_the_same_in_every_worker():
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         keys.add(out.stdout.strip())
     assert len(keys) == 1
+
+
+def test_page_size_menu_and_active_filters_follow_the_request(login_as):
+    client = login_as("bureau_js")
+    page = client.get("/hourrecordview/list/?_flt_0_year=2025").get_data(as_text=True)
+    sizes = re.findall(r'<li( class="active")?><a href="([^"]+psize_HourRecordView=(\d+)[^"]*)">\3</a></li>', page)
+    assert [s[2] for s in sizes] == ["25", "50", "75", "100"]
+    assert [s[2] for s in sizes if s[0]] == ["25"]
+    assert '["year", "\\u7b49\\u4e8e", ["2025"]]' in page  # the active filter, 等于 2025
+    fifty = htmllib.unescape(sizes[1][1])
+    assert "_flt_0_year=2025" in fifty
+    page = client.get(fifty).get_data(as_text=True)
+    assert len(re.findall(r'/hourrecordview/show/\d+', page)) == 50
+    # the search form, served from its cache, shows this request's filters only
+    page = client.get("/hourrecordview/list/").get_data(as_text=True)
+    assert '["year", "\\u7b49\\u4e8e", ["2025"]]' not in page
+
+
+def test_a_csp_nonce_turns_the_html_caches_off(app, login_as, monkeypatch):
+    """Scripts carrying a per-request nonce (Flask-Talisman's csp_nonce) must not be reused."""
+    counter = iter(range(1000))
+    monkeypatch.setitem(app.jinja_env.globals, "csp_nonce", lambda: f"nonce-{next(counter)}")
+    # Talisman sets the global at start-up, before any template is loaded: so here.
+    app.jinja_env.cache.clear()
+    try:
+        client = login_as("bureau_js")
+        first = client.get("/hourrecordview/list/").get_data(as_text=True)
+        second = client.get("/hourrecordview/list/").get_data(as_text=True)
+    finally:
+        monkeypatch.undo()
+        app.jinja_env.cache.clear()
+    script = re.compile(r'<script nonce="(nonce-\d+)">\s*\(function\(\$\) \{\s*const filter')
+    assert script.search(first).group(1) != script.search(second).group(1)
