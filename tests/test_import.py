@@ -417,6 +417,88 @@ def test_equal_cells_of_different_types_are_parsed_apart(app, tmp_path):
     assert res.rows_total == 4
 
 
+def _read_back(path):
+    """The first sheet's cells as openpyxl sees them, and its values as calamine reads them."""
+    from python_calamine import CalamineWorkbook
+
+    ws = load_workbook(path).active
+    return ws, CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+
+
+def test_error_file_writes_formula_like_text_as_text_and_imports_back_as_read(app, tmp_path):
+    """A name like =1+2 in an uploaded file is text in the error file (behind an
+    apostrophe, never a formula); the import drops that apostrophe again, so the
+    error file re-imported unchanged gives the same errors and, once corrected,
+    stores the names as they were uploaded."""
+    from app.services.demo import resident_id
+    from tests.data.make_files import NEW_A, NEW_B, book, unit_row
+
+    new_c = resident_id("320104", datetime.date(1983, 4, 9), 503)
+    hyperlink = '=HYPERLINK("http://evil.invalid","点我")'
+    wb = book("unit", [
+        unit_row("=1+2", NEW_A, hyperlink, datetime.date(2026, 3, 2), datetime.date(2026, 3, 1), 8, org="-"),
+        unit_row("+SUM(A1)", NEW_B, "公式课程二", datetime.date(2026, 3, 1), datetime.date(2026, 3, 2), True),
+        unit_row("@x", new_c, "公式课程三", datetime.date(2026, 3, 5), datetime.date(2026, 3, 4), 1),
+    ])
+    for row in wb.active.iter_rows(min_row=2):
+        for c in row:
+            if c.data_type == "f":  # text typed behind an apostrophe in Excel, not a formula
+                c.data_type = "s"
+    upload = tmp_path / "formula_text.xlsx"
+    wb.save(upload)
+    with app.app_context():
+        res = importer.analyse(str(upload), "unit", _user("clerk_a"), filename=upload.name, today=TODAY)
+        errors = _errors(res)
+        assert errors == [(2, "结束日期", "结束日期不能早于开始日期"), (3, "学时", "学时应为数字"),
+                          (4, "结束日期", "结束日期不能早于开始日期")]
+        error_path = tmp_path / "formula_text_错误行.xlsx"
+        error_path.write_bytes(importer.error_file(str(upload), res))
+
+    ws, values = _read_back(error_path)
+    assert ws.title == "学时数据"
+    assert not [c.coordinate for row in ws.iter_rows() for c in row if c.data_type == "f"]
+    names = [r[0] for r in values[1:]]
+    assert names == ["'=1+2", "'+SUM(A1)", "'@x"] == [c.value for c in ws["A"][1:]]
+    assert {c.data_type for c in ws["A"][1:]} == {"s"}
+    assert [r[6] for r in values[1:]][0] == "'" + hyperlink and values[1][7] == "'-"
+    # ID numbers are text in text-formatted cells, dates are dates, TRUE stays apart from 1
+    assert [(c.value, c.number_format) for c in ws["C"][1:]] == [(NEW_A, "@"), (NEW_B, "@"), (new_c, "@")]
+    assert ws["I2"].is_date and ws["I2"].value == datetime.datetime(2026, 3, 2)
+    assert [r[10] for r in values[1:]] == [8.0, True, 1.0]
+    assert [r[-2:] for r in values[1:]] == [["结束日期：结束日期不能早于开始日期", 2.0], ["学时：学时应为数字", 3.0],
+                                            ["结束日期：结束日期不能早于开始日期", 4.0]]
+
+    with app.app_context():
+        # re-imported unchanged: the same rows fail for the same reasons (the reason columns are ignored)
+        res = importer.analyse(str(error_path), "unit", _user("clerk_a"), filename=error_path.name, today=TODAY)
+        assert _errors(res) == errors
+        # its own error file is the same file again, not one apostrophe more
+        again = tmp_path / "again.xlsx"
+        again.write_bytes(importer.error_file(str(error_path), res))
+        assert [r[0] for r in _read_back(again)[1][1:]] == ["'=1+2", "'+SUM(A1)", "'@x"]
+
+    # corrected in the error file, it stores the names and courses as uploaded
+    wb = load_workbook(error_path)
+    ws = wb.active
+    ws["J2"].value = datetime.datetime(2026, 3, 3)
+    ws["K3"].value = 4
+    ws["J4"].value = datetime.datetime(2026, 3, 6)
+    wb.save(error_path)
+    with app.app_context():
+        res = importer.store(str(error_path), "unit", _user("clerk_a"), filename=error_path.name, today=TODAY)
+        assert (res.rows_stored, res.persons_new) == (3, 3)
+        stored = db.session.execute(
+            select(Person.name, Person.id_number, HourRecord.course_name, HourRecord.organizer_name, HourRecord.hours)
+            .join(HourRecord, HourRecord.person_id == Person.id).where(HourRecord.import_batch_id == res.batch_id)
+            .order_by(HourRecord.start_date)
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        ("+SUM(A1)", NEW_B, "公式课程二", "东南大学继续教育学院", Decimal(4)),
+        ("=1+2", NEW_A, hyperlink, "-", Decimal(8)),
+        ("@x", new_c, "公式课程三", "东南大学继续教育学院", Decimal(1)),
+    ]
+
+
 # ------------------------------------------------------------------ bad files
 
 

@@ -510,6 +510,47 @@ def test_exported_national_file_imports_through_the_industry_pipeline(app, login
     assert {i["source"] for i in items if i["id"] in ids} == {"INDUSTRY_IMPORT"}
 
 
+def test_xlsx_export_writes_a_formula_like_name_as_text_that_imports_back(app, login_as, tmp_path):
+    """A person named =1+2 is exported as text behind an apostrophe, never as a
+    formula; the industry import reads the file back as the names in the database."""
+    from python_calamine import CalamineWorkbook
+
+    from app.services import importer
+    from app.services.demo import resident_id
+
+    with app.app_context():
+        unit = db.session.execute(select(Unit).where(Unit.region_code == "320102").order_by(Unit.id)).scalars().first()
+        number = resident_id("320102", datetime.date(1987, 7, 7), 901)
+        person = Person(name="=1+2", id_number=number, unit_id=unit.id, unit_confirmed=True)
+        db.session.add(person)
+        db.session.flush()
+        _new_record(person, "+SUM(A1)")
+        db.session.commit()
+    resp = login_as("bureau_nj").get("/national/export",
+                                     query_string={"region": "320102", "year": YEAR, "format": "xlsx"})
+    assert resp.status_code == 200
+    path = tmp_path / "national.xlsx"
+    path.write_bytes(resp.get_data())
+
+    ws = load_workbook(path).active
+    assert ws.title == "学时数据" and tuple(c.value for c in ws[1]) == national.NATIONAL_HEADERS
+    assert not [c.coordinate for row in ws.iter_rows() for c in row if c.data_type == "f"]
+    row = next(r for r in ws.iter_rows(min_row=2) if r[1].value == number)
+    id_number, name, course, start, approved = row[1], row[2], row[9], row[11], row[15]
+    assert (name.value, name.data_type) == ("'=1+2", "s") and (course.value, course.data_type) == ("'+SUM(A1)", "s")
+    assert id_number.data_type == "s" and id_number.number_format == "@"
+    assert start.is_date and start.value == datetime.datetime(YEAR, 6, 1) and approved.is_date
+    values = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+    got = next(r for r in values if r[1] == number)
+    assert (got[2], got[9], got[11]) == ("'=1+2", "'+SUM(A1)", datetime.date(YEAR, 6, 1))
+
+    with app.app_context():
+        user, _unit = _industry_user(app)
+        res = importer.analyse(str(path), "industry", user, filename="national.xlsx")
+    # the names match the database (a name "'=1+2" would be refused): every row is a stored one
+    assert (res.layout, res.errors, res.rows_new, res.rows_dup_stored) == ("national", [], 0, len(values) - 1)
+
+
 def test_large_xlsx_export_runs_as_a_job(app, login_as, monkeypatch):
     import time
 

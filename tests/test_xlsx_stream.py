@@ -139,3 +139,84 @@ def test_column_widths_fit_the_first_rows(tmp_path):
 def test_one_converter_per_header():
     with pytest.raises(ValueError):
         xlsx_stream.write_xlsx("unused.xlsx", ["a", "b"], [], converters=[None])
+
+
+def _sheets(path):
+    """{sheet name: rows} as openpyxl and as calamine read them, in workbook order."""
+    wb = load_workbook(path)
+    by_openpyxl = {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in wb.worksheets}
+    cal = CalamineWorkbook.from_path(str(path))
+    by_calamine = {name: cal.get_sheet_by_name(name).to_python() for name in cal.sheet_names}
+    return wb, by_openpyxl, by_calamine
+
+
+def test_rows_past_a_sheets_limit_continue_on_new_sheets_with_the_header(tmp_path):
+    rows = [[f"32010219880512{i:04d}", datetime.date(2025, 1, 1) + datetime.timedelta(days=i), i]
+            for i in range(11)]
+    seen = []
+    path, n = _write(tmp_path, rows, headers=["证件号码", "开始日期", "序号"], title="学时记录",
+                     max_rows=3, on_chunk=seen.append)
+    assert n == 11 and seen == [3, 6, 9, 11]  # progress counts the rows of every sheet
+    wb, by_openpyxl, by_calamine = _sheets(path)
+    assert list(by_openpyxl) == list(by_calamine) == ["学时记录", "学时记录(2)", "学时记录(3)", "学时记录(4)"]
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2" and all(c.font.b for c in ws[1])
+    for sheet in (by_openpyxl, by_calamine):
+        assert all(r[0] == ["证件号码", "开始日期", "序号"] for r in sheet.values())
+        assert [len(r) - 1 for r in sheet.values()] == [3, 3, 3, 2]
+    # every row exactly once, in order: ID text, dates as dates, numbers as numbers
+    assert [r for rs in by_openpyxl.values() for r in rs[1:]] == [
+        [i, datetime.datetime.combine(d, datetime.time()), k] for i, d, k in rows]
+    assert [r for rs in by_calamine.values() for r in rs[1:]] == [[i, d, float(k)] for i, d, k in rows]
+
+
+def test_a_full_last_sheet_is_not_followed_by_an_empty_one(tmp_path):
+    path, n = _write(tmp_path, [[i] for i in range(6)], headers=["序号"], title="学时记录", max_rows=3)
+    _wb, by_openpyxl, by_calamine = _sheets(path)
+    assert n == 6 and by_calamine == {"学时记录": [["序号"], [0.0], [1.0], [2.0]],
+                                      "学时记录(2)": [["序号"], [3.0], [4.0], [5.0]]}
+    assert list(by_openpyxl) == ["学时记录", "学时记录(2)"]
+
+
+def test_sheet_names_of_a_long_title_fit_31_characters_and_differ(tmp_path):
+    title = "南京市继续教育专业技术人员学时登记与认定汇总表（全部）"  # 27 characters
+    path, _n = _write(tmp_path, [[i] for i in range(25)], headers=["序号"], title=title, max_rows=2)
+    names = load_workbook(path).sheetnames
+    assert len(names) == 13 and len(set(names)) == 13 and max(map(len, names)) == 31
+    assert names[0] == title and names[1] == title + "(2)"
+    assert names[12] == title[:27] + "(13)"
+    assert xlsx_stream.nth_sheet_name("学" * 31, 2) == "学" * 28 + "(2)"
+
+
+def test_a_sheets_limit_is_checked():
+    for limit in (0, xlsx_stream.MAX_ROWS + 1):
+        with pytest.raises(ValueError):
+            xlsx_stream.write_xlsx("unused.xlsx", ["a"], [], max_rows=limit)
+    assert xlsx_stream.MAX_ROWS + 1 == 2 ** 20  # Excel's 1 048 576 rows, header included
+
+
+def test_text_columns_are_formatted_as_text_even_where_empty(tmp_path):
+    rows = [["32010219880512011X", 320102, "甲"], [None, None, "乙"]]
+    path, _n = _write(tmp_path, rows, headers=["证件号码", "区划", "名称"], text_columns=(0, 1))
+    ws = _openpyxl(path)
+    ids, codes, names = ws["A"], ws["B"], ws["C"]
+    # an ID number typed later into A3 stays text in Excel: the cell and the column say "@"
+    assert [c.number_format for c in ids[1:] + codes[1:]] == ["@"] * 4
+    assert {c.number_format for c in names[1:]} == {"General"} and ids[0].font.b  # the header stays bold
+    assert ids[1].value == "32010219880512011X" and ids[2].value is None and codes[1].value == 320102
+    assert ws.column_dimensions["A"].number_format == "@"
+    assert _calamine(path)[1:] == [["32010219880512011X", 320102.0, "甲"], ["", "", "乙"]]
+
+
+def test_neutralised_text_reads_back_to_the_original_with_restore(tmp_path):
+    texts = ["=1+2", "+SUM(A1)", "-", "@x", "\t=1", "'=1", "''+1", "'", "'a", "a'", "普通文本", "",
+             "\x00=1"]
+    path, _n = _write(tmp_path, [[t] for t in texts], headers=["文本"])
+    ws = _openpyxl(path)
+    assert {c.data_type for c in ws["A"][1:]} == {"s"}
+    written = [c.value for c in ws["A"][1:]]
+    assert written[:9] == ["'=1+2", "'+SUM(A1)", "'-", "'@x", "'\t=1", "''=1", "'''+1", "'", "'a"]
+    assert written[-1] == "'=1"  # a dropped control character does not uncover a formula
+    read = [r[0] for r in _calamine(path)[1:]]
+    assert [xlsx_stream.restore(t) for t in read] == texts[:-1] + ["=1"]
+    assert [xlsx_stream.restore(xlsx_stream.neutralise(t)) for t in texts] == texts

@@ -22,6 +22,12 @@ Rules, in one place:
   whose rows are all stored already stores nothing and says so.
 * All-or-nothing.  A file with any row error stores nothing; a confirmed file is inserted
   set-based in one transaction with its ImportBatch and audit entry.
+* Formula-like text.  The files this app writes (the error file, exports, the national
+  layout) put an apostrophe in front of text starting with = + - @ tab or CR
+  (app.services.xlsx_stream.neutralise), so that it is never run as a formula; the
+  import drops exactly that apostrophe (xlsx_stream.restore), so such a file imports
+  as the values it was written from: an error file re-imported unchanged gives the same
+  rows and errors, a corrected one stores the names as they were.
 * Organizer reports more than 20 working days after the programme end are flagged late
   (chinesecalendar; past its data: weekends only, flagged "节假日数据缺失"; config
   HOLIDAYS_EXTRA adds a year's holidays and make-up working days).
@@ -54,7 +60,7 @@ from app.models import (
 )
 from app.models.enums import Category, IdType, LearningForm
 from app.security.scope import scope_clause, scope_of
-from app.services import audit, jobs, validators
+from app.services import audit, jobs, validators, xlsx_stream
 from app.services.columns import NATIONAL, get_kind, header_key, is_blank, is_blank_cell
 from app.services.errors import DomainError, ValidationFailed
 
@@ -676,6 +682,8 @@ def _parse_column(col, raws, idx, rnos, formulas, failed):
 
 
 def _parse_cell(col, raw):
+    if raw.__class__ is str:
+        raw = xlsx_stream.restore(raw)  # see "Formula-like text" in the module docstring
     if is_blank_cell(raw):
         return _Invalid(_("不能为空")) if col.required else col.default
     try:
@@ -961,50 +969,50 @@ def _insert_records(conn, varying, common):
 
 
 def error_file(path, result):
-    """The failing rows of the file with their original cells and a 错误原因 column,
-    as .xlsx bytes: fix them and import this file again."""
-    from openpyxl import Workbook
-
+    """The failing rows of the file with their original cells and a 错误原因 and a
+    原行号 column (both ignored by the import), as .xlsx bytes: fix them and import
+    this file again.  Written by xlsx_stream: dates stay dates, the ID and code
+    columns are formatted as text (a number typed there keeps its digits), and a
+    cell that could run as a formula is text with an apostrophe in front, which
+    the import drops again."""
     from app.services.excel_template import DATA_SHEET
 
-    kind = get_kind(result.kind)
-    columns = NATIONAL if result.layout == "national" else kind.columns
-    reasons = {}
-    for row, column, reason in result.errors:
-        reasons.setdefault(row, []).append(f"{column}：{reason}")
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(DATA_SHEET)
-    headers = [c.header for c in columns]
-    ws.append(headers + ["错误原因", "原行号"])
-    if result.file_error:
-        ws.append([""] * len(headers) + [result.file_error, ""])
-    else:
-        _name, rows = read_rows(path)
-        header_found = None
-        for rno, cells in rows:
-            if header_found is None:
-                if any(not is_blank(c) for c in cells):
-                    header_found, _missing = _headers_match(cells, columns)
-                continue
-            if rno not in reasons:
-                continue
-            out = []
-            for col in columns:
-                idx = header_found.get(col.key)
-                v = cells[idx] if idx is not None and idx < len(cells) else None
-                if isinstance(v, float) and col.text:
-                    v = repr(v)
-                out.append(_safe(v))
-            ws.append(out + ["；".join(reasons[rno]), rno])
+    columns = NATIONAL if result.layout == "national" else get_kind(result.kind).columns
+    headers = [c.header for c in columns] + ["错误原因", "原行号"]
+    # xlsx_stream renders a column's cells once per value, and True == 1: a user's
+    # column may mix them, so each cell goes in keyed by its type too.
+    rows = ([(v.__class__, v) for v in row] for row in _error_rows(path, result, columns))
     buf = io.BytesIO()
-    wb.save(buf)
+    xlsx_stream.write_xlsx(buf, headers, rows, title=DATA_SHEET, converters=[itemgetter(1)] * len(headers),
+                           text_columns=[i for i, c in enumerate(columns) if c.text])
     return buf.getvalue()
 
 
-def _safe(v):
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
-        return "'" + v
-    return v
+def _error_rows(path, result, columns):
+    """The rows of the error file: each failing row's cells in `columns` order, its
+    reasons and its row number; a file error is a row of its own."""
+    if result.file_error:
+        yield [None] * len(columns) + [result.file_error, None]
+        return
+    reasons = {}
+    for row, column, reason in result.errors:
+        reasons.setdefault(row, []).append(f"{column}：{reason}")
+    _name, rows = read_rows(path)
+    header_found = None
+    for rno, cells in rows:
+        if header_found is None:
+            if any(not is_blank(c) for c in cells):
+                header_found, _missing = _headers_match(cells, columns)
+            continue
+        if rno not in reasons:
+            continue
+        out = []
+        for col in columns:
+            idx = header_found.get(col.key)
+            v = cells[idx] if idx is not None and idx < len(cells) else None
+            # the value as the import read it: written again, it gets the same one apostrophe
+            out.append(xlsx_stream.restore(v) if isinstance(v, str) else v)
+        yield out + ["；".join(reasons[rno]), rno]
 
 
 # ============================================================ jobs

@@ -32,7 +32,7 @@ from sqlalchemy import select, text, tuple_
 from app.extensions import db
 from app.models import HourRecord, Person, Unit
 from app.security.scope import current_scope, region_prefix, region_range, scope_clause
-from app.services import audit, columns, jobs
+from app.services import audit, columns, jobs, xlsx_stream
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
 
@@ -42,6 +42,7 @@ from app.services.requirement import COUNTING_STATUSES
 NATIONAL_LAYOUT = tuple((c.key, c.header) for c in columns.NATIONAL)
 NATIONAL_HEADERS = tuple(h for _k, h in NATIONAL_LAYOUT)
 NATIONAL_KEYS = tuple(k for k, _h in NATIONAL_LAYOUT)
+_TEXT_COLUMNS = tuple(i for i, c in enumerate(columns.NATIONAL) if c.text)
 _EXPORT_KEYS = (
     "id_type", "id_number", "name", "unit_name", "unit_credit_code", "region_code", "year",
     "category", "learning_form", "course_name", "organizer_name", "start_date", "end_date",
@@ -316,15 +317,14 @@ def iter_csv(rows):
 
 
 def write_xlsx(rows, out):
-    """Write the layout to `out` (a path or binary file) as .xlsx, constant memory."""
-    from openpyxl import Workbook
+    """Write the layout to `out` (a path or binary file) as .xlsx, streamed by
+    app.services.xlsx_stream (constant memory): dates as dates, the ID number and
+    code columns formatted as text, text that could run as a formula behind an
+    apostrophe (which the industry import drops again), and rows past Excel's
+    limit on further sheets "学时数据(2)", ....  Returns the number of rows."""
+    from app.services.excel_template import DATA_SHEET  # the sheet the import reads
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title="学时数据")
-    ws.append(list(NATIONAL_HEADERS))
-    for row in rows:
-        ws.append(list(row))
-    wb.save(out)
+    return xlsx_stream.write_xlsx(out, NATIONAL_HEADERS, rows, title=DATA_SHEET, text_columns=_TEXT_COLUMNS)
 
 
 def export_filename(region, year, ext):

@@ -1,5 +1,8 @@
-"""A minimal streaming .xlsx (SpreadsheetML) writer: one sheet, a bold header row,
-inline strings, flat memory, and fast enough for a province's million-row export.
+"""A minimal streaming .xlsx (SpreadsheetML) writer: a bold header row, inline
+strings, flat memory, and fast enough for a province's million-row export.  A
+sheet holds at most 1 048 575 data rows (Excel's 1 048 576 rows less the header):
+the rows past that continue on another sheet with the same header ("学时记录",
+"学时记录(2)", ...), so no row is lost.
 
 Why not openpyxl / xlsxwriter: both build a cell object per value and top out
 at ~10-16k rows/s; the issue asks for 50k.  Here each column owns a bounded
@@ -12,7 +15,12 @@ is written as an empty `<c/>` to keep the later cells in their columns.
 Strings are written inline (no shared-strings table to hold in memory) and are
 made safe for a spreadsheet: XML-escaped, characters XML 1.0 forbids removed,
 and a leading = + - @ tab or CR neutralised with an apostrophe so the text is
-never run as a formula.
+never run as a formula (`neutralise`; `restore` undoes it, for a reader of
+these files such as the importer).
+
+The sheets' number and names are known only at the end, so the parts that list
+them (workbook, its relationships, [Content_Types].xml) are written after the
+sheets, as openpyxl does; a zip's members are found by its central directory.
 """
 import datetime
 import decimal
@@ -28,28 +36,47 @@ CHUNK_ROWS = 2000  # rows joined into one write: big enough for zlib, small for 
 CACHE_LIMIT = 4096  # distinct values remembered per column before the cache starts over
 MAX_WIDTH = 60
 MAX_TEXT = 32767  # Excel's limit for one cell
+MAX_ROWS = 1_048_575  # data rows a sheet holds: Excel's 1 048 576 rows less the header
 
 # cellXfs indexes in STYLES
-BOLD, DATE, DATETIME = 1, 2, 3
+BOLD, DATE, DATETIME, TEXT = 1, 2, 3, 4
 
+_END = object()  # the end of an iterator, for next()
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _EXCEL_EPOCH = datetime.date(1899, 12, 30).toordinal()
-_EMPTY = "<c/>"
 
 
 # ---------------------------------------------------------------- cells
 
 
+def neutralise(text):
+    """`text` with an apostrophe in front when a spreadsheet could run it as a
+    formula: it starts with = + - @ tab or CR, also behind apostrophes ("'=1"
+    gets one more), so that `restore` gives back exactly what was written."""
+    if text[:1] in FORMULA_STARTS or (text[:1] == "'" and text.lstrip("'")[:1] in FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def restore(text):
+    """The inverse of `neutralise`: a cell's text as it was before writing."""
+    if text[:1] == "'" and text.lstrip("'")[:1] in FORMULA_STARTS:
+        return text[1:]
+    return text
+
+
 def text_cell(text, style=0):
-    """An inline-string cell: formulas neutralised, cut to Excel's 32 767
-    characters, characters XML forbids dropped, the rest escaped."""
-    if text[:1] in FORMULA_STARTS:
-        text = "'" + text
+    """An inline-string cell: characters XML forbids dropped, formulas
+    neutralised (after the drop, which could uncover a leading =), cut to
+    Excel's 32 767 characters, the rest escaped."""
+    special = _SPECIAL.search(text)
+    if special:
+        text = _ILLEGAL.sub("", text)
+    text = neutralise(text)
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT]
-    if _SPECIAL.search(text):
-        text = _ILLEGAL.sub("", text)
+    if special:
         # &#13;: a raw CR would be read back as a line feed
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
     space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
@@ -71,29 +98,32 @@ def excel_serial(value):
     return days
 
 
-def cell(value):
+def cell(value, style=0):
     """The XML of one cell holding `value`: str, int, float, Decimal, bool, date,
-    datetime or None; anything else is written as its text."""
+    datetime or None; anything else is written as its text.  `style` (a cellXfs
+    index) formats every cell but a date, which has its date format."""
+    s = f' s="{style}"' if style else ""
     if value is None:
-        return _EMPTY
+        return f"<c{s}/>"
     if isinstance(value, str):
-        return text_cell(value)
+        return text_cell(value, style)
     if isinstance(value, bool):
-        return f'<c t="b"><v>{int(value)}</v></c>'
+        return f'<c{s} t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int):
-        return f"<c><v>{value}</v></c>"
+        return f"<c{s}><v>{value}</v></c>"
     if isinstance(value, (float, decimal.Decimal)):
         f = float(value)
         if not math.isfinite(f):
-            return text_cell(str(value))
-        return f"<c><v>{int(f) if f.is_integer() else repr(f)}</v></c>"
+            return text_cell(str(value), style)
+        return f"<c{s}><v>{int(f) if f.is_integer() else repr(f)}</v></c>"
     if isinstance(value, datetime.date):  # datetime is a date too
         serial = excel_serial(value)
         if serial is None:  # Excel has no dates before 1900: keep it readable
-            return text_cell(value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat())
-        style = DATETIME if isinstance(value, datetime.datetime) else DATE
-        return f'<c s="{style}"><v>{serial}</v></c>'
-    return text_cell(str(value))
+            text = value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+            return text_cell(text, style)
+        date_style = DATETIME if isinstance(value, datetime.datetime) else DATE
+        return f'<c s="{date_style}"><v>{serial}</v></c>'
+    return text_cell(str(value), style)
 
 
 def display_width(value):
@@ -109,22 +139,25 @@ def display_width(value):
 class Column(dict):
     """Finished cell XML by value for one column (its values share one type, so
     True and 1 never meet).  `convert` turns a value into what is written (an
-    enum member into its label, say) and runs once per distinct value."""
+    enum member into its label, say) and runs once per distinct value; `style`
+    formats its cells (TEXT for a text-formatted column)."""
 
-    def __init__(self, convert=None):
-        super().__init__({None: _EMPTY})
+    def __init__(self, convert=None, style=0):
+        self.empty = cell(None, style)
+        super().__init__({None: self.empty})
         self.convert = convert
+        self.style = style
         self.width = 0
         self.measuring = True  # widths come from the first chunk, written before the rows
 
     def __missing__(self, key):
         value = key if self.convert is None else self.convert(key)
-        xml = cell(value)
+        xml = cell(value, self.style)
         if self.measuring and value is not None:
             self.width = max(self.width, display_width(value))
         if len(self) >= CACHE_LIMIT:
             self.clear()
-            self[None] = _EMPTY
+            self[None] = self.empty
         self[key] = xml
         return xml
 
@@ -137,12 +170,14 @@ _CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Default Extension="xml" ContentType="application/xml"/>\
 <Override PartName="/xl/workbook.xml" \
 ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>\
-<Override PartName="/xl/worksheets/sheet1.xml" \
-ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>\
+{sheets}\
 <Override PartName="/xl/styles.xml" \
 ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>\
 <Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>\
 </Types>"""
+
+_SHEET_TYPE = """<Override PartName="/xl/worksheets/sheet{i}.xml" \
+ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"""
 
 _ROOT_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">\
@@ -165,17 +200,22 @@ _WORKBOOK = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" \
 xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">\
 <bookViews><workbookView/></bookViews>\
-<sheets><sheet name={name} sheetId="1" r:id="rId1"/></sheets></workbook>"""
+<sheets>{sheets}</sheets></workbook>"""
 
+_WORKBOOK_SHEET = '<sheet name={name} sheetId="{i}" r:id="rId{i}"/>'
+
+# Sheets are rId1..rIdN; styles has an id of its own.
 _WORKBOOK_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">\
-<Relationship Id="rId1" \
-Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>\
-<Relationship Id="rId2" \
+{sheets}\
+<Relationship Id="rIdStyles" \
 Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>\
 </Relationships>"""
 
-# cellXfs: 0 default, 1 bold (header), 2 date, 3 date and time
+_SHEET_REL = """<Relationship Id="rId{i}" \
+Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{i}.xml"/>"""
+
+# cellXfs: 0 default, 1 bold (header), 2 date, 3 date and time, 4 text ("@")
 _STYLES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">\
 <numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>\
@@ -185,10 +225,11 @@ _STYLES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>\
 <borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>\
 <cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>\
-<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>\
+<cellXfs count="5"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>\
 <xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>\
 <xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>\
-<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>\
+<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>\
+<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>\
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>\
 </styleSheet>"""
 
@@ -206,12 +247,24 @@ def sheet_name(title):
     return name or "Sheet1"
 
 
-def _cols(widths):
+def nth_sheet_name(name, i):
+    """The name of the i-th sheet (from 1) of rows titled `name` (a sheet_name):
+    the name itself, then "name(2)", "name(3)", ... cut to fit 31 characters."""
+    if i == 1:
+        return name
+    suffix = f"({i})"
+    return name[:31 - len(suffix)].rstrip("'") + suffix
+
+
+def _cols(widths, styles):
+    """Column widths; a column's style also formats its empty cells, for what a user types there later."""
     if not widths:
         return ""
-    return "<cols>" + "".join(
-        f'<col min="{i}" max="{i}" width="{min(max(w + 2, 8), MAX_WIDTH)}" customWidth="1"/>'
-        for i, w in enumerate(widths, 1)) + "</cols>"
+    cols = []
+    for i, (w, s) in enumerate(zip(widths, styles), 1):
+        style = f' style="{s}"' if s else ""
+        cols.append(f'<col min="{i}" max="{i}" width="{min(max(w + 2, 8), MAX_WIDTH)}"{style} customWidth="1"/>')
+    return "<cols>" + "".join(cols) + "</cols>"
 
 
 def _chunks(rows, columns):
@@ -228,40 +281,70 @@ def _chunks(rows, columns):
         yield n, "".join(chunk)
 
 
-def write_xlsx(path, headers, rows, *, title="Sheet1", converters=None, on_chunk=None):
-    """Write one sheet: `headers` (bold, frozen) then `rows`, each a sequence of
-    values in header order, to `path` (a file name or a binary file object).
+def write_xlsx(path, headers, rows, *, title="Sheet1", converters=None, on_chunk=None, text_columns=(),
+               max_rows=MAX_ROWS):
+    """Write `headers` (bold, frozen) then `rows`, each a sequence of values in
+    header order, to `path` (a file name or a binary file object), `max_rows`
+    rows a sheet: the rows past it continue on sheets "title(2)", "title(3)", ...,
+    each under the same header.
 
     `converters` (optional, one per column, None for none) turn a value read
-    into the value written, once per distinct value.  `on_chunk(n)` is called
-    after every chunk of rows with the number written so far.  Returns the
-    number of data rows.
+    into the value written, once per distinct value.  The columns at the indexes
+    `text_columns` are formatted as text ("@"), their empty cells too, so that an
+    ID number typed there later keeps its digits.  `on_chunk(n)` is called after
+    every chunk of rows with the number written so far.  Returns the number of
+    data rows.  Raises ValueError for a converter count other than the headers'
+    or `max_rows` outside 1..MAX_ROWS.
     """
-    columns = [Column(c) for c in (converters or [None] * len(headers))]
-    if len(columns) != len(headers):
+    converters = converters or [None] * len(headers)
+    if len(converters) != len(headers):
         raise ValueError("one converter per header")
+    if not 1 <= max_rows <= MAX_ROWS:
+        raise ValueError(f"max_rows must lie in 1..{MAX_ROWS}")
+    styles = [TEXT if i in text_columns else 0 for i in range(len(headers))]
+    columns = [Column(c, style) for c, style in zip(converters, styles)]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    n = 0
+    base = sheet_name(title)
+    rows = iter(rows)
+    total = 0
+    names = []
+    start = None  # the sheet's first tags: known once the first chunk has measured the widths
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
         zf.writestr("_rels/.rels", _ROOT_RELS)
         zf.writestr("docProps/core.xml", _CORE.format(now=now))
-        zf.writestr("xl/workbook.xml", _WORKBOOK.format(name=quoteattr(sheet_name(title))))
-        zf.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
         zf.writestr("xl/styles.xml", _STYLES)
-        # force_zip64: the sheet's size is unknown until the end and may pass 2 GB.
-        with zf.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
-            chunks = _chunks(rows, columns)
-            first = next(chunks, None)  # rendered first: it measures the column widths
-            widths = []
-            for h, col in zip(headers, columns):
-                col.measuring = False
-                widths.append(max(display_width(str(h)), col.width))
-            header = "".join(text_cell(str(h), BOLD) for h in headers)
-            fh.write(f'{_SHEET_START}{_cols(widths)}<sheetData><row r="1">{header}</row>'.encode())
-            for n, xml in chain([first] if first else [], chunks):
-                fh.write(xml.encode())
-                if on_chunk:
-                    on_chunk(n)
-            fh.write(b"</sheetData></worksheet>")
-    return n
+        while True:
+            names.append(nth_sheet_name(base, len(names) + 1))
+            chunks = _chunks(islice(rows, max_rows), columns)
+            first = next(chunks, None)  # rendered before the header: it measures the column widths
+            if start is None:
+                widths = []
+                for h, col in zip(headers, columns):
+                    col.measuring = False
+                    widths.append(max(display_width(str(h)), col.width))
+                header = "".join(text_cell(str(h), BOLD) for h in headers)
+                start = f'{_SHEET_START}{_cols(widths, styles)}<sheetData><row r="1">{header}</row>'.encode()
+            n = 0
+            # force_zip64: a sheet's size is unknown until its end and may pass 2 GB.
+            with zf.open(f"xl/worksheets/sheet{len(names)}.xml", "w", force_zip64=True) as fh:
+                fh.write(start)
+                for n, xml in chain([first] if first else [], chunks):
+                    fh.write(xml.encode())
+                    if on_chunk:
+                        on_chunk(total + n)
+                fh.write(b"</sheetData></worksheet>")
+            total += n
+            if n < max_rows:
+                break
+            more = next(rows, _END)  # a full sheet: another only for a row left
+            if more is _END:
+                break
+            rows = chain([more], rows)
+        numbered = list(enumerate(names, 1))
+        zf.writestr("xl/workbook.xml", _WORKBOOK.format(
+            sheets="".join(_WORKBOOK_SHEET.format(i=i, name=quoteattr(name)) for i, name in numbered)))
+        zf.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS.format(
+            sheets="".join(_SHEET_REL.format(i=i) for i, _name in numbered)))
+        zf.writestr("[Content_Types].xml", _CONTENT_TYPES.format(
+            sheets="".join(_SHEET_TYPE.format(i=i) for i, _name in numbered)))
+    return total
