@@ -211,3 +211,17 @@ def test_unmet_export_xlsx(app, login_as):
         own_short = {p.id_number for p in own if p.id not in own_met}
     rows = list(load_workbook(io.BytesIO(login_as("clerk_a").get(f"/dashboard/unmet.xlsx?year={YEAR}").get_data())).active.values)
     assert {r[2] for r in rows[1:]} == own_short
+
+
+def test_unmet_export_writes_formula_like_names_as_text(app, login_as):
+    """A name that looks like a formula is text in the file, never a live formula."""
+    c = login_as("clerk_a")
+    first = load_workbook(io.BytesIO(c.get(f"/dashboard/unmet.xlsx?year={YEAR}").get_data())).active
+    number = list(first.values)[1][2]
+    with app.app_context():
+        person = db.session.execute(select(Person).where(Person.id_number == number)).scalar_one()
+        person.name = '=HYPERLINK("http://x","y")'
+        db.session.commit()
+    sheet = load_workbook(io.BytesIO(c.get(f"/dashboard/unmet.xlsx?year={YEAR}").get_data())).active
+    name = next(row for row in sheet.iter_rows(min_row=2) if row[2].value == number)[0]
+    assert name.data_type != "f" and name.value == "\'=HYPERLINK(\"http://x\",\"y\")"

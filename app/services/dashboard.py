@@ -305,30 +305,23 @@ def _shortfall(row, year):
 
 
 def write_unmet_xlsx(year, out, region=None, unit_id=None, scope=None, id_format=None):
-    """The persons not meeting the requirement as .xlsx (write-only, constant memory).
-    `id_format(number)` masks ID numbers for roles that see them masked.  Returns the
-    number of persons written."""
-    from openpyxl import Workbook
-
+    """The persons not meeting the requirement as .xlsx (streamed, constant memory;
+    names as text, never formulas).  `id_format(number)` masks ID numbers for roles
+    that see them masked.  Returns the number of persons written."""
     from app.models.enums import label
+    from app.services.xlsx_stream import write_xlsx
 
     id_format = id_format or (lambda v: v)
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=_("未达标人员"))
-    ws.append([
+    headers = [
         _("姓名"), _("证件类型"), _("证件号码"), _("所在单位"), _("所在区划"), _("专业科目学时"),
         _("公需科目学时"), _("合计学时"), _("尚缺总学时"), _("尚缺专业科目学时"),
-    ])
-    n = 0
-    for s in iter_unmet(year, region, unit_id, scope):
-        ws.append([
-            s.name, label(s.id_type), id_format(s.id_number), s.unit_name, s.region_code,
-            float(s.professional), float(s.public), float(s.total),
-            float(s.missing_total), float(s.missing_professional),
-        ])
-        n += 1
-    wb.save(out)
-    return n
+    ]
+    rows = ([
+        s.name, label(s.id_type), id_format(s.id_number), s.unit_name, s.region_code,
+        float(s.professional), float(s.public), float(s.total),
+        float(s.missing_total), float(s.missing_professional),
+    ] for s in iter_unmet(year, region, unit_id, scope))
+    return write_xlsx(out, headers, rows, title=_("未达标人员"), text_columns=(2, 4))
 
 
 def breadcrumbs(sel_region, scope):
