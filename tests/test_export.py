@@ -75,7 +75,10 @@ def test_sort_is_kept(app, login_as):
 
 def test_unit_export_in_scope_with_full_ids_as_text(app, login_as):
     c = login_as("clerk_a")
-    header, rows = _rows(_sheet(c.get(EXPORT)))
+    ws = _sheet(c.get(EXPORT))
+    header, rows = _rows(ws)
+    # the ID column is formatted as text, so a number typed there keeps its digits
+    assert {cell.number_format for (cell,) in ws.iter_rows(min_row=2, min_col=2, max_col=2)} == {"@"}
     with app.app_context():
         unit_id = db.session.execute(select(Person.unit_id).where(Person.name == "张三")).scalar_one()
         n = db.session.execute(select(func.count(HourRecord.id)).where(HourRecord.unit_id == unit_id)).scalar()

@@ -152,9 +152,11 @@ def count_rows(view):
     return grid_query(view).order_by(None).count()
 
 
-def write_xlsx(headers, rows, path, *, title="导出", progress=None, total=None, converters=None):
+def write_xlsx(headers, rows, path, *, title="导出", progress=None, total=None, converters=None,
+               text_columns=()):
     """Stream `rows` (sequences of cell values in header order) into an .xlsx at
-    `path` with bold `headers`; `converters` as in xlsx_stream.write_xlsx.
+    `path` with bold `headers`; `converters` and `text_columns` as in
+    xlsx_stream.write_xlsx.
     Reports `progress(percent, message)` every PROGRESS_EVERY rows when `total`
     is known.  Returns the row count."""
     reported = 0
@@ -166,7 +168,7 @@ def write_xlsx(headers, rows, path, *, title="导出", progress=None, total=None
             progress(min(99, n * 100 // total), _("已导出%(n)d行", n=n))
 
     return xlsx_stream.write_xlsx(path, headers, rows, title=title, converters=converters,
-                                  on_chunk=on_chunk if progress and total else None)
+                                  text_columns=text_columns, on_chunk=on_chunk if progress and total else None)
 
 
 def export_view(view, path, scope=None, progress=None, total=None):
@@ -177,7 +179,8 @@ def export_view(view, path, scope=None, progress=None, total=None):
     # yield_per on this statement only (Connection.execution_options would stay on the session's connection)
     with conn.execute(_select(view, plan).statement, execution_options={"yield_per": BATCH}) as result:
         return write_xlsx(plan.headers, result, path, title=title, progress=progress, total=total,
-                          converters=plan.converters(conn.dialect))
+                          converters=plan.converters(conn.dialect),
+                          text_columns=[i for i, kind in enumerate(plan.kinds) if kind])
 
 
 def export_dir():
