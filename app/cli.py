@@ -65,7 +65,7 @@ def extract():
 def update():
     """Extract, then merge new strings into the zh and en catalogs."""
     _extract()
-    _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching")
+    _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching", "-w", "120")
 
 
 @translate.command("compile")

@@ -32,6 +32,7 @@ from flask_appbuilder.fields import QuerySelectField, QuerySelectMultipleField
 from flask_appbuilder.widgets import SearchWidget
 from flask.globals import _cv_request
 from flask_babel import get_locale, get_translations
+from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -294,9 +295,10 @@ def _page_size_menu(grid, modelview_name):
         href = escape(same_page_url(dict(args, **{"psize_" + modelview_name: sel})))
         active = ' class="active"' if sel == size else ""
         items.append(f'<li{active}><a href="{href}">{sel}</a></li>')
+    label = escape(_("Page size"))
     return (
         '<div class="btn-group">\n<button type="button" class="btn btn-default btn-sm dropdown-toggle" '
-        f'data-toggle="dropdown">\n{escape(request_translations().ugettext("Page size"))}<span class="caret"></span>\n'
+        f'data-toggle="dropdown">\n{label}<span class="caret"></span>\n'
         '</button>\n<ul class="dropdown-menu" role="menu">\n' + "\n".join(items) + "\n</ul>\n</div>"
     )
 
@@ -318,7 +320,6 @@ def _fab_macro(name, *args, key=None):
 def grid_header(grid, page_url, exact_count_url, can_add, add_path, actions, modelview_name):
     """The bar above a grid: pagination, page size, add, actions, back, and the
     record count (exact, or "超过 N 条" with a button for the exact count)."""
-    t = request_translations().ugettext
     parts = [_pagination(grid, page_url), _page_size_menu(grid, modelview_name)]
     if can_add and add_path:
         parts.append(_fab_macro("lnk_add", add_path))
@@ -326,13 +327,14 @@ def grid_header(grid, page_url, exact_count_url, can_add, add_path, actions, mod
         described = tuple((k, a.name, str(a.text), str(a.confirmation or ""), a.icon) for k, a in actions.items())
         parts.append(_fab_macro("render_actions", actions, modelview_name, key=(described, modelview_name)))
     parts.append(_fab_macro("lnk_back"))
-    label = escape(t("Record Count"))
+    label = escape(_("Record Count"))
     if grid.count.capped:
-        capped = escape(t("超过 %(n)s 条") % {"n": int(grid.count)})
+        capped = escape(_("超过 %(n)s 条", n=int(grid.count)))
+        count_all = escape(_("统计总数"))
         parts.append(
             f'<div class="pull-right ce-record-count">\n<strong>{label}:</strong>\n'
             f'<span class="ce-count-capped">{capped}</span>\n'
-            f'<a href="{escape(exact_count_url)}" class="btn btn-xs btn-default ce-exact-count">{escape(t("统计总数"))}</a>\n</div>'
+            f'<a href="{escape(exact_count_url)}" class="btn btn-xs btn-default ce-exact-count">{count_all}</a>\n</div>'
         )
     else:
         parts.append(f'<div class="pull-right ce-record-count">\n<strong>{label}:</strong> '
