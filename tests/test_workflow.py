@@ -761,3 +761,32 @@ def test_nobody_reviews_their_own_declaration(app):
         assert result.own_ids == [rid] and result.done_ids == sorted(pending_colleague)
         assert "1 条是您本人的申报" in result.message()
         assert status_of(rid) == Status.SUBMITTED
+
+
+def test_todo_grid_reads_earlier_hours_of_the_whole_page_in_one_query(app, login_as):
+    """本年已核准学时 on the to-do grid: right for every row, one query a page."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        pending = [declare("zhangsan", course_name=f"一页一查{i}") for i in range(4)]
+        expected = {rid: declarations.approved_in_year_of(rid) for rid in pending}
+    c = login_as("clerk_a")
+    statements = []
+
+    def log(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", log)
+    try:
+        html = c.get("/review/todo/list/?psize_ReviewTodoView=100").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", log)
+    sums = [s for s in statements if "sum(" in s.lower()]
+    assert len(sums) == 1, sums
+    for rid, total in expected.items():
+        row = html[html.index(f'value="{rid}"'):]
+        row = row[:row.index("</tr>")]
+        assert row.rstrip().endswith(f"<td>{float(total):g}</td>"), row[-200:]
+    assert any(total > 0 for total in expected.values())

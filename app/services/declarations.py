@@ -228,14 +228,22 @@ def approved_in_year_of(record_id):
     """Approved hours of the record's person in the record's year (the reviewer's
     "earlier hours" next to a pending declaration).  The caller has loaded the
     record through the scope."""
+    return approved_in_year_of_many([record_id])[record_id]
+
+
+def approved_in_year_of_many(record_ids):
+    """{record id: approved hours of its person in its year} for these records, in
+    one query (a page of the to-do grid).  The caller has scoped the ids."""
     other = aliased(HourRecord)
-    total = db.session.scalar(
-        select(func.sum(other.hours))
-        .select_from(HourRecord)
-        .join(other, (other.person_id == HourRecord.person_id) & (other.year == HourRecord.year))
-        .where(HourRecord.id == record_id, other.status.in_(requirement.COUNTING_STATUSES))
-    )
-    return total or 0
+    totals = dict.fromkeys(record_ids, 0)
+    if record_ids:
+        totals.update(db.session.execute(
+            select(HourRecord.id, func.sum(other.hours))
+            .join(other, (other.person_id == HourRecord.person_id) & (other.year == HourRecord.year))
+            .where(HourRecord.id.in_(record_ids), other.status.in_(requirement.COUNTING_STATUSES))
+            .group_by(HourRecord.id)
+        ).all())
+    return totals
 
 
 def years_of(person_id):

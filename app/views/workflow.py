@@ -247,8 +247,12 @@ class PendingFilter(BaseFilter):
 
 
 def approved_same_year(record_id):
-    """Formatter of the to-do grid: the person's approved hours in the record's year."""
-    return hours_text(declarations.approved_in_year_of(record_id))
+    """Formatter of the to-do grid: the person's approved hours in the record's year
+    (read for the whole page at once by ReviewTodoView._get_list_widget)."""
+    totals = g.get("_ce_approved_totals") or {}
+    if record_id not in totals:
+        totals = declarations.approved_in_year_of_many([record_id])
+    return hours_text(totals[record_id])
 
 
 class ReviewTodoView(ScopedModelView):
@@ -276,6 +280,13 @@ class ReviewTodoView(ScopedModelView):
         "hours": hours_text,
         "id": approved_same_year,
     }
+
+    def _get_list_widget(self, filters, **kwargs):
+        widgets = super()._get_list_widget(filters, **kwargs)
+        # The 本年已核准学时 column of the whole page in one query, not one a row.
+        pks = widgets["list"].template_args["pks"]
+        g._ce_approved_totals = declarations.approved_in_year_of_many([int(pk) for pk in pks])
+        return widgets
 
     def _filtered_ids(self):
         """Query of the ids the grid shows under the request's filters (scope and
