@@ -11,15 +11,22 @@ State and progress live in the `ce_job` table, never only in one process's
 memory, so any web worker can answer the progress page.  A job belongs to the
 user who submitted it: `get_job` returns it only to that user (jobs hold import
 files and exports, which were scoped when they were made).
+
+A job whose process died (a killed worker, a restarted server) would stay
+"running" for ever: `get_job` reports a job that has run longer than
+JOB_MAX_SECONDS, or waited longer than that for a worker, as failed, with a
+reason.  Result files (exports, certificate PDFs) are deleted JOB_KEEP_DAYS
+after their job finished (`purge_old_results`, run whenever a job is submitted).
 """
 import datetime
 import json
 import logging
+import os
 import threading
 
 from flask import current_app, has_app_context
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Job
@@ -28,6 +35,11 @@ from app.services.errors import DomainError
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+DEFAULTS = {"JOB_MAX_SECONDS": 3600, "JOB_KEEP_DAYS": 7}  # RQ's job_timeout is JOB_MAX_SECONDS too
+
+
+def cfg(name):
+    return current_app.config.get(name, DEFAULTS[name])
 
 # kind -> handler(job, params, progress) -> result dict
 HANDLERS = {}
@@ -48,10 +60,11 @@ def submit(kind, params, *, user=None, inline=False):
     db.session.add(job)
     db.session.commit()
     job_id = job.id
+    purge_old_results()
     if inline:
         run_job(job_id)
     elif current_app.config.get("REDIS_URL") and not current_app.config.get("JOBS_IN_PROCESS"):
-        queue().enqueue("app.services.jobs.rq_entry", job_id, job_timeout=3600)
+        queue().enqueue("app.services.jobs.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"))
     else:
         app = current_app._get_current_object()
         threading.Thread(target=_thread_entry, args=(app, job_id), daemon=True, name=f"ce-job-{job_id}").start()
@@ -169,7 +182,47 @@ def get_job(job_id, user):
     job = db.session.get(Job, job_id)
     if job is None or user is None or job.user_id != getattr(user, "id", None):
         return None
+    if job.state in (QUEUED, RUNNING) and _abandoned(job):
+        db.session.refresh(job)
     return job
+
+
+def _abandoned(job):
+    """Mark `job` failed if no process can still be working on it: running longer
+    than JOB_MAX_SECONDS (RQ stops it then; a thread's process may have died), or
+    queued that long without a worker taking it.  True when it was marked."""
+    limit = datetime.datetime.utcnow() - datetime.timedelta(seconds=cfg("JOB_MAX_SECONDS"))
+    since = job.started_at if job.state == RUNNING else job.created_at
+    if since is None or since > limit:
+        return False
+    message = (_("任务已中断：处理进程已停止或超时，请重新提交") if job.state == RUNNING
+               else _("任务未被执行：没有可用的后台处理进程，请联系管理员"))
+    done = db.session.execute(
+        update(Job).where(Job.id == job.id, Job.state == job.state)  # not if it just finished
+        .values(state=FAILED, message=message, finished_at=datetime.datetime.utcnow())
+    ).rowcount
+    db.session.commit()
+    return bool(done)
+
+
+def purge_old_results():
+    """Delete the result files of jobs that finished more than JOB_KEEP_DAYS ago
+    (the job's page then says the file has expired)."""
+    limit = datetime.datetime.utcnow() - datetime.timedelta(days=cfg("JOB_KEEP_DAYS"))
+    old = db.session.execute(
+        select(Job.id, Job.result_path).where(Job.result_path.is_not(None), Job.finished_at < limit)
+    ).all()
+    for job_id, path in old:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.warning("could not delete the result file of job %s: %s", job_id, path)
+            continue
+        db.session.execute(update(Job).where(Job.id == job_id).values(result_path=None))
+    if old:
+        db.session.commit()
 
 
 def result_of(job):
