@@ -93,6 +93,10 @@ class Config:
     # Bulk import and export (issue 4).  Files above the limits are refused with a
     # message; work above the *_INLINE_* sizes runs as a job (RQ with REDIS_URL,
     # else a thread) and the page shows its progress.
+    # Long jobs: a job running (or queued) longer than this is reported failed (its
+    # process died); result files (exports, certificate PDFs) are kept this many days.
+    JOB_MAX_SECONDS = int(os.environ.get("JOB_MAX_SECONDS", "3600"))
+    JOB_KEEP_DAYS = int(os.environ.get("JOB_KEEP_DAYS", "7"))
     IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(30 * 1024 * 1024)))
     IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "200000"))
     IMPORT_MAX_UNCOMPRESSED_BYTES = int(os.environ.get("IMPORT_MAX_UNCOMPRESSED_BYTES", str(400 * 1024 * 1024)))

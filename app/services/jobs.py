@@ -35,11 +35,11 @@ from app.services.errors import DomainError
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-DEFAULTS = {"JOB_MAX_SECONDS": 3600, "JOB_KEEP_DAYS": 7}  # RQ's job_timeout is JOB_MAX_SECONDS too
 
 
 def cfg(name):
-    return current_app.config.get(name, DEFAULTS[name])
+    """JOB_MAX_SECONDS (also RQ's job_timeout) or JOB_KEEP_DAYS (config.py)."""
+    return current_app.config[name]
 
 # kind -> handler(job, params, progress) -> result dict
 HANDLERS = {}
