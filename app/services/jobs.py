@@ -18,6 +18,7 @@ JOB_MAX_SECONDS, or waited longer than that for a worker, as failed, with a
 reason.  Result files (exports, certificate PDFs) are deleted JOB_KEEP_DAYS
 after their job finished (`purge_old_results`, run whenever a job is submitted).
 """
+import contextlib
 import datetime
 import json
 import logging
@@ -214,9 +215,8 @@ def purge_old_results():
     ).all()
     for job_id, path in old:
         try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+            with contextlib.suppress(FileNotFoundError):  # already gone: only forget it
+                os.remove(path)
         except OSError:
             log.warning("could not delete the result file of job %s: %s", job_id, path)
             continue
