@@ -11,18 +11,20 @@ of the same user, except the rows.  Here:
   role (whose permissions an administrator can edit at run time) are rendered
   every time; builtin roles are code (app/security/roles.py), so their menu
   cannot change without a restart.
-* `CESearchWidget` keeps the rendered search fields of a view per language;
-  fields filled from the database (QuerySelectField: rows in the user's scope)
-  are rendered every time.  The active filters are the request's and are never
-  cached.
+* `CESearchWidget` keeps the rendered search fields of a view per language, and
+  the whole search form per view, language and active filters; fields filled
+  from the database (QuerySelectField: rows in the user's scope) make it render
+  every time.
+* `grid_header()` renders the bar above a grid (pagination, page size, record
+  count) in Python, with FAB's add / back / actions buttons rendered once per
+  language; `grid_head()` and `grid_rows()` render the header row and the rows.
+  All three keep FAB's markup, links, formatters and escaping.
 * the URLs of static files are built once (`static_url_for`), and the
   templates' gettext finds the request's translations once (`request_translations`).
-* `grid_head()` and `grid_rows()` render the header and the rows of a list page
-  in Python with the same markup, links, formatters and escaping as the macro
-  loops they replace.
 
 The caches hold rendered HTML derived from code and a key that names all of
-its inputs; they are per process and bounded, and no other worker needs them.
+its inputs; they are per app and process, bounded, and no other worker needs
+them.  None is used when scripts carry a per-request CSP nonce.
 """
 from collections import OrderedDict
 from threading import Lock
