@@ -137,3 +137,83 @@ def test_a_csp_nonce_turns_the_html_caches_off(app, login_as, monkeypatch):
         app.jinja_env.cache.clear()
     script = re.compile(r'<script nonce="(nonce-\d+)">\s*\(function\(\$\) \{\s*const filter')
     assert script.search(first).group(1) != script.search(second).group(1)
+
+
+_TOKENS = re.compile(r'(name="csrf-token" content="|name="csrf_token" value=")([^"]+)"')
+
+
+def _tokens(page):
+    return {m.group(2) for m in _TOKENS.finditer(page)}
+
+
+def _without_tokens(page):
+    return _TOKENS.sub(r'\1TOKEN"', page)
+
+
+FRAMED_PAGES = [
+    ("clerk_a", "/hourrecordview/list/"),
+    ("clerk_a", "/hourrecordview/list/?_flt_0_year=2025&_oc_HourRecordView=year&_od_HourRecordView=asc"),
+    ("clerk_a", "/hourrecordview/list/?_flt_0_year=1990"),  # no rows
+    ("clerk_a", "/review/todo/list/"),
+    ("bureau_nj", "/hourrecordview/list/?page_HourRecordView=1&psize_HourRecordView=50"),
+    ("bureau_nj", "/personview/list/"),
+    ("admin", "/unitview/list/?_flt_0_name=%E5%8D%97"),
+    ("lisi", "/hourrecordview/list/"),
+]
+
+
+def test_framed_pages_are_the_pages_rendered_in_full(app, login_as, monkeypatch):
+    """A list page served from its frame (fastrender.framed: rendered once per
+    user and view, per-request parts filled in) is the page rendered in full:
+    rows, links, export link, filters, count; only the CSRF token differs."""
+    from app.views import fastrender, grid
+
+    clients = {}
+    for english in (False, True):
+        for username, url in FRAMED_PAGES:
+            client = clients.get((username, english))
+            if client is None:
+                client = clients[username, english] = login_as(username)
+                if english:
+                    client.get("/lang/en")
+            framed = client.get(url).get_data(as_text=True)
+            with monkeypatch.context() as m:  # every part rendered, nothing reused
+                m.setattr(fastrender, "user_key", lambda: None)
+                m.setattr(grid, "user_key", lambda: None)
+                full = client.get(url).get_data(as_text=True)
+            assert _without_tokens(framed) == _without_tokens(full), (username, url, english)
+            assert ("Record Count" in framed) == english
+            if "btn-export" in framed:
+                query = url.partition("?")[2]
+                export = htmllib.unescape(re.search(r'id="btn-export"\s+href="([^"]+)"', framed).group(1))
+                assert export.partition("?")[2] == query
+    assert "ce-record-count" in framed
+    frames = app.extensions["ce_render"]
+    for name in ("list_page", "grid_frame"):  # the pages above did come from frames
+        assert frames[name]._data and all(len(parts) > 1 for parts in frames[name]._data.values())
+
+
+def test_a_framed_page_carries_the_sessions_own_csrf_token(app, login_as):
+    """Two sessions of one user share a frame, never a token: each page carries
+    its own session's token, which its POSTs pass and the other session's fail."""
+    first, second = login_as("clerk_a"), login_as("clerk_a")
+    page_1 = first.get("/review/todo/list/").get_data(as_text=True)
+    page_2 = second.get("/review/todo/list/").get_data(as_text=True)
+    (token_1,), (token_2,) = _tokens(page_1), _tokens(page_2)
+    assert token_1 != token_2 and '<form id="action_form"' in page_2
+
+    def approve_nothing(client, token):
+        return client.post("/review/todo/action_post", data={"action": "approve", "csrf_token": token})
+
+    assert approve_nothing(second, token_1).status_code == 400
+    assert approve_nothing(second, token_2).status_code == 302
+
+
+def test_a_page_with_a_message_is_rendered_with_it(app, login_as):
+    """A flashed message is shown once, on the next page (no frame hides it)."""
+    client = login_as("clerk_a")
+    client.get("/hourrecordview/list/")
+    with client.session_transaction() as session:
+        session["_flashes"] = [("warning", "测试提示：请核对")]
+    assert "测试提示：请核对" in client.get("/hourrecordview/list/").get_data(as_text=True)
+    assert "测试提示：请核对" not in client.get("/hourrecordview/list/").get_data(as_text=True)

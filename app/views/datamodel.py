@@ -293,11 +293,14 @@ class CEInterface(SQLAInterface):
         items = self._load_rows(ids, list_columns)
         return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
 
+    # Plain column selects run on the session's connection: the ORM execution
+    # layer (compile state, result processing for entities) costs more than the
+    # query itself on a small page.
     def _scalar(self, stmt):
-        return self.session.execute(stmt).scalar()
+        return self.session.connection().execute(stmt).scalar()
 
     def _ids(self, stmt):
-        return self.session.execute(stmt).scalars().all()
+        return self.session.connection().execute(stmt).scalars().all()
 
     def _prefer_pk_order(self, query):
         """On SQLite (no range statistics), hide this table's range-compared

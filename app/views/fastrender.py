@@ -26,6 +26,7 @@ The caches hold rendered HTML derived from code and a key that names all of
 its inputs; they are per app and process, bounded, and no other worker needs
 them.  None is used when scripts carry a per-request CSP nonce.
 """
+import re
 from collections import OrderedDict
 from threading import Lock
 
@@ -36,6 +37,7 @@ from flask.globals import _cv_request
 from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 
@@ -80,6 +82,21 @@ def _locale_key():
     return str(get_locale()), session.get("locale")
 
 
+def user_key():
+    """What a page rendered for the signed-in user depends on besides the request:
+    language, user, name and role set.  None when it must be rendered every time:
+    anonymous, or a database-defined role (whose permissions an administrator can
+    edit at run time; builtin roles are code, app/security/roles.py)."""
+    if not current_user.is_authenticated:
+        return None
+    sm = current_app.appbuilder.sm
+    roles = sm.get_user_roles(current_user)
+    if any(r.name not in sm.builtin_roles for r in roles):
+        return None
+    return (_locale_key(), current_user.id, current_user.get_full_name(),
+            tuple(sorted(r.name for r in roles)))
+
+
 def navbar():
     """FAB's navigation bar for the signed-in user (Markup)."""
     appbuilder = current_app.appbuilder
@@ -87,15 +104,61 @@ def navbar():
     def render():
         return Markup(render_template("appbuilder/navbar.html", appbuilder=appbuilder))
 
-    if not current_user.is_authenticated:
+    key = user_key()
+    if key is None:
         return render()
-    sm = appbuilder.sm
-    roles = sm.get_user_roles(current_user)
-    if any(r.name not in sm.builtin_roles for r in roles):
-        return render()
-    key = (_locale_key(), current_user.id, current_user.get_full_name(),
-           tuple(sorted(r.name for r in roles)))
     return _cache("navbar", 2048).get_or_make(key, render)
+
+
+# ---------------------------------------------------------------------------
+# Frames: a page rendered once per key with a marker where each per-request
+# part goes, then filled in on every request.
+
+_MARK = "\x02ce-slot:%s\x03"
+_MARKS = re.compile("\x02ce-slot:(\\w+)\x03")
+_NOT_FRAMED = ()  # cached for a page that cannot be framed
+
+
+def _split(html, names):
+    """(text, slot, text, slot, ..., text) of a page rendered with markers, or
+    _NOT_FRAMED when a marker was altered on the way (a filter, an escape)."""
+    parts = tuple(_MARKS.split(html))
+    if html.count("\x02") != len(parts) // 2 or html.count("\x03") != len(parts) // 2:
+        return _NOT_FRAMED
+    if not set(parts[1::2]) <= set(names):
+        return _NOT_FRAMED
+    return parts
+
+
+def framed(name, key, render, slots):
+    """`render(values)` renders a page with `values` (slot name -> Markup) in
+    place of its per-request parts; `slots` (name -> zero-argument callable)
+    computes them for this request; everything else the page shows depends only
+    on `key` (None: render every time).  The page is rendered once per key with
+    markers, kept split at them, and then only the slots are computed.  The CSRF
+    token (read by FAB's macros from the globals) is the slot "csrf": the frame
+    is rendered with this request's token, which is then marked.  Pages with
+    flashed messages, or when scripts carry a CSP nonce, render every time."""
+    if key is None or not _html_cacheable() or "_flashes" in session:
+        return render({n: Markup(make()) for n, make in slots.items()})
+    slots = dict(slots, csrf=generate_csrf)
+
+    def make_frame():
+        html = str(render({n: Markup(_MARK % n) for n in slots if n != "csrf"}))
+        token = generate_csrf()
+        return _split(html.replace(token, _MARK % "csrf"), slots)
+
+    parts = _cache(name, 4096).get_or_make(key, make_frame)
+    if parts is _NOT_FRAMED:
+        return render({n: Markup(make()) for n, make in slots.items() if n != "csrf"})
+    values = {}
+    out = list(parts)
+    for i in range(1, len(out), 2):
+        n = out[i]
+        if n not in values:
+            values[n] = str(slots[n]())
+        out[i] = values[n]
+    return Markup("".join(out))
 
 
 _DYNAMIC_FIELDS = (QuerySelectField, QuerySelectMultipleField)
@@ -342,6 +405,66 @@ def grid_header(grid, page_url, exact_count_url, can_add, add_path, actions, mod
         parts.append(f'<div class="pull-right ce-record-count">\n<strong>{label}:</strong> '
                      f'<span class="ce-count">{int(grid.count)}</span>\n</div>')
     return Markup("\n".join(p for p in parts if p))
+
+
+def _crud_template(can_show, can_edit, can_delete, row_urls):
+    """The show / edit / delete links of a row around the placeholder key
+    __CE_PK__ (ce/widgets/grid_lib.html), rendered once per language."""
+    def render():
+        module = current_app.jinja_env.get_template("ce/widgets/grid_lib.html").module
+        return Markup(module.btn_crud_template(can_show, can_edit, can_delete, row_urls))
+
+    if not _html_cacheable():
+        return render()
+    key = (can_show, can_edit, can_delete, tuple(sorted(row_urls.items())), _locale_key())
+    return _cache("crud", 1024).get_or_make(key, render)
+
+
+def grid_widget(widget):
+    """A fast grid's list widget (ce/widgets/grid.html): FAB's permissions, add
+    link and actions as base_list.html works them out, the bar, header row and
+    rows rendered in Python, and the rest kept as a frame per user and view."""
+    args = widget.template_args
+    name = args["modelview_name"]
+    filters = current_app.jinja_env.filters
+    visible = filters["is_item_visible"]
+
+    def permissions():
+        return (tuple(visible(p, name) for p in ("can_add", "can_show", "can_edit", "can_delete"))
+                + (tuple(filters["get_actions_on_list"](args["actions"], name)),))
+
+    ukey = user_key()
+    if ukey is None:
+        perms = permissions()
+    else:  # builtin roles: their permissions are code
+        perms = _cache("grid_permissions", 2048).get_or_make((name, ukey[3]), permissions)
+    can_add, can_show, can_edit, can_delete, action_keys = perms
+    actions = {k: args["actions"][k] for k in action_keys}
+    with_crud = can_show or can_edit or can_delete
+    crud = _crud_template(can_show, can_edit, can_delete, args["row_urls"]) if with_crud else ""
+    add_path = filters["safe_url_for"](name + ".add") if can_add else None
+    if add_path:
+        add_path = filters["set_link_filters"](add_path, args["filters"])
+    grid = args["grid"]
+
+    def header():
+        return grid_header(grid, args["page_url"], args["exact_count_url"], can_add, add_path, actions, name)
+
+    def head():
+        return grid_head(args["include_columns"], args["order_columns"], args["label_columns"], name,
+                         actions, with_crud)
+
+    def rows():
+        return grid_rows(args["value_columns"], args["pks"], args["include_columns"],
+                         args["formatters_columns"], actions, crud)
+
+    template = current_app.jinja_env.get_template(widget.grid_template)
+
+    def render(values):
+        return Markup(template.render(count=grid.count, actions=actions, modelview_name=name, **values))
+
+    key = None if ukey is None else (widget.grid_template, name, ukey, int(grid.count) > 0, action_keys, crud)
+    return framed("grid_frame", key, render, {"header": header, "head": head, "rows": rows})
 
 
 def register(app):

@@ -16,14 +16,23 @@ from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.widgets import ListWidget
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
 from wtforms import StringField
 
 from app.views.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface
-from app.views.fastrender import CESearchWidget, lazy_search_form
+from app.views.fastrender import CESearchWidget, framed, grid_widget, lazy_search_form, user_key
 
 
 class CEListWidget(ListWidget):
+    """FAB's list widget; a fast grid's (with a GridPage) is ce/widgets/grid.html."""
+
     template = "ce/widgets/list.html"
+    grid_template = "ce/widgets/grid.html"
+
+    def __call__(self, **kwargs):
+        if self.template_args.get("grid") is None or kwargs:
+            return super().__call__(**kwargs)
+        return grid_widget(self)
 
 
 def _grid_url(view_name, page=None, anchor="", exact=False):
@@ -51,6 +60,27 @@ class FastListMixin:
     search_widget = CESearchWidget
     # Search drop-downs of related rows (persons, units) show at most this many.
     search_select_limit = SEARCH_SELECT_LIMIT
+
+    # List templates kept as a frame per user (fastrender.framed): besides the
+    # slots below and the render arguments, they read nothing from the request.
+    framed_list_templates = ("imports/grid_list.html",)
+
+    def render_template(self, template, **kwargs):
+        widgets = kwargs.get("widgets")
+        if template not in self.framed_list_templates or not widgets:
+            return super().render_template(template, ce_query_suffix=query_suffix, **kwargs)
+        slots = {"w_" + n: w for n, w in widgets.items()}
+        slots["query"] = query_suffix
+
+        def render(values):
+            shown = {n: (lambda v=values["w_" + n]: v) for n in widgets}
+            return super(FastListMixin, self).render_template(
+                template, **dict(kwargs, widgets=shown, ce_query_suffix=lambda: values["query"]))
+
+        ukey = user_key()
+        others = tuple(sorted((k, str(v)) for k, v in kwargs.items() if k != "widgets"))
+        key = None if ukey is None else (self.__class__.__name__, template, tuple(sorted(widgets)), others, ukey)
+        return framed("list_page", key, render, slots)
 
     def _init_forms(self):
         super()._init_forms()
@@ -132,6 +162,13 @@ class FastListMixin:
             **kwargs,
         )
         return widgets
+
+
+def query_suffix():
+    """"?" and this page's query string, or "", escaped (the export link keeps
+    the filters)."""
+    qs = request.query_string.decode()
+    return escape("?" + qs) if qs else Markup("")
 
 
 def joined_filters(filters, base_filters):
