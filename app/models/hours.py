@@ -17,6 +17,7 @@ from sqlalchemy.orm import relationship
 
 from app.extensions import db
 from app.models.enums import Category, LearningForm, ReviewKind, Source, Status
+from app.security.scope import city_code
 
 
 def _enum(cls):
@@ -84,6 +85,11 @@ class HourRecord(db.Model):
         Index("ix_hr_unit_year_cat", "unit_id", "year", "category", "id"),
         Index("ix_hr_year_cat_id", "year", "category", "id", "region_code"),
         Index("ix_hr_year_id", "year", "id", "region_code"),
+        # A city bureau's grids in id order, and their year + category filter: the
+        # scope compares city_code(region_code), this very expression (issue 7);
+        # region_code is carried for the scope's range, checked without a row lookup.
+        Index("ix_hr_city", city_code(region_code), "id", "region_code"),
+        Index("ix_hr_year_cat_city", "year", "category", city_code(region_code), "id", "region_code"),
     )
 
     def __repr__(self):

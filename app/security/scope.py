@@ -16,7 +16,7 @@ from functools import cached_property
 from flask import g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
-from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import and_, false, func, literal_column, or_, select, true
 from sqlalchemy import inspect as sa_inspect
 
 from app.extensions import db
@@ -42,6 +42,33 @@ def region_range(column, prefix):
     """`column` lies in the subtree of `prefix`, as an index-friendly range
     (FAB's 'starts with' is ILIKE and uses no index)."""
     return and_(column >= prefix, column < _next_prefix(prefix))
+
+
+CITY_DIGITS = 4
+
+
+def city_code(column):
+    """The city part of a region code, `substr(column, 1, 4)`: the expression of
+    the hour-record indexes ix_hr_city and ix_hr_year_cat_city, which are declared
+    with this function.  SQLite and PostgreSQL use an expression index only for a
+    query expression identical to the index's, so 1 and 4 are SQL literals here:
+    as bound parameters the expression would no longer match."""
+    return func.substr(column, literal_column("1"), literal_column(str(CITY_DIGITS)))
+
+
+def _hour_record_region(column, prefix):
+    """A bureau's hour records by region.  A city (a 4-digit prefix) adds the equal
+    city code to the range: its newest-first grid pages then read the city-code
+    indexes in id order, where the range alone walks the primary key past every
+    other city's records (issue 7).  The range stays for the queries that the
+    region_code indexes serve: with the city code alone, SQLite reads a whole city
+    to count the declarations waiting for approval instead of seeking
+    (status, region_code).  Both say the same of the 6-digit codes hour records
+    carry.  A province or a district keeps the range alone."""
+    subtree = region_range(column, prefix)
+    if len(prefix) == CITY_DIGITS:
+        return and_(subtree, city_code(column) == prefix)
+    return subtree
 
 
 @dataclass(frozen=True)
@@ -125,7 +152,7 @@ def current_scope():
 def _hour_record_rule(scope):
     from app.models import HourRecord as H
 
-    parts = [region_range(H.region_code, p) for p in scope.region_prefixes]
+    parts = [_hour_record_region(H.region_code, p) for p in scope.region_prefixes]
     if scope.unit_ids:
         parts.append(H.unit_id.in_(scope.unit_ids))
     if scope.reporter_unit_ids:
