@@ -32,8 +32,10 @@ def register(app):
 
     @app.before_request
     def fresh_scope():
-        # The row scope is cached per request (security.scope.current_scope).
+        # The row scope and the user's render key are cached per request
+        # (security.scope.current_scope, views.fastrender.user_key).
         g.pop("_ce_scope", None)
+        g.pop("_ce_user_key", None)
 
     @app.after_request
     def security_headers(response):

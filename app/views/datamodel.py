@@ -239,7 +239,9 @@ class CEInterface(SQLAInterface):
         if exact_count:
             n = self._scalar(select(func.count()).select_from(base.order_by(None).subquery()))
         elif count and offset + page_size < self.count_cap:
-            capped_q = base.order_by(None).limit(self.count_cap + 1).subquery()
+            # (the rows as a constant: SQLite copies a selected id into the subquery)
+            capped_q = (base.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
+                        .limit(self.count_cap + 1).subquery())
             n = self._scalar(select(func.count()).select_from(capped_q))
         if col is None and (n is None or n > self.count_cap):
             # Many rows match: walking the primary key newest first finds a page

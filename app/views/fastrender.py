@@ -30,10 +30,10 @@ import re
 from collections import OrderedDict
 from threading import Lock
 
-from flask import current_app, render_template, request, session
+from flask import current_app, g, render_template, request, session
 from flask_appbuilder.fields import QuerySelectField, QuerySelectMultipleField
 from flask_appbuilder.widgets import SearchWidget
-from flask.globals import _cv_request
+from flask_babel import _get_current_context as _babel_context
 from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -86,7 +86,15 @@ def user_key():
     """What a page rendered for the signed-in user depends on besides the request:
     language, user, name and role set.  None when it must be rendered every time:
     anonymous, or a database-defined role (whose permissions an administrator can
-    edit at run time; builtin roles are code, app/security/roles.py)."""
+    edit at run time; builtin roles are code, app/security/roles.py).  Once per
+    request (app/web.py drops it before each request, with the scope)."""
+    if "_ce_user_key" in g:
+        return g._ce_user_key
+    g._ce_user_key = key = _user_key()
+    return key
+
+
+def _user_key():
     if not current_user.is_authenticated:
         return None
     sm = current_app.appbuilder.sm
@@ -273,8 +281,10 @@ def grid_head(include_columns, order_columns, label_columns, modelview_name, wit
                      'name="check_all" type="checkbox"></th>')
     if with_crud:
         cells.append('<th class="col-md-1 col-lg-1 col-sm-1" ></th>')
-    for col in include_columns:
-        label = escape(label_columns.get(col))
+    labels = _cache("labels", 512).get_or_make(
+        (modelview_name, tuple(include_columns), _locale_key()),
+        lambda: [escape(label_columns.get(col)) for col in include_columns])
+    for col, label in zip(include_columns, labels):
         if col not in order_columns:
             cells.append(f"<th>{label}</th>")
             continue
@@ -303,17 +313,18 @@ def static_url_for(url_for):
 
 def request_translations():
     """Flask-Babel's translations of this request, looked up once per request:
-    its own lookup walks the request context and the locale selector again on
-    every gettext (a list page has a hundred).  Follows `flask_babel.refresh()`,
-    which drops the request's locale."""
-    ctx = _cv_request.get(None)
+    its own lookup walks the context and the locale selector again on every
+    gettext (a list page has a hundred).  Kept where Flask-Babel keeps the
+    request's locale (its context namespace on `g`), and follows
+    `flask_babel.refresh()`, which drops that locale."""
+    ctx = _babel_context()
     if ctx is None:
         return get_translations()
+    cached = getattr(ctx, "ce_translations", None)
     locale = getattr(ctx, "babel_locale", None)
-    cached = getattr(ctx, "_ce_translations", None)
     if cached is None or locale is None or cached[0] is not locale:
         translations = get_translations()
-        cached = ctx._ce_translations = (getattr(ctx, "babel_locale", None), translations)
+        cached = ctx.ce_translations = (getattr(ctx, "babel_locale", None), translations)
     return cached[1]
 
 
