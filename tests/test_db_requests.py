@@ -1,0 +1,71 @@
+"""How a request's transaction ends (app/extensions.py keep_prepared_statements):
+a GET that wrote nothing ends with COMMIT on PostgreSQL, so that psycopg keeps
+the statements it prepared on the server; a request that wrote anything, and
+every request on SQLite, still ends with a rollback: nothing it did is kept."""
+import pytest
+from sqlalchemy import func, select, text, update
+
+from app import create_app
+from app.extensions import db
+from app.models import AuditLog, Unit
+from tests.conftest import IS_PG, _config
+
+
+@pytest.fixture
+def probe_app(app, backend):
+    """A second app on the test database with GET routes that write and never commit."""
+    probe = create_app(_config(backend.work_url))
+
+    def orm_write():
+        db.session.add(AuditLog(action="probe", object_type="Probe"))
+        db.session.flush()
+        return "ok"
+
+    def core_write():
+        db.session.execute(update(Unit).values(name="探针单位"))
+        return "ok"
+
+    def text_write():
+        db.session.execute(text("UPDATE unit SET name = '探针单位'"))
+        return "ok"
+
+    def read_only():
+        return str(db.session.execute(select(func.count()).select_from(Unit)).scalar())
+
+    for view in (orm_write, core_write, text_write, read_only):
+        probe.add_url_rule("/probe/" + view.__name__, view.__name__, view)
+    yield probe
+    with probe.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _stored(app):
+    with app.app_context():
+        probes = db.session.execute(select(func.count()).where(AuditLog.action == "probe")).scalar()
+        renamed = db.session.execute(select(func.count()).where(Unit.name == "探针单位")).scalar()
+        db.session.remove()
+    return probes, renamed
+
+
+@pytest.mark.parametrize("route", ["orm_write", "core_write", "text_write"])
+def test_a_get_that_writes_without_committing_stores_nothing(probe_app, route):
+    client = probe_app.test_client()
+    assert client.get("/probe/read_only").status_code == 200
+    assert client.get("/probe/" + route).get_data(as_text=True) == "ok"
+    assert _stored(probe_app) == (0, 0)
+
+
+@pytest.mark.skipif(not IS_PG, reason="psycopg's prepared statements: run by the PostgreSQL pass of scripts/test.sh")
+def test_get_requests_keep_postgresql_prepared_statements(app, login_as):
+    """psycopg prepares a statement at its fifth execution on a connection; the
+    signed-in user's statement then stays prepared from request to request."""
+    client = login_as("clerk_a")
+    for _ in range(8):
+        assert client.get("/hourrecordview/list/").status_code == 200
+    with app.app_context():
+        assert db.engine.pool.checkedin() == 1  # the connection every request used
+        prepared = db.session.execute(text(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT ab_user.id%'")).scalar()
+        db.session.remove()
+    assert prepared == 1
