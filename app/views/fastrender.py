@@ -19,6 +19,14 @@ of the same user, except the rows.  Here:
   count) in Python, with FAB's add / back / actions buttons rendered once per
   language; `grid_head()` and `grid_rows()` render the header row and the rows.
   All three keep FAB's markup, links, formatters and escaping.
+* `framed()` keeps a whole page as a frame: rendered once per key with a
+  marker where each per-request part goes, then filled in on every request.
+  A fast grid's list page (FAB's layout, search form, export link: see
+  grid.FastListMixin.render_template) and its list widget (`grid_widget`:
+  FAB's permissions, add link and action form around the bar, header row and
+  rows) are frames per user key (`user_key()`) and view; the rows, the bar,
+  the header row, the export link's query string and the CSRF token are the
+  per-request parts.  Pages with flashed messages render in full.
 * the URLs of static files are built once (`static_url_for`), and the
   templates' gettext finds the request's translations once (`request_translations`).
 
