@@ -164,3 +164,16 @@ def test_person_filter_takes_a_typed_id_number_and_stays_in_scope(grid_app, logi
     # By id, as other pages link to it.
     html = client.get(f"/hourrecordview/list/?_flt_0_person={z_id}").get_data(as_text=True)
     assert shown_ids(html) == want[:25]
+
+
+def test_a_page_past_the_end_shows_no_rows_and_the_count(grid_app, login_as):
+    """A typed page number past the last page: no rows, and the count is still the
+    scope's (with no row to show, the page cannot tell it from its own rows)."""
+    few = len(expected_ids(grid_app, "zhangsan"))
+    assert 0 < few <= 25  # one page; the second page still lies below the count cap
+    client = login_as("zhangsan")
+    html = client.get("/hourrecordview/list/?page_HourRecordView=1").get_data(as_text=True)
+    assert shown_ids(html) == []
+    assert re.search(r'class="ce-count">%d<' % few, html)
+    html = client.get("/hourrecordview/list/?page_HourRecordView=40&count_HourRecordView=exact").get_data(as_text=True)
+    assert shown_ids(html) == [] and re.search(r'class="ce-count">%d<' % few, html)

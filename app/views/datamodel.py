@@ -368,6 +368,12 @@ class CEInterface(SQLAInterface):
         return pks, values
 
     def _values_plan(self, list_columns):
+        """(a statement selecting the key and the list columns of the rows with
+        the ids `ids`, outer-joining the many-to-one relations they name; the
+        positions of Enum columns), or None when a list column is not a mapped
+        column (a property, a whole related object): the caller then loads ORM
+        objects.  Built once: the same statement object every page, so its SQL
+        and cache key are reused."""
         cache = self.__dict__.setdefault("_ce_values_plans", {})
         if list_columns in cache:
             return cache[list_columns]
