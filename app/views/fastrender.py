@@ -249,29 +249,36 @@ def grid_rows(value_columns, pks, include_columns, formatters_columns, with_acti
     """The <tr> rows of a grid page, as ce/widgets/list.html rendered them cell by
     cell: a checkbox when the page has actions, the show/edit/delete links when the
     user may use them (`crud_html`, with __CE_PK__ for the key), then each column
-    through its formatter, autoescaped as Jinja would."""
-    specs = [(col, formatters_columns.get(col), {}) for col in include_columns]
-    crud = str(crud_html) if crud_html else ""
+    through its formatter, autoescaped as Jinja would.  Column by column: a
+    formatter runs once per distinct value of its column on the page."""
+    columns = [_column_cells(value_columns, col, formatters_columns.get(col)) for col in include_columns]
+    crud = str(crud_html).split("__CE_PK__") if crud_html else None
     out = []
-    for pk, item in zip(pks, value_columns):
-        pk = escape(pk)
-        cells = []
-        for col, fmt, seen in specs:
-            value = item[col]
-            key = (value.__class__, value)  # a formatter's output per value, within this page
-            try:  # (True and 1, Decimal 8 and 8.0 are different cells)
-                cell = seen[key]
-            except KeyError:
-                cell = seen[key] = str(escape(fmt(value) if fmt else value))
-            except TypeError:  # unhashable
-                cell = str(escape(fmt(value) if fmt else value))
-            cells.append(cell)
+    for pk, cells in zip(pks, zip(*columns)):
+        pk = str(escape(pk))
         head = (f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox"></td>'
                 if with_actions else "")
         if crud:
-            head += "<td><center>" + crud.replace("__CE_PK__", pk) + "</center></td>"
+            head += "<td><center>" + pk.join(crud) + "</center></td>"
         out.append("<tr>" + head + "<td>" + "</td><td>".join(cells) + "</td></tr>")
     return Markup("\n".join(out))
+
+
+def _column_cells(value_columns, col, fmt):
+    seen = {}
+    cells = []
+    for item in value_columns:
+        value = item[col]
+        # (True and 1, Decimal 8 and 8.0 are different cells)
+        key = value if value.__class__ is str else (value.__class__, value)
+        try:
+            cell = seen[key]
+        except KeyError:
+            cell = seen[key] = str(escape(fmt(value) if fmt else value))
+        except TypeError:  # unhashable
+            cell = str(escape(fmt(value) if fmt else value))
+        cells.append(cell)
+    return cells
 
 
 def grid_head(include_columns, order_columns, label_columns, modelview_name, with_actions, with_crud):
