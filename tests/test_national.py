@@ -188,6 +188,36 @@ def test_moving_a_person_bumps_updated_at_and_redelivers(app, ctx, no_lag):
     assert all(i["region_code"] == suzhou_unit.region_code for i in page.items if not i["removed"])
 
 
+def test_a_city_feed_reads_the_updated_at_index(app, ctx, no_lag):
+    """A city bureau's feed pages along (updated_at, id): on SQLite the city code
+    of its scope is hidden from the index chooser, which without statistics (as
+    here) would otherwise read ix_hr_city and sort the whole city."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "ORDER BY hour_record.updated_at" in statement:
+            statements.append((statement, parameters))
+
+    engine = db.session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        page = national.changes(scope=_scope(app, "bureau_nj"))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    nanjing = set(db.session.execute(select(HourRecord.id).where(HourRecord.region_code.like("3201%"))).scalars())
+    assert page.items and {r["id"] for r in page.items} <= nanjing
+    (statement, parameters), = statements
+    if engine.dialect.name == "sqlite":
+        assert "substr(hour_record.region_code, 1, 4) || ''" in statement
+        plan = " ".join(row[3] for row in db.session.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters))
+        assert "ix_hr_updated" in plan and "ix_hr_city" not in plan, plan
+    else:  # PostgreSQL plans from its statistics: the scope as it is
+        assert "substr(hour_record.region_code, 1, 4) =" in statement
+
+
 def test_bad_cursor_and_filters_are_refused(app, ctx):
     scope = _scope(app, "bureau_nj")
     token = national.encode_cursor(datetime.datetime(2025, 1, 1), 5)

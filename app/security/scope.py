@@ -18,6 +18,8 @@ from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
 from sqlalchemy import and_, false, func, literal_column, or_, select, true
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from app.extensions import db
 from app.security import roles as R
@@ -54,6 +56,23 @@ def city_code(column):
     query expression identical to the index's, so 1 and 4 are SQL literals here:
     as bound parameters the expression would no longer match."""
     return func.substr(column, literal_column("1"), literal_column(str(CITY_DIGITS)))
+
+
+def without_city_index(clause):
+    """`clause` with its city codes (`city_code`) hidden from SQLite's index
+    chooser (`|| ''`: the same text, which no index matches), for a query read
+    along another index: the national feed pages by (updated_at, id), and
+    SQLite without statistics would take ix_hr_city instead and sort a whole
+    city (0.8 s on 5 M records).  On PostgreSQL, unchanged."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        return clause
+
+    def hide(element):
+        if isinstance(element, FunctionElement) and element.name == "substr":
+            return element.op("||")(literal_column("''"))
+        return None
+
+    return replacement_traverse(clause, {}, hide)
 
 
 def _hour_record_region(column, prefix):

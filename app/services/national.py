@@ -31,7 +31,7 @@ from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
 from app.models import HourRecord, Person, Unit
-from app.security.scope import current_scope, region_prefix, region_range, scope_clause
+from app.security.scope import current_scope, region_prefix, region_range, scope_clause, without_city_index
 from app.services import audit, columns, jobs, xlsx_stream
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
@@ -230,7 +230,7 @@ def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now
     # The first page starts from the smallest key too: the same condition on every
     # page keeps the planner on the (updated_at, id) index instead of sorting a region.
     after = after or (datetime.datetime(1970, 1, 1), 0)
-    conds = _filters(scope, region, year) + [
+    conds = [without_city_index(c) for c in _filters(scope, region, year)] + [
         H.updated_at <= horizon, tuple_(H.updated_at, H.id) > tuple_(*after),
     ]
     rows = db.session.execute(
