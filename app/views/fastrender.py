@@ -251,6 +251,7 @@ def grid_rows(value_columns, pks, include_columns, formatters_columns, with_acti
     user may use them (`crud_html`, with __CE_PK__ for the key), then each column
     through its formatter, autoescaped as Jinja would.  Column by column: a
     formatter runs once per distinct value of its column on the page."""
+    value_columns = list(value_columns)  # FAB's get_values is a generator: read it once
     columns = [_column_cells(value_columns, col, formatters_columns.get(col)) for col in include_columns]
     crud = str(crud_html).split("__CE_PK__") if crud_html else None
     out = []
