@@ -1,4 +1,6 @@
 """Unbound extensions; create_app() binds them."""
+import sys
+
 from flask_appbuilder import Model
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -23,16 +25,23 @@ def enforce_sqlite_foreign_keys(dbapi_connection, connection_record):
 
 
 # ---------------------------------------------------------------------------
-# PostgreSQL: prepared statements that outlive a request.
+# PostgreSQL: prepared statements for the statements of fixed shape.
 #
-# psycopg prepares a statement on the server at its fifth execution on a
-# connection, and PostgreSQL then skips planning it (loading the signed-in user
-# with its roles, groups, unit and person is a seven-table join: ~1 ms of
-# planning, on every request).  But psycopg forgets every prepared statement
-# when its connection rolls back, and a request ends by rolling back (the pool
-# resets each connection it gets back).  A transaction that wrote nothing
-# commits to the same effect: a GET that wrote nothing ends with COMMIT.
+# Loading the signed-in user with its roles, groups, unit and person joins nine
+# tables: planning it takes ~1 ms, on every request.  A prepared statement is
+# planned once (PostgreSQL switches it to a generic plan).  Generic plans are
+# only safe for statements whose best plan does not depend on the values (a
+# lookup by key): a grid's page of a whole city with a deep offset, planned
+# generically, walked the wrong index (40 ms instead of 8).  So psycopg's
+# automatic preparing (any statement at its fifth execution) is off, and a
+# statement asks to be prepared with the execution option `PREPARED`.
+#
+# psycopg forgets every prepared statement when its connection rolls back, and
+# a request ends by rolling back (the pool resets each connection it gets
+# back).  A transaction that wrote nothing commits to the same effect: a GET
+# that wrote nothing ends with COMMIT.
 
+PREPARED = {"ce_prepare": True}
 _WRITE_FLAG = "ce_wrote"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -65,11 +74,28 @@ def commit_read_only_request(exc):
         session.commit()
 
 
+def no_automatic_prepare(dbapi_connection, connection_record):
+    """Engine 'connect': psycopg prepares only the statements that ask for it
+    (a threshold no statement reaches; None would refuse those too)."""
+    if hasattr(dbapi_connection, "prepare_threshold"):
+        dbapi_connection.prepare_threshold = sys.maxsize
+
+
+def execute_prepared(cursor, statement, parameters, context):
+    """Dialect 'do_execute': a statement with the execution option PREPARED is
+    prepared on the server (psycopg), once per connection."""
+    if context.execution_options.get("ce_prepare") and context.dialect.driver == "psycopg":
+        cursor.execute(statement, parameters, prepare=True)
+        return True
+    return None
+
+
 def keep_prepared_statements(app):
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    for name, listener in (("before_cursor_execute", mark_writes), ("commit", forget_writes),
+    for name, listener in (("connect", no_automatic_prepare), ("do_execute", execute_prepared),
+                           ("before_cursor_execute", mark_writes), ("commit", forget_writes),
                            ("rollback", forget_writes)):
         if not event.contains(Engine, name, listener):
             event.listen(Engine, name, listener)

@@ -13,6 +13,7 @@ from flask_login import current_user
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from app.extensions import PREPARED
 from app.models.user import CEUser
 
 # Endpoints a user may still reach while the account gate holds it.
@@ -156,6 +157,7 @@ class CESecurityManager(SecurityManager):
             .options(joinedload(model.roles), joinedload(model.groups).joinedload(self.group_model.roles),
                      joinedload(model.unit), joinedload(model.person))
             .where(model.id == bindparam("pk"))
+            .execution_options(**PREPARED)  # a lookup by key: planned once (app/extensions.py)
         )
 
     def _has_access_builtin_roles(self, role, permission_name, view_name):

@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.orm import aliased, joinedload
 
+from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -403,7 +404,7 @@ class CEInterface(SQLAInterface):
             stmt = select(self.get_pk(), *exprs)
             for alias, rel in joins:
                 stmt = stmt.outerjoin(alias, rel)
-            stmt = stmt.where(self.get_pk().in_(bindparam("ids", expanding=True)))
+            stmt = stmt.where(self.get_pk().in_(bindparam("ids", expanding=True))).execution_options(**PREPARED)
             cache[list_columns] = plan = (stmt, enums)
             return plan
         cache[list_columns] = None
