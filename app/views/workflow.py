@@ -321,6 +321,9 @@ class ReviewTodoView(ScopedModelView):
             flash(result.message(), "success" if result.done else "warning")
         except DomainError as exc:
             _flash_error(exc)
+        # Back to the grid as it was (FAB's history holds its URL, filters and all;
+        # this POST is pushed first so that going back lands on the grid, not before it).
+        self.update_redirect()
         return redirect(self.get_redirect())
 
     @expose("/approve_filtered", methods=["POST"])
