@@ -164,7 +164,9 @@ def framed(name, key, render, slots):
         token = generate_csrf()
         return _split(html.replace(token, _MARK % "csrf"), slots)
 
-    parts = _cache(name, 4096).get_or_make(key, make_frame)
+    # A list page's frame is ~20 KB (FAB's layout and scripts): at most ~20 MB a
+    # worker; a user not seen for a while gets a page rendered in full once.
+    parts = _cache(name, 1024).get_or_make(key, make_frame)
     if parts is _NOT_FRAMED:
         return render({n: Markup(make()) for n, make in slots.items() if n != "csrf"})
     values = {}
