@@ -144,6 +144,17 @@ def test_other_sort_orders_page_like_a_plain_query(grid_app, login_as):
     assert got == want
 
 
+def test_a_related_column_order_keeps_fab_paging_in_scope(grid_app, login_as):
+    """An order by a related column (typed into the URL; the header offers none)
+    leaves the fast path for FAB's own list widget (ce/widgets/list.html): the
+    page still shows rows of the scope only, with their links."""
+    client = login_as("bureau_nj")
+    resp = client.get("/hourrecordview/list/?_oc_HourRecordView=person.name&_od_HourRecordView=asc")
+    assert resp.status_code == 200
+    ids = shown_ids(resp.get_data(as_text=True))
+    assert len(ids) == 25 and set(ids) <= set(expected_ids(grid_app, "bureau_nj"))
+
+
 def test_person_filter_takes_a_typed_id_number_and_stays_in_scope(grid_app, login_as):
     with grid_app.app_context():
         zhangsan = db.session.query(Person).filter_by(name="张三").one()

@@ -510,4 +510,3 @@ def register(app):
     app.add_template_global(navbar, "ce_navbar")
     app.add_template_global(grid_rows, "ce_grid_rows")
     app.add_template_global(grid_head, "ce_grid_head")
-    app.add_template_global(grid_header, "ce_grid_header")
