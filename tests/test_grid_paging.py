@@ -188,3 +188,21 @@ def test_a_page_past_the_end_shows_no_rows_and_the_count(grid_app, login_as):
     assert re.search(r'class="ce-count">%d<' % few, html)
     html = client.get("/hourrecordview/list/?page_HourRecordView=40&count_HourRecordView=exact").get_data(as_text=True)
     assert shown_ids(html) == [] and re.search(r'class="ce-count">%d<' % few, html)
+
+
+def test_reloading_a_list_page_leaves_the_session_cookie_alone(app, login_as):
+    """FAB's back history records each new list URL (the session changes, a new
+    cookie is sent); a reload of the same URL changes nothing and sends none, and
+    an edit still returns to the list it came from."""
+    client = login_as("clerk_a")
+    url = "/hourrecordview/list/?_flt_0_year=%d" % YEAR
+    first = client.get(url)
+    assert first.status_code == 200
+    assert any(h.startswith("session=") for h in first.headers.getlist("Set-Cookie"))
+    again = client.get(url)
+    assert again.status_code == 200
+    assert not any(h.startswith("session=") for h in again.headers.getlist("Set-Cookie"))
+    other = client.get("/hourrecordview/list/")
+    assert any(h.startswith("session=") for h in other.headers.getlist("Set-Cookie"))
+    with client.session_transaction() as sess:
+        assert sess["page_history"][-2:] == ["http://localhost" + url, "http://localhost/hourrecordview/list/"]

@@ -287,15 +287,34 @@ _RULES = {
 }
 
 
+# Built conditions by (model, Scope.key): a rule reads nothing but the scope, and
+# a SQL expression is immutable, so each request of the same scope reuses one
+# (and SQLAlchemy its memoized cache key).  Bounded: emptied when full.
+_CLAUSES = {}
+_CLAUSES_MAX = 4096
+
+
 def register_rule(model_name, rule):
     """For models added by later capabilities: one rule per model, kept here."""
     _RULES[model_name] = rule
+    _CLAUSES.clear()
 
 
 def scope_clause(model, scope=None):
     """SQL condition restricting `model` to `scope` (the current user's by default).
     A model without a rule is visible to admins only: deny by default."""
     scope = current_scope() if scope is None else scope
+    key = (model, scope.key)
+    clause = _CLAUSES.get(key)
+    if clause is None:
+        clause = _build_clause(model, scope)
+        if len(_CLAUSES) >= _CLAUSES_MAX:
+            _CLAUSES.clear()
+        _CLAUSES[key] = clause
+    return clause
+
+
+def _build_clause(model, scope):
     if scope.everything:
         return true()
     rule = _RULES.get(model.__name__)

@@ -11,7 +11,7 @@ import copy
 from functools import partial
 from urllib.parse import urlencode
 
-from flask import request, url_for
+from flask import request, session, url_for
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.widgets import ListWidget
@@ -81,6 +81,14 @@ class FastListMixin:
         others = tuple(sorted((k, str(v)) for k, v in kwargs.items() if k != "widgets"))
         key = None if ukey is None else (self.__class__.__name__, template, tuple(sorted(widgets)), others, ukey)
         return framed("list_page", key, render, slots)
+
+    def update_redirect(self):
+        """FAB's back history, which skips a URL equal to the last one, but also
+        writes the session back (a new signed cookie) when it skipped: not then."""
+        history = session.get("page_history")
+        if history and history[-1] == request.url:
+            return
+        super().update_redirect()
 
     def _init_forms(self):
         super()._init_forms()
