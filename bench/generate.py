@@ -8,7 +8,9 @@ the demo accounts exist), then 13 cities' districts get 20 000 units, 1 000 000
 persons and 5 000 000 hour records over 5 years (times --scale), skewed as real
 data is: large cities hold more units, unit sizes follow a Pareto law, and the
 demo unit 南京金陵科技有限公司 (clerk_a) becomes a large employer.  Same --seed,
-same database.
+same database.  One in three persons has an applicant account and every unit an
+administrator (some 350 000 accounts at scale 1.0): the account tables are read
+on every request.  `--accounts-only` adds them to a province generated before.
 
 Loading: COPY on PostgreSQL, executemany on SQLite; the hour-record indexes are
 dropped during the load and rebuilt afterwards, then the planner statistics are
@@ -39,6 +41,8 @@ RECORDS_PER_PERSON_YEAR = (0.30, 0.45, 0.20, 0.05)  # P(0), P(1), P(2), P(3): me
 YEARS = 5
 # The demo unit of clerk_a / unitadmin_a grows into a large employer.
 DEMO_UNIT_PERSONS = 800
+# One in this many persons has registered an applicant account.
+APPLICANT_SHARE = 3
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红波辉鹏斌宇浩凯健俊帆帅旭宁琳晨欣悦"
@@ -130,6 +134,8 @@ def main(argv=None):
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 20k units, 1M persons, 5M records")
     parser.add_argument("--seed", type=int, default=336)
     parser.add_argument("--years", type=int, default=YEARS)
+    parser.add_argument("--accounts-only", action="store_true",
+                        help="only add the accounts to a province generated without them")
     args = parser.parse_args(argv)
     os.environ["DATABASE_URL"] = args.url
     os.environ.setdefault("CE_VAR_DIR", "/tmp/ce-bench-var")
@@ -141,6 +147,13 @@ def main(argv=None):
     from sqlalchemy import text
 
     app = create_app()
+    if args.accounts_only:
+        with app.app_context():
+            initialize(demo=True)
+            engine = db.engine
+        n = add_accounts(engine)
+        print(f"done: {n} accounts in {time.time() - started:.0f}s")
+        return
     with app.app_context():
         initialize(demo=True)
         conn = db.session.connection()
@@ -277,7 +290,73 @@ def main(argv=None):
             raw.commit()
     finally:
         raw.close()
-    print(f"done: {len(units)} units, {len(person_rows)} persons, {n} hour records in {time.time() - started:.0f}s")
+    accounts = add_accounts(engine)
+    print(f"done: {len(units)} units, {len(person_rows)} persons, {n} hour records, {accounts} accounts "
+          f"in {time.time() - started:.0f}s")
+
+
+def add_accounts(engine):
+    """The accounts of a province: one in APPLICANT_SHARE generated persons has
+    registered (an applicant account bound to the person) and every generated unit
+    has an administrator.  All share the demo password.  Returns how many were
+    added (none when the database already has them)."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        is_pg = engine.dialect.name == "postgresql"
+        cur.execute("SELECT count(*) FROM ab_user")
+        if cur.fetchone()[0] > 1000:
+            return 0
+        cur.execute("SELECT max(id) FROM ab_user")
+        max_user = cur.fetchone()[0] or 0
+        cur.execute("SELECT max(id) FROM ab_user_role")
+        max_link = cur.fetchone()[0] or 0
+        cur.execute("SELECT password FROM ab_user WHERE username = 'clerk_a'")
+        password = cur.fetchone()[0]
+        cur.execute("SELECT name, id FROM ab_role")
+        role = dict(cur.fetchall())
+        cur.execute(f"SELECT id, name FROM person p WHERE id % {APPLICANT_SHARE} = 0 AND NOT EXISTS "
+                    "(SELECT 1 FROM ab_user u WHERE u.person_id = p.id) ORDER BY id")
+        persons = cur.fetchall()
+        cur.execute("SELECT id, name FROM unit n WHERE NOT EXISTS (SELECT 1 FROM ab_user u WHERE u.unit_id = n.id) "
+                    "ORDER BY id")
+        units = cur.fetchall()
+        now = datetime.datetime(2026, 1, 5, 9, 0)
+        user_cols = ("id", "first_name", "last_name", "username", "password", "active", "email", "login_count",
+                     "fail_login_count", "created_on", "changed_on", "unit_id", "person_id", "must_change_password")
+        users, links = [], []
+        uid, lid = max_user, max_link
+        for pid, name in persons:
+            uid += 1
+            lid += 1
+            users.append((uid, name, "", f"p{pid}", password, True, f"p{pid}@bench.invalid", 0, 0, now, now,
+                          None, pid, False))
+            links.append((lid, uid, role["Applicant"]))
+        for unit_id, name in units:
+            uid += 1
+            lid += 1
+            users.append((uid, name[:64], "", f"u{unit_id}", password, True, f"u{unit_id}@bench.invalid", 0, 0,
+                          now, now, unit_id, None, False))
+            links.append((lid, uid, role["UnitAdmin"]))
+        loader = _copy if is_pg else _executemany
+        loader(cur, "ab_user", user_cols, users)
+        loader(cur, "ab_user_role", ("id", "user_id", "role_id"), links)
+        if is_pg:
+            for table in ("ab_user", "ab_user_role"):
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            raw.commit()
+            pg = raw.driver_connection
+            pg.autocommit = True
+            pg.execute("VACUUM ANALYZE ab_user")
+            pg.execute("VACUUM ANALYZE ab_user_role")
+            pg.autocommit = False
+        else:
+            cur.execute("ANALYZE ab_user")
+            cur.execute("ANALYZE ab_user_role")
+            raw.commit()
+        return len(users)
+    finally:
+        raw.close()
 
 
 def _drop_indexes(cur, is_pg, table):

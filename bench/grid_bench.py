@@ -197,12 +197,27 @@ def ensure_data(url, scale, generate):
     finally:
         engine.dispose()
     if has and has > 1000:
+        if generate and not _has_accounts(url):
+            print(f"adding the province's accounts to {url} ...", flush=True)
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--url", url,
+                            "--accounts-only"], check=True)
         return
     if not generate:
         sys.exit(f"{url} holds no generated data (run without --no-generate)")
     print(f"generating the province at scale {scale} into {url} ...", flush=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--url", url, "--scale", str(scale)],
                    check=True)
+
+
+def _has_accounts(url):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM ab_user")).scalar() > 1000
+    finally:
+        engine.dispose()
 
 
 def pg_url(scale):
