@@ -206,3 +206,68 @@ def test_reloading_a_list_page_leaves_the_session_cookie_alone(app, login_as):
     assert any(h.startswith("session=") for h in other.headers.getlist("Set-Cookie"))
     with client.session_transaction() as sess:
         assert sess["page_history"][-2:] == ["http://localhost" + url, "http://localhost/hourrecordview/list/"]
+
+
+def _page_ids(dm, username, *filters):
+    """query_page's ids for `username`, as its list page would ask (page 0, newest
+    first), with the scope and these (column, filter class, value) filters."""
+    from flask_login import login_user
+
+    from app.security.scope import ScopeFilter
+
+    user = db.session.query(CEUser).filter_by(username=username).one()
+    login_user(user)
+    flt = dm.get_filters().add_filter("id", ScopeFilter, None)
+    for column, cls, value in filters:
+        flt = flt.add_filter(column, cls, value)
+    return [r.id for r in dm.query_page(flt, "id", "desc", page=0, page_size=25).items]
+
+
+def test_kept_page_statements_follow_the_data_and_each_filter_class(grid_app):
+    """A page's statements are kept for the user's next request of that page: the
+    rows still come from the database each time, and two filters that differ only
+    in their class (待核准 / 已核准 on the status column) never share them."""
+    from app.views.workflow import ApprovedFilter, PendingFilter
+
+    dm = CEInterface(HourRecord)
+    with grid_app.test_request_context("/hourrecordview/list/"):
+        approved = _page_ids(dm, "bureau_js", ("status", ApprovedFilter, None))
+        assert approved == [int(i) for i in expected_ids(grid_app, "bureau_js", (HourRecord.status == Status.APPROVED,))][:25]
+        pending = _page_ids(dm, "bureau_js", ("status", PendingFilter, None))
+        want = [int(i) for i in expected_ids(grid_app, "bureau_js", (HourRecord.status == Status.SUBMITTED,))][:25]
+        assert pending == want and set(pending).isdisjoint(approved)
+        # The three newest approved records go back to 待核准: the same pages, their
+        # statements kept, show them moved.
+        for record in db.session.query(HourRecord).filter(HourRecord.id.in_(approved[:3])):
+            record.status = Status.SUBMITTED
+        db.session.commit()
+        again = _page_ids(dm, "bureau_js", ("status", ApprovedFilter, None))
+        assert again == [int(i) for i in expected_ids(grid_app, "bureau_js", (HourRecord.status == Status.APPROVED,))][:25]
+        assert again[:22] == approved[3:]
+        assert _page_ids(dm, "bureau_js", ("status", PendingFilter, None))[:3] == approved[:3]
+        db.session.remove()
+
+
+def test_statements_of_a_filter_computed_per_request_are_not_kept_nor_shared(grid_app):
+    from flask_appbuilder.models.sqla.filters import FilterEqual, FilterEqualFunction
+    from flask_login import login_user
+
+    from app.views import datamodel
+
+    dm = CEInterface(HourRecord)
+    with grid_app.test_request_context("/hourrecordview/list/"):
+        login_user(db.session.query(CEUser).filter_by(username="bureau_js").one())
+        flt = dm.get_filters().add_filter("year", FilterEqualFunction, lambda: YEAR)
+        before = len(datamodel._PAGE_STATEMENTS._data)
+        first = dm._page_statements(flt, ("f", 0, None, False, True))
+        first["x"] = 1
+        assert dm._page_statements(flt, ("f", 0, None, False, True)) == {}
+        assert len(datamodel._PAGE_STATEMENTS._data) == before
+        kept = dm.get_filters().add_filter("year", FilterEqual, YEAR)
+        dm._page_statements(kept, ("f", 0, None, False, True))["x"] = 1
+        assert dm._page_statements(kept, ("f", 0, None, False, True)) == {"x": 1}
+        # Another user never gets them, even of the same scope (a base filter may
+        # read the user itself).
+        login_user(db.session.query(CEUser).filter_by(username="bureau_sz").one())
+        assert dm._page_statements(kept, ("f", 0, None, False, True)) == {}
+        db.session.remove()

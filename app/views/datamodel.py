@@ -18,6 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from flask import request
+from flask_login import current_user
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import (
     FilterEqual,
@@ -38,11 +39,14 @@ from sqlalchemy.orm import aliased, joinedload
 
 from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
+from app.views.fastrender import BoundedCache
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
 COUNT_CAP = 10_000
 # Related-row drop-downs of search forms list at most this many rows.
 SEARCH_SELECT_LIMIT = 500
+# Pages whose statements are kept (query_page), across users and grids.
+_PAGE_STATEMENTS = BoundedCache(2048)
 
 
 class FilterRegionSubtree(BaseFilter):
@@ -230,52 +234,72 @@ class CEInterface(SQLAInterface):
             col = getattr(self.obj, order_column)
         desc = order_direction == "desc"
         fingerprint = self._fingerprint(filters, order_column, order_direction, page_size)
-
-        base = self._id_query(filters)
         offset = page * page_size
+        keyset = col is None and isinstance(pk.type, Integer)
+        anchor = self._anchor_from_request(fingerprint) if keyset and page > 0 else None
+        built = self._page_statements(filters, (fingerprint, page, anchor, exact_count, count))
+
+        def statement(name, build):
+            hit = built.get(name)
+            if hit is None:
+                hit = built[name] = build()
+            return hit
+
+        def base():
+            return statement("base", lambda: self._id_query(filters))
+
+        def counting():
+            if exact_count:
+                return select(func.count()).select_from(base().order_by(None).subquery())
+            # (the rows as a constant: SQLite copies a selected id into the subquery)
+            capped_q = (base().order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
+                        .limit(self.count_cap + 1).subquery())
+            return select(func.count()).select_from(capped_q)
 
         # How many rows match, up to the cap (an index-only count of at most
         # `count_cap` rows); None when the page is past the cap anyway.
         n = None
-        if exact_count:
-            n = self._scalar(select(func.count()).select_from(base.order_by(None).subquery()))
-        elif count and offset + page_size < self.count_cap:
-            # (the rows as a constant: SQLite copies a selected id into the subquery)
-            capped_q = (base.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
-                        .limit(self.count_cap + 1).subquery())
-            n = self._scalar(select(func.count()).select_from(capped_q))
-        if col is None and (n is None or n > self.count_cap):
-            # Many rows match: walking the primary key newest first finds a page
-            # after a few rows, where SQLite would otherwise pick the region or
-            # year index and sort them all (SPEC §6).
-            base = self._prefer_pk_order(base)
+        if exact_count or (count and offset + page_size < self.count_cap):
+            n = self._scalar(statement("count", counting))
+        # Many rows match: walking the primary key newest first finds a page
+        # after a few rows, where SQLite would otherwise pick the region or
+        # year index and sort them all (SPEC §6).
+        by_pk = col is None and (n is None or n > self.count_cap)
+
+        def paged():
+            return statement("paged", lambda: self._prefer_pk_order(base()) if by_pk else base())
 
         ids = None
-        keyset = col is None and isinstance(pk.type, Integer)
-        anchor = self._anchor_from_request(fingerprint) if keyset and page > 0 else None
         if anchor is not None:
             first, anchor_page = anchor
             if page >= anchor_page:
                 # Keyset: rows from the anchor page's first row on, then a short offset.
-                q = base.filter(pk <= first if desc else pk >= first)
-                q = q.order_by(pk.desc() if desc else pk.asc())
-                ids = self._ids(q.offset((page - anchor_page) * page_size).limit(page_size + 1))
+                def forward():
+                    q = paged().filter(pk <= first if desc else pk >= first)
+                    q = q.order_by(pk.desc() if desc else pk.asc())
+                    return q.offset((page - anchor_page) * page_size).limit(page_size + 1)
+                ids = self._ids(statement(("forward", by_pk), forward))
             else:
                 # Walking back: rows before the anchor in reverse order.
-                q = base.filter(pk > first if desc else pk < first)
-                q = q.order_by(pk.asc() if desc else pk.desc())
                 back = (anchor_page - page) * page_size
-                rows = self._ids(q.offset(back - page_size).limit(page_size))
+
+                def backward():
+                    q = paged().filter(pk > first if desc else pk < first)
+                    q = q.order_by(pk.asc() if desc else pk.desc())
+                    return q.offset(back - page_size).limit(page_size)
+                rows = self._ids(statement(("backward", by_pk), backward))
                 if len(rows) == page_size:
                     ids = list(reversed(rows))
                     # Is there a row after this page?  The anchor row itself.
                     ids.append(first)
         if ids is None:
-            q = base
-            if col is not None:
-                q = q.order_by(col.desc() if desc else col.asc())
-            q = q.order_by(pk.desc() if desc else pk.asc())
-            ids = self._ids(q.offset(offset).limit(page_size + 1))
+            def plain():
+                q = paged()
+                if col is not None:
+                    q = q.order_by(col.desc() if desc else col.asc())
+                q = q.order_by(pk.desc() if desc else pk.asc())
+                return q.offset(offset).limit(page_size + 1)
+            ids = self._ids(statement(("plain", by_pk), plain))
         more = len(ids) > page_size
         ids = ids[:page_size]
 
@@ -295,6 +319,21 @@ class CEInterface(SQLAInterface):
                             pks=loaded[0], values=loaded[1])
         items = self._load_rows(ids, list_columns)
         return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
+
+    def _page_statements(self, filters, page_key):
+        """The statements a page runs, kept for the next request of the same page by
+        the same user (a list reloaded after each approval): building them costs
+        more than running them.  A dict to fill, empty the first time; a fresh one,
+        kept nowhere, when a filter's value is computed per request (FAB's
+        *Function filters) or nobody is signed in."""
+        user = current_user.get_id() if current_user else None
+        if user is None or (filters and any(callable(v) for v in filters.values)):
+            return {}
+        # The filter classes too: two views' constant filters may differ only in
+        # their class (待核准 and 已核准 on the status column).
+        classes = tuple(type(f) for f in filters.filters) if filters else ()
+        key = (self.obj, self.session.get_bind().dialect.name, self.count_cap, user, classes) + page_key
+        return _PAGE_STATEMENTS.get_or_make(key, dict)
 
     # Plain column selects run on the session's connection: the ORM execution
     # layer (compile state, result processing for entities) costs more than the
