@@ -96,3 +96,37 @@ def test_user_statement_reads_the_account_tables_by_index(app):
         db.session.remove()
     assert plan
     assert not read_whole, "\n".join(plan)
+
+
+def test_login_lookup_ignores_case_and_reads_the_lower_username_index(app):
+    """FAB signs in by lower(username) = lower(typed name): the index on that
+    expression serves it, where the unique index on username cannot."""
+    sm = app.appbuilder.sm
+    seen, stop = _statements(app)
+    with app.app_context():
+        engine = db.engine
+    grabbed = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        grabbed.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        with app.app_context():
+            user = sm.find_user(username="CLERK_A")
+            assert user is not None and user.username == "clerk_a"
+            db.session.remove()
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+        stop()
+    statement, parameters = next((s, p) for s, p in grabbed if "lower(ab_user.username)" in s)
+    with app.app_context():
+        conn = db.session.connection()
+        if IS_PG:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+        else:
+            plan = "\n".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+        db.session.rollback()
+        db.session.remove()
+    assert "ix_ab_user_username_lower" in plan, plan

@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, func
 from sqlalchemy.orm import relationship
 from flask_appbuilder.security.sqla.models import User
 
@@ -22,3 +22,9 @@ class CEUser(User):
         if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
             return first + last
         return f"{first} {last}".strip()
+
+
+# FAB finds the account to sign in by lower(username) = lower(typed name)
+# (AUTH_USERNAME_CI, its default): without an index on that very expression, every
+# login reads the whole account table, one row per registered person.
+Index("ix_ab_user_username_lower", func.lower(CEUser.__table__.c.username))
