@@ -27,7 +27,10 @@ class Config:
         "DATABASE_URL", "sqlite:///" + os.path.join(VAR_DIR, "ce_hours.db")
     )
     SQLALCHEMY_TRACK_MODIFICATIONS = False
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS = {}
+    # A pooled connection idle for longer than this is pinged before use (and
+    # replaced if dead); one used a moment ago is not (app/extensions.py).
+    DB_PING_IDLE_SECONDS = float(os.environ.get("DB_PING_IDLE_SECONDS", "1"))
     if SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
         SQLALCHEMY_ENGINE_OPTIONS.update(
             pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),

@@ -3,7 +3,7 @@ a GET that wrote nothing ends with COMMIT on PostgreSQL, so that psycopg keeps
 the statements it prepared on the server; a request that wrote anything, and
 every request on SQLite, still ends with a rollback: nothing it did is kept."""
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from app import create_app
 from app.extensions import db
@@ -72,3 +72,67 @@ def test_statements_of_fixed_shape_stay_prepared_and_no_others(app, login_as):
     assert len([s for s in prepared if "FROM ab_user LEFT OUTER JOIN" in s]) == 1
     assert len([s for s in prepared if s.startswith("SELECT hour_record.id, person_1.name")]) == 1
     assert not [s for s in prepared if "count(" in s or s.startswith("SELECT hour_record.id \nFROM")], prepared
+
+
+@pytest.fixture
+def ping_app(backend):
+    """An app of its own on the test database, with its pings counted."""
+    built = []
+
+    def make(idle_seconds):
+        cfg = _config(backend.work_url)
+        cfg.DB_PING_IDLE_SECONDS = idle_seconds
+        probe = create_app(cfg)
+        with probe.app_context():
+            engine = db.engine
+        pings, connects = [], []
+        real_ping = engine.dialect.do_ping
+        engine.dialect.do_ping = lambda dbapi_connection: pings.append(1) or real_ping(dbapi_connection)
+        event.listen(engine, "connect", lambda *a: connects.append(1))
+        probe.add_url_rule("/probe/count", "count",
+                           lambda: str(db.session.execute(select(func.count()).select_from(Unit)).scalar()))
+        built.append(probe)
+        return probe, engine, pings, connects
+
+    yield make
+    for probe in built:
+        with probe.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(ping_app):
+    probe, _engine, pings, connects = ping_app(60)
+    client = probe.test_client()
+    answers = {client.get("/probe/count").get_data(as_text=True) for _ in range(5)}
+    assert len(answers) == 1 and int(answers.pop()) > 0
+    assert len(connects) == 1
+    assert pings == []
+
+
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(ping_app):
+    """Idle longer than DB_PING_IDLE_SECONDS (0 here): pinged before use.  A
+    connection that died meanwhile (closed under the pool; on PostgreSQL, its
+    server process terminated) is replaced and the request still answers."""
+    probe, engine, pings, connects = ping_app(0)
+    client = probe.test_client()
+    assert client.get("/probe/count").status_code == 200
+    assert len(connects) == 1
+    before = len(pings)
+    assert client.get("/probe/count").status_code == 200
+    assert len(pings) == before + 1 and len(connects) == 1
+    # Kill the pooled connection.
+    with engine.connect() as conn:
+        dbapi_connection = conn.connection.dbapi_connection
+        if IS_PG:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    if IS_PG:
+        killer = engine.pool._creator()
+        killer.autocommit = True
+        killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        killer.close()
+    else:
+        dbapi_connection.close()
+    resp = client.get("/probe/count")
+    assert resp.status_code == 200 and int(resp.get_data(as_text=True)) > 0
+    assert len(connects) == 2
