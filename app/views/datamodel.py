@@ -45,8 +45,9 @@ from app.views.fastrender import BoundedCache
 COUNT_CAP = 10_000
 # Related-row drop-downs of search forms list at most this many rows.
 SEARCH_SELECT_LIMIT = 500
-# Pages whose statements are kept (query_page), across users and grids.
-_PAGE_STATEMENTS = BoundedCache(2048)
+# Pages whose statements are kept (query_page), across users and grids: the most
+# recent ones (~30 KB each, so ~8 MB a worker).
+_PAGE_STATEMENTS = BoundedCache(256)
 
 
 class FilterRegionSubtree(BaseFilter):
