@@ -92,6 +92,8 @@ def test_figures_equal_independent_queries(app, ctx, username):
     # The unmet list is exactly the persons the requirement service says are short.
     count, rows = dashboard.unmet_persons(YEAR, scope=scope, page_size=10000)
     assert count == len(persons) - len(met)
+    # The page (count from the summary, as the dashboard asks) is the same.
+    assert dashboard.unmet_persons(YEAR, scope=scope, page_size=10000, summary=s) == (count, rows)
     assert {r.person_id for r in rows} == {p.id for p in persons} - met
     for r in rows[:10]:
         t = requirement.year_totals(r.person_id, YEAR)

@@ -275,13 +275,20 @@ def _unmet_select(sel, scope):
     )
 
 
-def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size=50):
+def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size=50, summary=None):
     """(count, [Shortfall]) of the persons in the selection not meeting the year's
-    requirement, one page, ordered by region, unit, name."""
+    requirement, one page, ordered by region, unit, name.  With the selection's
+    `summary` its not_met is the count (the same persons, the same condition):
+    each count reads every person's hours of the year, seconds for a province."""
     scope = current_scope() if scope is None else scope
     sel = resolve(year, region, unit_id, scope)
     q = _unmet_select(sel, scope)
-    count = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    if summary is not None:
+        count = summary.not_met
+        if not count:
+            return 0, []
+    else:
+        count = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
     rows = db.session.execute(
         q.order_by(Unit.region_code, Unit.name, Person.name, Person.id)
         .limit(page_size).offset(max(page, 0) * page_size)

@@ -63,7 +63,8 @@ class DashboardView(BaseView):
             page = 0
         try:
             summary = dashboard.summary(year, region, unit)
-            count, unmet = dashboard.unmet_persons(year, region, unit, page=page, page_size=PAGE_SIZE)
+            count, unmet = dashboard.unmet_persons(year, region, unit, page=page, page_size=PAGE_SIZE,
+                                                   summary=summary)
         except OutOfScope as e:
             abort(404, description=str(e))
         except DomainError as e:
