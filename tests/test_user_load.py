@@ -130,3 +130,58 @@ def test_login_lookup_ignores_case_and_reads_the_lower_username_index(app):
         db.session.rollback()
         db.session.remove()
     assert "ix_ab_user_username_lower" in plan, plan
+
+
+def test_account_and_pending_person_lookups_read_their_indexes_after_analyze(app):
+    """A unit's accounts, a region's bureau accounts, a person's account and a
+    unit's pending persons are found by index, also once the planner has
+    statistics (ANALYZE) of tables where nearly every row has no unit, no region
+    or no pending unit: SQLite counts the NULLs as one value, which made a full
+    index on those columns look useless to it."""
+    from app.models import Person
+    from app.security.scope import scope_clause, scope_of
+    from app.services.accounts import pending_attachments_query
+
+    with app.app_context():
+        password = db.session.execute(select(CEUser.password).where(CEUser.username == "clerk_a")).scalar()
+        applicant = db.session.execute(
+            select(app.appbuilder.sm.role_model.id).where(app.appbuilder.sm.role_model.name == "Applicant")
+        ).scalar()
+        persons = [{"name": f"统计{i}", "id_type": "PASSPORT", "id_number": f"T{i:08d}", "is_freelancer": False,
+                    "unit_confirmed": True} for i in range(1500)]
+        db.session.execute(Person.__table__.insert(), persons)
+        first = db.session.execute(select(CEUser.id).order_by(CEUser.id.desc())).scalar() + 1
+        db.session.execute(CEUser.__table__.insert(), [
+            {"id": first + i, "first_name": f"申请人{i}", "last_name": "", "username": f"applicant{i}",
+             "password": password, "active": True, "email": f"applicant{i}@example.invalid"} for i in range(1500)
+        ])
+        links = CEUser.roles.property.secondary
+        db.session.execute(links.insert(), [{"user_id": first + i, "role_id": applicant} for i in range(1500)])
+        db.session.commit()
+        conn = db.session.connection()
+        conn.exec_driver_sql("ANALYZE")
+        db.session.commit()
+
+        def plan(stmt):
+            conn = db.session.connection()
+            compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            params = compiled.construct_params()
+            if IS_PG:
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), params))
+            positional = tuple(params[name] for name in compiled.positiontup)
+            return "\n".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), positional))
+
+        unit_admin = db.session.execute(select(CEUser).where(CEUser.username == "unitadmin_a")).scalar_one()
+        bureau = db.session.execute(select(CEUser).where(CEUser.username == "bureau_nj")).scalar_one()
+        checks = {
+            "ix_ab_user_unit_id": select(CEUser.id).where(scope_clause(CEUser, scope_of(unit_admin))),
+            "ix_ab_user_region_code": select(CEUser.id).where(scope_clause(CEUser, scope_of(bureau))),
+            "ix_ab_user_person_id": select(CEUser.id).where(CEUser.person_id == 1),
+            "ix_person_pending_unit": pending_attachments_query(unit_admin),
+        }
+        plans = {index: plan(stmt) for index, stmt in checks.items()}
+        db.session.rollback()
+        db.session.remove()
+    for index, shown in plans.items():
+        assert index in shown, f"{index}:\n{shown}"

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Column, Date, DateTime, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Column, Date, DateTime, Enum, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
@@ -37,7 +37,11 @@ class Person(db.Model):
         UniqueConstraint("id_type", "id_number", name="uq_person_id"),
         Index("ix_person_unit", "unit_id"),
         Index("ix_person_name", "name"),
-        Index("ix_person_pending_unit", "pending_unit_id"),
+        # Partial: nearly every person has no pending unit, and SQLite's statistics
+        # (ANALYZE) count the NULLs as one value, so a full index looked useless and
+        # a unit's pending persons were found by reading every person.
+        Index("ix_person_pending_unit", "pending_unit_id", sqlite_where=text("pending_unit_id IS NOT NULL"),
+              postgresql_where=text("pending_unit_id IS NOT NULL")),
     )
 
     def __repr__(self):

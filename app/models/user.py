@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, func
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.orm import relationship
 from flask_appbuilder.security.sqla.models import User
 
@@ -28,3 +28,18 @@ class CEUser(User):
 # (AUTH_USERNAME_CI, its default): without an index on that very expression, every
 # login reads the whole account table, one row per registered person.
 Index("ix_ab_user_username_lower", func.lower(CEUser.__table__.c.username))
+
+
+def _bound(column):
+    """An index on the accounts bound to a unit / region / person.  Partial: most
+    accounts have no unit (applicants) or no region (all but bureau staff), and
+    SQLite's statistics count the NULLs as one value (a full index would look
+    useless once ANALYZE ran)."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(f"ix_ab_user_{column}", CEUser.__table__.c[column], sqlite_where=where, postgresql_where=where)
+
+
+# A unit's accounts (unit administrators), a region's (bureau staff), a person's.
+_bound("unit_id")
+_bound("region_code")
+_bound("person_id")
