@@ -759,3 +759,53 @@ def test_bureau_rejects_a_registration_in_its_region_only(app, client, login_as)
         assert entry.username == "bureau_nj" and json.loads(entry.detail)["old"]["accounts"] == ["jy_admin"]
     # The credit code is free again.
     assert "注册成功" in text(post(client, "/register/unit", register_unit_form(), follow_redirects=True))
+
+
+def test_account_list_is_paged_and_searchable(app, login_as):
+    """An administrator manages every applicant's account: the list shows 50 a
+    page by username with a next-page link, finds a username by its first letters
+    (any case) or a name by its first characters, and loads the roles of a page in
+    a few statements, not one per account."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        password = db.session.execute(select(CEUser.password).where(CEUser.username == "clerk_a")).scalar()
+        applicant = role_id(app, "Applicant")
+        first = db.session.execute(select(func.max(CEUser.id))).scalar() + 1
+        db.session.execute(CEUser.__table__.insert(), [
+            {"id": first + i, "first_name": f"翻页{i:03d}", "last_name": "", "username": f"pager{i:03d}",
+             "password": password, "active": True, "email": f"pager{i}@example.invalid"} for i in range(120)
+        ])
+        db.session.execute(CEUser.roles.property.secondary.insert(),
+                           [{"user_id": first + i, "role_id": applicant} for i in range(120)])
+        db.session.commit()
+        total = len(db.session.execute(accounts.managed_users_query(uid("admin"))).scalars().all())
+        db.session.remove()
+    admin = login_as("admin")
+    seen, statements = [], []
+    with app.app_context():
+        engine = db.engine
+    grab = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        html = text(admin.get("/accounts/users/"))
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    url = "/accounts/users/"
+    while url:
+        html = text(admin.get(url))
+        table = html[html.index('id="accounts"'):]
+        names = re.findall(r"<tr>\s*<td>([^<]+)</td>", table)
+        assert 0 < len(names) <= 50
+        seen += names
+        m = re.search(r'<li class="next"><a href="([^"]+)"', html)
+        url = m.group(1).replace("&amp;", "&") if m else None
+    assert f"共 {total} 个账号" in text(admin.get("/accounts/users/"))
+    assert len(seen) == total == len(set(seen)) and seen == sorted(seen)
+    assert len(statements) < 15, statements
+    found = text(admin.get("/accounts/users/?q=PAGER10"))
+    found = re.findall(r"<tr>\s*<td>([^<]+)</td>", found[found.index('id="accounts"'):])
+    assert found == [f"pager{i}" for i in range(100, 110)]
+    by_name = text(admin.get("/accounts/users/?q=翻页11"))
+    assert re.findall(r"<tr>\s*<td>([^<]+)</td>", by_name[by_name.index('id="accounts"'):]) == \
+        [f"pager{i}" for i in range(110, 120)]

@@ -515,6 +515,37 @@ def managed_users_query(actor):
     )
 
 
+ACCOUNTS_PAGE_SIZE = 50
+# Counting stops here (an administrator manages every applicant's account).
+ACCOUNTS_COUNT_CAP = 10_000
+
+
+def managed_users_page(actor, search="", page=0, page_size=ACCOUNTS_PAGE_SIZE):
+    """(count, capped, accounts) of one page of the accounts the actor administers,
+    by username, with their roles, unit and region loaded in the same few queries.
+    `search` narrows to usernames starting with it (case-insensitive, through the
+    login index) or, when it holds Chinese characters, to names starting with it.
+    The count stops at ACCOUNTS_COUNT_CAP (`capped`)."""
+    from sqlalchemy.orm import selectinload
+
+    query = managed_users_query(actor)
+    search = (search or "").strip()
+    if search:
+        if any("\u4e00" <= ch <= "\u9fff" for ch in search):
+            query = query.where(CEUser.first_name.startswith(search, autoescape=True))
+        else:
+            low = search.lower()
+            name = db.func.lower(CEUser.username)
+            query = query.where(name >= low, name < low + "\uffff")
+    counted = query.order_by(None).with_only_columns(CEUser.id).limit(ACCOUNTS_COUNT_CAP + 1).subquery()
+    count = db.session.execute(select(db.func.count()).select_from(counted)).scalar()
+    users = db.session.execute(
+        query.options(selectinload(CEUser.roles), selectinload(CEUser.unit), selectinload(CEUser.region))
+        .limit(page_size).offset(max(page, 0) * page_size)
+    ).scalars().all()
+    return min(count, ACCOUNTS_COUNT_CAP), count > ACCOUNTS_COUNT_CAP, users
+
+
 def get_managed_user(actor, user_id):
     try:
         user_id = int(user_id)

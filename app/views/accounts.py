@@ -165,10 +165,19 @@ class AccountAdminView(BaseView):
     @has_access
     @permission_name("list")
     def list(self):
-        users = db.session.execute(accounts.managed_users_query(g.user)).scalars().all()
+        search = request.args.get("q", "")
+        try:
+            page = max(int(request.args.get("page", 0)), 0)
+        except ValueError:
+            page = 0
+        count, capped, users = accounts.managed_users_page(g.user, search, page)
+        size = accounts.ACCOUNTS_PAGE_SIZE
         return self.render_template(
             "accounts/users.html", users=users, role_labels=R.ROLE_LABELS,
             can_create=not accounts.scope_of(g.user).everything,
+            search=search, page=page, count=count, capped=capped,
+            has_next=capped or (page + 1) * size < count,
+            page_url=lambda p: url_for("AccountAdminView.list", page=p, **({"q": search} if search else {})),
         )
 
     @expose("/<int:pk>")
