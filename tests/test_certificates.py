@@ -548,3 +548,28 @@ def test_year_without_approved_hours_is_refused(app, login_as):
     pid, _year = _pid(app, "张三")
     html = _refused(login_as("zhangsan"), f"/certificates/pdf/{pid}/2001")
     assert "没有已核准的学时" in html
+
+
+def test_certificate_scope_is_exactly_the_persons_in_scope(app, ctx):
+    """Every role sees the certificates of exactly the persons it sees (the
+    registry's rule asks a region's part per certificate, the rest as a list)."""
+    from app.models import CEUser
+    from app.security.scope import scope_clause, scope_of
+
+    for person in db.session.execute(select(Person)).scalars():
+        years = [y for y, t in totals_by_year(person.id).items() if t.total > 0][:1]
+        for year in years:
+            certs.issue(person, year)
+    db.session.commit()
+    issued = {c.id: c.person_id for c in db.session.execute(select(Certificate)).scalars()}
+    assert len(set(issued.values())) >= 3
+    partial = []
+    for user in db.session.execute(select(CEUser)).scalars():
+        scope = scope_of(user)
+        persons = set(db.session.execute(select(Person.id).where(scope_clause(Person, scope))).scalars())
+        seen = set(db.session.execute(select(Certificate.id).where(scope_clause(Certificate, scope))).scalars())
+        assert seen == {cid for cid, pid in issued.items() if pid in persons}, user.username
+        if 0 < len(seen) < len(issued):
+            partial.append(user.username)
+    # Bureaus of a city, units and applicants each see some certificates, not all.
+    assert {"bureau_nj", "bureau_sz", "clerk_a", "zhangsan"} <= set(partial), partial

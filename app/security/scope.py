@@ -10,13 +10,13 @@ asks this module which rows the current user may touch:
 
 A rule for a new model is added to `_RULES` here and nowhere else.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from flask import g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
-from sqlalchemy import and_, false, func, literal_column, or_, select, true
+from sqlalchemy import and_, exists, false, func, literal_column, or_, select, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import replacement_traverse
@@ -268,10 +268,23 @@ def _user_rule(scope):
 
 
 def _certificate_rule(scope):
-    # A certificate is seen by whoever sees its person (print and registry alike).
+    """A certificate is seen by whoever sees its person (print and registry alike).
+
+    A region's part asks, per certificate, whether its person's unit lies in the
+    region (EXISTS): as `person_id IN (the region's persons)` a province bureau's
+    registry listed a million persons' ids and probed the certificates of each,
+    1.7 s on an empty table.  The other parts (a unit's or one person's few
+    persons) stay a list."""
     from app.models import Certificate, Person
 
-    return [Certificate.person_id.in_(select(Person.id).where(scope_clause(Person, scope)))]
+    parts = []
+    if scope.region_prefixes:
+        parts.append(exists().where(Person.id == Certificate.person_id,
+                                    Person.unit_id.in_(_units_in_regions(scope.region_prefixes))))
+    rest = replace(scope, region_prefixes=())
+    if not rest.empty:
+        parts.append(Certificate.person_id.in_(select(Person.id).where(scope_clause(Person, rest))))
+    return parts
 
 
 _RULES = {
