@@ -573,3 +573,41 @@ def test_certificate_scope_is_exactly_the_persons_in_scope(app, ctx):
             partial.append(user.username)
     # Bureaus of a city, units and applicants each see some certificates, not all.
     assert {"bureau_nj", "bureau_sz", "clerk_a", "zhangsan"} <= set(partial), partial
+
+
+@pytest.mark.parametrize("username", ["bureau_js", "bureau_nj", "clerk_a", "agency_clerk"])
+def test_print_list_pages_are_the_persons_with_hours_in_scope_by_id(app, ctx, username):
+    """The print page's persons, page by page, are those of a plain query (in
+    scope, approved hours in the year, by id); for a region SQLite reads them
+    walking the person key (services.sqlplan), not sorting the whole region."""
+    from sqlalchemy import event
+
+    from app.models import CEUser
+    from app.security.scope import scope_clause, scope_of
+
+    scope = scope_of(db.session.execute(select(CEUser).where(CEUser.username == username)).scalar_one())
+    year = max(y for p in db.session.execute(select(Person)).scalars() for y in totals_by_year(p.id))
+    want = [p.id for p in db.session.execute(
+        select(Person).where(scope_clause(Person, scope)).order_by(Person.id)).scalars()
+        if totals_by_year(p.id).get(year) is not None and totals_by_year(p.id)[year].total > 0]
+    assert want, username
+    statements = []
+    grab = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", grab)
+    try:
+        got, offset = [], 0
+        while True:
+            rows, more = certs.persons_with_hours(year, scope_clause(Person, scope), offset=offset, limit=2)
+            got += [p.id for p, _totals in rows]
+            offset += 2
+            if not more:
+                break
+    finally:
+        event.remove(db.engine, "before_cursor_execute", grab)
+    assert got == want
+    if db.engine.dialect.name == "sqlite" and scope.region_prefixes:
+        listing = next(s for s in statements if s.startswith("SELECT person.id"))
+        assert "(person.unit_id + 0) IN" in listing, listing
+        plan = [r[3] for r in db.session.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + listing.replace("?", "NULL"))]
+        assert not any("TEMP B-TREE FOR ORDER BY" in line for line in plan), plan

@@ -35,7 +35,7 @@ from decimal import Decimal
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -45,6 +45,7 @@ from app.models.certificate import Certificate, CertificateStatus
 from app.models.enums import label
 from app.services import audit, certificate_render, jobs, requirement
 from app.services.errors import DomainError
+from app.services.sqlplan import walk_by_key
 from app.services.validators import mask_id_number, mask_name
 
 log = logging.getLogger(__name__)
@@ -651,7 +652,9 @@ def persons_with_hours(year, scope_clause_person, *, query=None, offset=0, limit
         select(H.id).where(H.person_id == Person.id, H.year == int(year),
                            H.status.in_(requirement.COUNTING_STATUSES)).exists()
     )
-    stmt = select(Person).options(joinedload(Person.unit)).where(scope_clause_person, has_hours)
+    # By id, the first persons of a region are found walking the key (sqlplan).
+    where = walk_by_key(and_(scope_clause_person, has_hours), Person.__table__, db.engine.dialect.name)
+    stmt = select(Person).options(joinedload(Person.unit)).where(where)
     if query:
         q = query.strip()
         stmt = stmt.where((Person.name.contains(q, autoescape=True)) | (Person.id_number == q.upper()))

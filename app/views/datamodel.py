@@ -30,15 +30,13 @@ from flask_appbuilder.models.sqla.filters import (
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Column, Enum, Integer, String, bindparam, false, func, literal_column, or_, select
+from sqlalchemy import Enum, Integer, bindparam, false, func, literal_column, or_, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BinaryExpression
-from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.orm import aliased, joinedload
 
 from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
+from app.services.sqlplan import walk_by_key
 from app.views.fastrender import BoundedCache
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -346,30 +344,15 @@ class CEInterface(SQLAInterface):
         return self.session.connection().execute(stmt).scalars().all()
 
     def _prefer_pk_order(self, query):
-        """On SQLite (no range statistics), hide this table's range-compared
-        columns (the region subtree) from the index chooser (`col || ''`, same
-        values), so that the newest-first page is read along the primary key or
-        an index leading on the equality filters and then id (year, category,
-        unit), instead of sorting a whole region (SPEC §6).  PostgreSQL plans
-        this from its statistics and keeps the query as it is."""
-        if self.session.get_bind().dialect.name != "sqlite":
+        """On SQLite, this table's region ranges and sub-select memberships hidden
+        from the index chooser (services.sqlplan.walk_by_key), so that the
+        newest-first page is read along the primary key or an index leading on the
+        equality filters and then id (year, category, unit), instead of sorting a
+        whole region (SPEC §6).  PostgreSQL keeps the query as it is."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect != "sqlite" or query.whereclause is None or len(query.get_final_froms()) != 1:
             return query
-        table = self.obj.__table__
-        if query.whereclause is None or len(query.get_final_froms()) != 1:
-            return query
-        pk_key = self.get_pk().key
-        ranges = (operators.ge, operators.gt, operators.le, operators.lt)
-
-        def hide(element):
-            if (isinstance(element, BinaryExpression) and element.operator in ranges
-                    and isinstance(element.left, Column) and element.left.table is table
-                    and element.left.key != pk_key and isinstance(element.left.type, String)):
-                hidden = element.left.op("||")(literal_column("''"))
-                return BinaryExpression(hidden, element.right, element.operator)
-            return None
-
-        where = replacement_traverse(query.whereclause, {}, hide)
-        return select(self.get_pk()).where(where)
+        return select(self.get_pk()).where(walk_by_key(query.whereclause, self.obj.__table__, dialect))
 
     def _load_rows(self, ids, list_columns):
         """The rows with these ids, in this order, with the related rows the list
