@@ -271,3 +271,32 @@ def test_statements_of_a_filter_computed_per_request_are_not_kept_nor_shared(gri
         login_user(db.session.query(CEUser).filter_by(username="bureau_sz").one())
         assert dm._page_statements(kept, ("f", 0, None, False, True)) == {}
         db.session.remove()
+
+
+def test_many_rows_are_paged_walking_the_key_on_sqlite(grid_app, login_as):
+    """Over the count cap, a region's page is read walking the primary key
+    (services.sqlplan): on SQLite the region's range is hidden from the index
+    chooser and the plan sorts nothing; PostgreSQL gets the statement unchanged."""
+    from sqlalchemy import event
+
+    client = login_as("bureau_js")
+    seen = []
+    with grid_app.app_context():
+        engine = db.engine
+    grab = lambda conn, cursor, statement, parameters, *rest: seen.append((statement, parameters))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        html = client.get("/hourrecordview/list/").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    assert "超过 %d 条" % CAP in html
+    statement, parameters = next((s, p) for s, p in seen
+                                 if s.startswith("SELECT hour_record.id") and "ORDER BY hour_record.id DESC" in s)
+    with grid_app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            assert "(hour_record.region_code || '') >=" in statement, statement
+            plan = [r[3] for r in db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            assert not any("TEMP B-TREE" in line for line in plan), plan
+        else:
+            assert "|| ''" not in statement
+        db.session.remove()
