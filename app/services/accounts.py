@@ -523,8 +523,9 @@ ACCOUNTS_COUNT_CAP = 10_000
 def managed_users_page(actor, search="", page=0, page_size=ACCOUNTS_PAGE_SIZE):
     """(count, capped, accounts) of one page of the accounts the actor administers,
     by username, with their roles, unit and region loaded in the same few queries.
-    `search` narrows to usernames starting with it (case-insensitive, through the
-    login index) or, when it holds Chinese characters, to names starting with it.
+    `search` narrows to usernames starting with it (case-insensitive; LIKE, not an
+    index range, which a database's collation could reorder) or, when it holds
+    Chinese characters, to names starting with it.
     The count stops at ACCOUNTS_COUNT_CAP (`capped`)."""
     from sqlalchemy.orm import selectinload
 
@@ -534,9 +535,7 @@ def managed_users_page(actor, search="", page=0, page_size=ACCOUNTS_PAGE_SIZE):
         if any("\u4e00" <= ch <= "\u9fff" for ch in search):
             query = query.where(CEUser.first_name.startswith(search, autoescape=True))
         else:
-            low = search.lower()
-            name = db.func.lower(CEUser.username)
-            query = query.where(name >= low, name < low + "\uffff")
+            query = query.where(db.func.lower(CEUser.username).startswith(search.lower(), autoescape=True))
     counted = query.order_by(None).with_only_columns(CEUser.id).limit(ACCOUNTS_COUNT_CAP + 1).subquery()
     count = db.session.execute(select(db.func.count()).select_from(counted)).scalar()
     users = db.session.execute(
