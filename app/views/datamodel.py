@@ -18,7 +18,6 @@ import hashlib
 from dataclasses import dataclass, field
 
 from flask import request
-from flask_login import current_user
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import (
     FilterEqual,
@@ -30,6 +29,7 @@ from flask_appbuilder.models.sqla.filters import (
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import Enum, Integer, bindparam, false, func, literal_column, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased, joinedload
