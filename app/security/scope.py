@@ -16,7 +16,7 @@ from functools import cached_property
 from flask import g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
-from sqlalchemy import and_, exists, false, func, literal_column, or_, select, true
+from sqlalchemy import and_, false, func, literal_column, or_, select, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import replacement_traverse
@@ -279,8 +279,11 @@ def _certificate_rule(scope):
 
     parts = []
     if scope.region_prefixes:
-        parts.append(exists().where(Person.id == Certificate.person_id,
-                                    Person.unit_id.in_(_units_in_regions(scope.region_prefixes))))
+        # (correlated to the certificate only: a query that also joins person
+        # keeps this person its own)
+        parts.append(select(Person.id).where(Person.id == Certificate.person_id,
+                                             Person.unit_id.in_(_units_in_regions(scope.region_prefixes)))
+                     .correlate(Certificate).exists())
     rest = replace(scope, region_prefixes=())
     if not rest.empty:
         parts.append(Certificate.person_id.in_(select(Person.id).where(scope_clause(Person, rest))))
