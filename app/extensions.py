@@ -39,20 +39,60 @@ def enforce_sqlite_foreign_keys(dbapi_connection, connection_record):
 #
 # psycopg forgets every prepared statement when its connection rolls back, and
 # a request ends by rolling back (the pool resets each connection it gets
-# back).  A transaction that wrote nothing commits to the same effect: a GET
-# that wrote nothing ends with COMMIT.
+# back).  So a GET or HEAD on PostgreSQL reads without a transaction
+# (autocommit): no BEGIN before its first statement, no COMMIT or ROLLBACK
+# after its last, two round trips less, and nothing to roll back.  Under
+# PostgreSQL's READ COMMITTED each statement reads its own snapshot inside a
+# transaction too, so the reads see what they would have seen.  The first
+# statement that could write (anything but a compiled SELECT: DML, DDL, text,
+# SELECT ... FOR UPDATE) or streams from a server-side cursor (yield_per) opens
+# a transaction as usual, and the request's end rolls back whatever was not
+# committed.  A GET that began otherwise (after an idle connection's ping)
+# ends with COMMIT when it wrote nothing.
 
 PREPARED = {"ce_prepare": True}
 _WRITE_FLAG = "ce_wrote"
+_READING = "ce_reading"  # the connection was put in autocommit for a GET's reads
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _safe_request():
+    from flask import has_request_context, request
+
+    return has_request_context() and request.method in _SAFE_METHODS
+
+
+def read_without_transaction(conn):
+    """Engine 'begin': a GET or HEAD on psycopg starts reading in autocommit."""
+    if conn.dialect.driver != "psycopg" or not _safe_request():
+        return
+    from psycopg.pq import TransactionStatus
+
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection.autocommit or dbapi_connection.info.transaction_status != TransactionStatus.IDLE:
+        return  # in a transaction already (a ping), or autocommit set elsewhere
+    dbapi_connection.autocommit = True
+    conn.info[_READING] = True
+
+
+def _could_write(context):
+    compiled = getattr(context, "compiled", None)
+    statement = getattr(compiled, "statement", None)
+    return not getattr(statement, "is_select", False) or getattr(statement, "_for_update_arg", None) is not None
 
 
 def mark_writes(conn, cursor, statement, parameters, context, executemany):
     """Engine 'before_cursor_execute': anything but a compiled SELECT (writes,
-    DDL, text statements) marks the connection's transaction as writing."""
-    compiled = getattr(context, "compiled", None)
-    if compiled is None or not getattr(compiled.statement, "is_select", False):
+    DDL, text statements, SELECT ... FOR UPDATE) marks the connection's
+    transaction as writing, and opens a transaction if it was reading in
+    autocommit; so does a streamed (server-side cursor) read."""
+    writes = _could_write(context)
+    if writes:
         conn.info[_WRITE_FLAG] = True
+    if conn.info.get(_READING) and (writes or context.execution_options.get("stream_results")):
+        # Idle in autocommit: psycopg sends BEGIN before this statement.
+        conn.connection.dbapi_connection.autocommit = False
+        del conn.info[_READING]
 
 
 def forget_writes(conn):
@@ -60,9 +100,19 @@ def forget_writes(conn):
     conn.info.pop(_WRITE_FLAG, None)
 
 
+def end_reading(dbapi_connection, connection_record):
+    """Pool 'checkin': the connection goes back to the pool out of autocommit."""
+    if connection_record.info.pop(_READING, None) and dbapi_connection is not None:
+        try:
+            dbapi_connection.autocommit = False
+        except Exception:  # a broken connection: the pool discards it
+            pass
+
+
 def commit_read_only_request(exc):
     """Teardown of a GET or HEAD on PostgreSQL that raised nothing and wrote
-    nothing: COMMIT instead of the rollback to come (see above)."""
+    nothing in a transaction (one begun before the request could choose
+    autocommit): COMMIT instead of the rollback to come (see above)."""
     from flask import request
 
     if exc is not None or request.method not in _SAFE_METHODS:
@@ -71,7 +121,7 @@ def commit_read_only_request(exc):
     if not session.in_transaction() or session.new or session.dirty or session.deleted:
         return
     conn = session.connection()
-    if conn.dialect.name == "postgresql" and not conn.info.get(_WRITE_FLAG):
+    if conn.dialect.name == "postgresql" and not conn.info.get(_WRITE_FLAG) and not conn.info.get(_READING):
         session.commit()
 
 
@@ -94,12 +144,15 @@ def execute_prepared(cursor, statement, parameters, context):
 def keep_prepared_statements(app):
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
 
     for name, listener in (("connect", no_automatic_prepare), ("do_execute", execute_prepared),
-                           ("before_cursor_execute", mark_writes), ("commit", forget_writes),
-                           ("rollback", forget_writes)):
+                           ("begin", read_without_transaction), ("before_cursor_execute", mark_writes),
+                           ("commit", forget_writes), ("rollback", forget_writes)):
         if not event.contains(Engine, name, listener):
             event.listen(Engine, name, listener)
+    if not event.contains(Pool, "checkin", end_reading):
+        event.listen(Pool, "checkin", end_reading)
     # Runs before Flask-SQLAlchemy's teardown (app context) closes the session.
     app.teardown_request(commit_read_only_request)
 

@@ -1,12 +1,15 @@
-"""How a request's transaction ends (app/extensions.py keep_prepared_statements):
-a GET that wrote nothing ends with COMMIT on PostgreSQL, so that psycopg keeps
-the statements it prepared on the server; a request that wrote anything, and
-every request on SQLite, still ends with a rollback: nothing it did is kept."""
+"""How a request's transaction begins and ends (app/extensions.py
+keep_prepared_statements): on PostgreSQL a GET reads without a transaction
+(autocommit), so psycopg keeps the statements it prepared on the server and no
+BEGIN / COMMIT round trips are spent; its first statement that could write
+opens a transaction.  A request that wrote and did not commit, on either
+database, ends with a rollback: nothing it did is kept."""
 import pytest
+from flask import request
 from sqlalchemy import event, func, select, text, update
 
 from app import create_app
-from app.extensions import db
+from app.extensions import csrf, db
 from app.models import AuditLog, Unit
 from tests.conftest import IS_PG, _config
 
@@ -32,8 +35,38 @@ def probe_app(app, backend):
     def read_only():
         return str(db.session.execute(select(func.count()).select_from(Unit)).scalar())
 
-    for view in (orm_write, core_write, text_write, read_only):
-        probe.add_url_rule("/probe/" + view.__name__, view.__name__, view)
+    def read_then_fail():
+        db.session.execute(select(func.count()).select_from(Unit)).scalar()
+        db.session.execute(update(Unit).values(name="探针单位"))
+        raise RuntimeError("after the write")
+
+    def write_and_commit():
+        db.session.execute(select(func.count()).select_from(Unit)).scalar()
+        db.session.add(AuditLog(action="probe", object_type="Probe"))
+        db.session.commit()
+        return "ok"
+
+    def streamed():
+        rows = db.session.execute(select(Unit.id).order_by(Unit.id).execution_options(yield_per=2))
+        return str(len(rows.scalars().all()))
+
+    def transaction_states():
+        """The driver's transaction state after a read, then after a write (or a
+        SELECT ... FOR UPDATE with ?then=lock)."""
+        dbapi_connection = db.session.connection().connection.dbapi_connection
+        db.session.execute(select(func.count()).select_from(Unit)).scalar()
+        states = [dbapi_connection.info.transaction_status.name]
+        if request.args.get("then") == "lock":
+            db.session.execute(select(Unit.id).where(Unit.id < 0).with_for_update()).all()
+        else:
+            db.session.execute(update(Unit).where(Unit.id < 0).values(name="x"))
+        states.append(dbapi_connection.info.transaction_status.name)
+        return " ".join(states)
+
+    csrf.exempt(transaction_states)  # posted to below
+    for view in (orm_write, core_write, text_write, read_only, read_then_fail, write_and_commit, streamed,
+                 transaction_states):
+        probe.add_url_rule("/probe/" + view.__name__, view.__name__, view, methods=["GET", "POST"])
     yield probe
     with probe.app_context():
         db.session.remove()
@@ -54,6 +87,45 @@ def test_a_get_that_writes_without_committing_stores_nothing(probe_app, route):
     assert client.get("/probe/read_only").status_code == 200
     assert client.get("/probe/" + route).get_data(as_text=True) == "ok"
     assert _stored(probe_app) == (0, 0)
+
+
+def test_a_get_that_fails_after_reading_and_writing_stores_nothing(probe_app):
+    probe_app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = probe_app.test_client()
+    assert client.get("/probe/read_then_fail").status_code == 500
+    assert _stored(probe_app) == (0, 0)
+
+
+def test_a_get_that_commits_its_write_stores_it(probe_app):
+    client = probe_app.test_client()
+    assert client.get("/probe/write_and_commit").get_data(as_text=True) == "ok"
+    assert _stored(probe_app) == (1, 0)
+
+
+def test_a_streamed_read_in_a_get_gets_every_row(probe_app):
+    """yield_per reads through a server-side cursor on PostgreSQL, which needs a
+    transaction: the GET opens one for it."""
+    with probe_app.app_context():
+        units = db.session.execute(select(func.count()).select_from(Unit)).scalar()
+        db.session.remove()
+    assert units > 2
+    assert probe_app.test_client().get("/probe/streamed").get_data(as_text=True) == str(units)
+
+
+@pytest.mark.skipif(not IS_PG, reason="psycopg's autocommit: run by the PostgreSQL pass of scripts/test.sh")
+def test_a_get_reads_without_a_transaction_until_it_writes(probe_app):
+    client = probe_app.test_client()
+    # GET: the read leaves no transaction open (autocommit); the write opens one.
+    assert client.get("/probe/transaction_states").get_data(as_text=True) == "IDLE INTRANS"
+    assert client.get("/probe/transaction_states?then=lock").get_data(as_text=True) == "IDLE INTRANS"
+    # POST: a transaction from the first statement on.
+    assert client.post("/probe/transaction_states").get_data(as_text=True) == "INTRANS INTRANS"
+    # The connection went back to the pool out of autocommit.
+    with probe_app.app_context():
+        assert db.engine.pool.checkedin() == 1
+        with db.engine.connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit is False
+        db.session.remove()
 
 
 @pytest.mark.skipif(not IS_PG, reason="psycopg's prepared statements: run by the PostgreSQL pass of scripts/test.sh")
