@@ -91,6 +91,13 @@ def test_pages_by_links_and_by_number_match_a_plain_scoped_query(grid_app, login
         pages = walk(client, "/hourrecordview/list/?" + args)
         got = [pk for _, _, ids in pages for pk in ids]
         assert got == want, (username, args)
+        # Each page's count: exact below the cap and on the last page, "超过 N" otherwise.
+        for n, (_, html, _) in enumerate(pages):
+            exact = re.search(r'class="ce-count">(\d+)<', html)
+            if len(want) <= CAP or n == len(pages) - 1:
+                assert exact and int(exact.group(1)) == len(want), (username, args, n)
+            else:
+                assert not exact and re.search(r'class="ce-count-capped">超过 \d+ 条<', html), (username, args, n)
         assert all(len(ids) == 25 for _, _, ids in pages[:-1])
         # The same pages typed as page numbers (no anchor: offset paging).
         for n, (_, _, ids) in enumerate(pages):

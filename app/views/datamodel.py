@@ -256,9 +256,14 @@ class CEInterface(SQLAInterface):
             return select(func.count()).select_from(capped_q)
 
         # How many rows match, up to the cap (an index-only count of at most
-        # `count_cap` rows); None when the page is past the cap anyway.
+        # `count_cap` rows); None when the page is past the cap anyway.  Where
+        # the page's plan does not depend on the count (not SQLite, see
+        # `_prefer_pk_order`), the count comes as a column of the ids' statement:
+        # one round trip less.
         n = None
-        if exact_count or (count and offset + page_size < self.count_cap):
+        wants_count = exact_count or (count and offset + page_size < self.count_cap)
+        together = wants_count and self.session.get_bind().dialect.name != "sqlite"
+        if wants_count and not together:
             n = self._scalar(statement("count", counting))
         # Many rows match: walking the primary key newest first finds a page
         # after a few rows, where SQLite would otherwise pick the region or
@@ -267,6 +272,15 @@ class CEInterface(SQLAInterface):
 
         def paged():
             return statement("paged", lambda: self._prefer_pk_order(base()) if by_pk else base())
+
+        def fetch_ids(name, build):
+            nonlocal n
+            if not together:
+                return self._ids(statement(name, build))
+            rows = self._rows(statement(name, lambda: build().add_columns(counting().scalar_subquery())))
+            if rows:
+                n = rows[0][1]
+            return [row[0] for row in rows]
 
         ids = None
         if anchor is not None:
@@ -277,7 +291,7 @@ class CEInterface(SQLAInterface):
                     q = paged().filter(pk <= first if desc else pk >= first)
                     q = q.order_by(pk.desc() if desc else pk.asc())
                     return q.offset((page - anchor_page) * page_size).limit(page_size + 1)
-                ids = self._ids(statement(("forward", by_pk), forward))
+                ids = fetch_ids(("forward", by_pk), forward)
             else:
                 # Walking back: rows before the anchor in reverse order.
                 back = (anchor_page - page) * page_size
@@ -286,7 +300,7 @@ class CEInterface(SQLAInterface):
                     q = paged().filter(pk > first if desc else pk < first)
                     q = q.order_by(pk.asc() if desc else pk.desc())
                     return q.offset(back - page_size).limit(page_size)
-                rows = self._ids(statement(("backward", by_pk), backward))
+                rows = fetch_ids(("backward", by_pk), backward)
                 if len(rows) == page_size:
                     ids = list(reversed(rows))
                     # Is there a row after this page?  The anchor row itself.
@@ -298,9 +312,11 @@ class CEInterface(SQLAInterface):
                     q = q.order_by(col.desc() if desc else col.asc())
                 q = q.order_by(pk.desc() if desc else pk.asc())
                 return q.offset(offset).limit(page_size + 1)
-            ids = self._ids(statement(("plain", by_pk), plain))
+            ids = fetch_ids(("plain", by_pk), plain)
         more = len(ids) > page_size
         ids = ids[:page_size]
+        if together and n is None and not (ids or page == 0):
+            n = self._scalar(statement("count", counting))  # past the last page: no row carried it
 
         if not more and (ids or page == 0):
             total = CountInfo(offset + len(ids))
@@ -342,6 +358,9 @@ class CEInterface(SQLAInterface):
 
     def _ids(self, stmt):
         return self.session.connection().execute(stmt).scalars().all()
+
+    def _rows(self, stmt):
+        return self.session.connection().execute(stmt).all()
 
     def _prefer_pk_order(self, query):
         """On SQLite, this table's region ranges and sub-select memberships hidden
