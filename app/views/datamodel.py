@@ -30,8 +30,9 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import Enum, Integer, bindparam, false, func, literal_column, or_, select
+from sqlalchemy import Enum, Integer, any_, bindparam, false, func, literal_column, or_, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, joinedload
 
 from app.extensions import PREPARED
@@ -390,7 +391,7 @@ class CEInterface(SQLAInterface):
         many-to-one columns the list shows, outer-joined) instead of ORM objects.
         None when a list column is not a mapped column (a property or a whole
         related object): the caller then loads objects."""
-        plan = self._values_plan(tuple(list_columns))
+        plan = self._values_plan(tuple(list_columns), self.session.get_bind().dialect.name)
         if plan is None:
             return None
         if not ids:
@@ -410,16 +411,19 @@ class CEInterface(SQLAInterface):
             values.append(dict(zip(list_columns, vals)))
         return pks, values
 
-    def _values_plan(self, list_columns):
+    def _values_plan(self, list_columns, dialect):
         """(a statement selecting the key and the list columns of the rows with
         the ids `ids`, outer-joining the many-to-one relations they name; the
         positions of Enum columns), or None when a list column is not a mapped
         column (a property, a whole related object): the caller then loads ORM
-        objects.  Built once: the same statement object every page, so its SQL
-        and cache key are reused."""
+        objects.  Built once per dialect: the same statement object every page,
+        so its SQL and cache key are reused.  On PostgreSQL the ids go as one
+        array (`id = ANY(:ids)`): the same SQL for any number of ids, and no
+        IN list rendered into it on every page."""
         cache = self.__dict__.setdefault("_ce_values_plans", {})
-        if list_columns in cache:
-            return cache[list_columns]
+        key = (list_columns, dialect)
+        if key in cache:
+            return cache[key]
         mapper = sa_inspect(self.obj)
         exprs, joins, enums, aliases = [], [], [], {}
         for k, column in enumerate(list_columns):
@@ -446,10 +450,14 @@ class CEInterface(SQLAInterface):
             stmt = select(self.get_pk(), *exprs)
             for alias, rel in joins:
                 stmt = stmt.outerjoin(alias, rel)
-            stmt = stmt.where(self.get_pk().in_(bindparam("ids", expanding=True))).execution_options(**PREPARED)
-            cache[list_columns] = plan = (stmt, enums)
+            pk = self.get_pk()
+            if dialect == "postgresql":
+                stmt = stmt.where(pk == any_(bindparam("ids", type_=ARRAY(pk.type))))
+            else:
+                stmt = stmt.where(pk.in_(bindparam("ids", expanding=True)))
+            cache[key] = plan = (stmt.execution_options(**PREPARED), enums)
             return plan
-        cache[list_columns] = None
+        cache[key] = None
         return None
 
     def _list_relations(self, list_columns):
