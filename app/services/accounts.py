@@ -687,7 +687,7 @@ def unit_pending(user):
     """The user's unit awaits approval (its users may sign in but not act)."""
     if user is None or not getattr(user, "unit_id", None):
         return False
-    unit = db.session.get(Unit, user.unit_id)
+    unit = user.unit  # loaded with the signed-in user (security manager's load_user)
     return unit is not None and not unit.approved
 
 
