@@ -702,6 +702,47 @@ def test_admin_created_accounts_change_password_first(app, login_as):
     assert "您的密码由他人设置" in text(login(c, "bureau_new", GOOD_PW))
 
 
+def test_admin_account_form_takes_unit_and_person_typed(app, login_as):
+    """The account form's unit and person are typed (credit code or name, ID
+    number or name), not picked from a drop-down of every unit and person (a
+    million persons at province scale: 40 s to open the form).  A text naming no
+    row, or several, is an error on the field and stores nothing."""
+    with app.app_context():
+        applicant = role_id(app, "Applicant")
+        person = db.session.execute(select(Person).order_by(Person.id)).scalars().first()
+        unit = db.session.get(Unit, person.unit_id)
+        person_number, person_id, unit_code, unit_id = person.id_number, person.id, unit.credit_code, unit.id
+        db.session.expunge(unit)
+        # A second person of the same name, in another unit.
+        twin = Person(name=person.name, id_number="110101199003070011", unit_id=person.unit_id)
+        db.session.add(twin)
+        db.session.commit()
+        twin_name = person.name
+        db.session.remove()
+    admin = login_as("admin")
+    html = text(admin.get("/users/add"))
+    assert 'name="person"' in html and 'name="unit"' in html
+    assert person_number not in html and unit.name not in html  # no option per person or unit
+    assert 'placeholder="身份证件号码或姓名"' in html
+    form = {"first_name": "新", "last_name": "个人", "username": "person_new", "active": "y",
+            "email": "person_new@demo.invalid", "roles": [str(applicant)],
+            "password": GOOD_PW, "conf_password": GOOD_PW}
+    for person_text, unit_text, error in (("110101190001010000", unit_code, "未找到“110101190001010000”"),
+                                          (twin_name, unit_code, f"“{twin_name}”对应多条记录"),
+                                          (person_number, "没有这个单位", "未找到“没有这个单位”")):
+        html = text(post(admin, "/users/add", dict(form, person=person_text, unit=unit_text), follow_redirects=True))
+        assert error in html, error
+        with app.app_context():
+            assert db.session.execute(select(CEUser).where(CEUser.username == "person_new")).first() is None
+    post(admin, "/users/add", dict(form, person=person_number, unit=unit_code), follow_redirects=True)
+    with app.app_context():
+        u = uid("person_new")
+        assert (u.person_id, u.unit_id) == (person_id, unit_id)
+        pk = u.id
+    html = text(admin.get(f"/users/edit/{pk}"))
+    assert f'value="{person_number}"' in html and f'value="{unit_code}"' in html
+
+
 @pytest.fixture
 def redis_url(tmp_path):
     """A throw-away redis-server on a free local port (the production limiter storage)."""

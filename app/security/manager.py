@@ -14,7 +14,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import aliased, contains_eager
 
 from app.extensions import PREPARED
+from app.models import Person, Unit
 from app.models.user import CEUser
+from app.views.fields import RelatedLookupField
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
@@ -64,6 +66,15 @@ class CEUserDBModelView(UserDBModelView):
         person=_l("对应人员（个人）"),
         must_change_password=_l("下次登录须修改密码"),
     )
+    # Typed, not picked from every unit and person (app/views/fields.py).
+    _lookups = {
+        "unit": RelatedLookupField(label_columns["unit"], model=Unit,
+                                   placeholder=_l("统一社会信用代码或单位名称")),
+        "person": RelatedLookupField(label_columns["person"], model=Person,
+                                     placeholder=_l("身份证件号码或姓名")),
+    }
+    add_form_extra_fields = dict(UserDBModelView.add_form_extra_fields or {}, **_lookups)
+    edit_form_extra_fields = dict(UserDBModelView.edit_form_extra_fields or {}, **_lookups)
 
     def _place(self, item):
         unit = item.unit

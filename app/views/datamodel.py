@@ -86,6 +86,27 @@ LOOKUP_COLUMNS = {
 }
 
 
+def _typed_pk(text_value):
+    """A short number typed for a relation is a row's id (an 18-digit ID or
+    credit-code number is not)."""
+    pk = _int_or_none(text_value)
+    return pk if pk is not None and len(text_value) < 10 else None
+
+
+def lookup_clause(related, text_value):
+    """The rows of `related` a user means by typing `text_value`: the row with
+    that id for a short number, else the rows whose lookup column (LOOKUP_COLUMNS)
+    equals the text."""
+    text_value = str(text_value if text_value is not None else "").strip()
+    pk = _typed_pk(text_value)
+    if pk is not None:
+        return getattr(related, "id") == pk
+    lookups = LOOKUP_COLUMNS.get(related.__name__, ())
+    if not text_value or not lookups:
+        return false()
+    return or_(*[getattr(related, c) == text_value for c in lookups])
+
+
 def _relation_condition(datamodel, relation_name, value):
     """`fk = id` for a number, `fk IN (rows whose lookup column equals the text)`
     otherwise; None when the value cannot match anything."""
@@ -93,15 +114,11 @@ def _relation_condition(datamodel, relation_name, value):
     if col is None:
         return None
     text_value = str(value if value is not None else "").strip()
-    pk = _int_or_none(text_value)
-    if pk is not None and len(text_value) < 10:
+    pk = _typed_pk(text_value)
+    if pk is not None:
         return col == pk
     related = datamodel.get_related_model(relation_name)
-    lookups = LOOKUP_COLUMNS.get(related.__name__, ())
-    if not text_value or not lookups:
-        return false()
-    rel_pk = getattr(related, "id")
-    return col.in_(select(rel_pk).where(or_(*[getattr(related, c) == text_value for c in lookups])))
+    return col.in_(select(getattr(related, "id")).where(lookup_clause(related, text_value)))
 
 
 class FilterRelationFKEqual(FilterRelation):
