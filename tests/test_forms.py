@@ -474,3 +474,73 @@ def test_hour_grid_cannot_change_a_status(app, login_as):
         rec = db.session.get(HourRecord, rid)
         assert rec.course_name.endswith("（更正）")
         assert rec.status.name == "SUBMITTED"
+
+
+# ------------------------------------- large relations typed, not picked (issue 7)
+
+
+def _persons(app, unit_id=None):
+    with app.app_context():
+        q = select(Person.id, Person.id_number, Person.name).order_by(Person.id)
+        if unit_id is not None:
+            q = q.where(Person.unit_id == unit_id)
+        rows = db.session.execute(q).all()
+        db.session.remove()
+        return rows
+
+
+def test_a_relation_with_many_rows_is_typed_and_a_few_stay_a_drop_down(app, login_as, monkeypatch):
+    """More persons in the user's reach than `lookup_over`: the hour-record form
+    takes the person typed (ID number, name or id) instead of a drop-down of them
+    all (a million for an administrator at province scale).  A wrong number is
+    an error on the field and stores nothing; the edit form shows the person's
+    ID number.  A unit's own persons, fewer, stay a drop-down."""
+    from app.views.hours import HourRecordView
+
+    everyone, own = _persons(app), _persons(app, unit_id=1)
+    assert len(everyone) > len(own) + 1
+    monkeypatch.setattr(HourRecordView, "lookup_over", len(own))
+    admin = login_as("admin")
+    html = admin.get("/hourrecordview/add").get_data(as_text=True)
+    assert re.search(r'<input[^>]*id="person"[^>]*name="person"[^>]*placeholder="身份证件号码或姓名"', html)
+    assert f'<option value="{everyone[0].id}"' not in html.split('name="person"', 1)[1][:500]
+    before = count(app, HourRecord)
+    resp, page = submit(admin, "/hourrecordview/add", hour_form(person="110101190001010000"))
+    assert resp.status_code == 200 and "未找到“110101190001010000”" in page
+    assert count(app, HourRecord) == before
+    target = everyone[-1]
+    resp, page = submit(admin, "/hourrecordview/add", hour_form(person=target.id_number))
+    assert resp.status_code == 302, page[-2000:]
+    with app.app_context():
+        record = db.session.execute(select(HourRecord).order_by(HourRecord.id.desc())).scalars().first()
+        assert (record.person_id, record.course_name) == (target.id, "表单测试课程")
+        pk = record.id
+        db.session.remove()
+    html = admin.get(f"/hourrecordview/edit/{pk}").get_data(as_text=True)
+    assert f'value="{target.id_number}"' in html
+
+
+def test_a_typed_relation_finds_only_rows_in_the_users_scope(app, elevated, monkeypatch):
+    """A unit user (write granted) with the person typed: another unit's person,
+    by ID number or by id, is "not found" and nothing is stored; its own is found."""
+    from app.views.hours import HourRecordView
+
+    monkeypatch.setattr(HourRecordView, "lookup_over", 0)
+    own = _persons(elevated, unit_id=1)
+    foreign = [p for p in _persons(elevated) if p.id not in {o.id for o in own}][0]
+    client = _client(elevated, "clerk_a")
+    html = client.get("/hourrecordview/add").get_data(as_text=True)
+    assert re.search(r'<input[^>]*name="person"', html)
+    before = count(elevated, HourRecord)
+    for typed in (foreign.id_number, str(foreign.id)):
+        resp, page = submit(client, "/hourrecordview/add", hour_form(person=typed))
+        assert resp.status_code == 200 and f"未找到“{typed}”" in page, typed
+    assert count(elevated, HourRecord) == before
+    resp, page = submit(client, "/hourrecordview/add", hour_form(person=own[0].id_number))
+    assert resp.status_code == 302, page[-2000:]
+    assert count(elevated, HourRecord) == before + 1
+
+
+def test_a_few_related_rows_stay_a_drop_down(app, login_as):
+    html = login_as("admin").get("/hourrecordview/add").get_data(as_text=True)
+    assert re.search(r'<select[^>]*name="person"', html)

@@ -68,10 +68,8 @@ class CEUserDBModelView(UserDBModelView):
     )
     # Typed, not picked from every unit and person (app/views/fields.py).
     _lookups = {
-        "unit": RelatedLookupField(label_columns["unit"], model=Unit,
-                                   placeholder=_l("统一社会信用代码或单位名称")),
-        "person": RelatedLookupField(label_columns["person"], model=Person,
-                                     placeholder=_l("身份证件号码或姓名")),
+        "unit": RelatedLookupField(label_columns["unit"], model=Unit),
+        "person": RelatedLookupField(label_columns["person"], model=Person),
     }
     add_form_extra_fields = dict(UserDBModelView.add_form_extra_fields or {}, **_lookups)
     edit_form_extra_fields = dict(UserDBModelView.edit_form_extra_fields or {}, **_lookups)

@@ -4,20 +4,22 @@ FAB applies `base_filters` to list/show/edit/delete but not to `action` and
 `action_post`, which load rows by id.  Here every route, including actions,
 loads rows through the scope, and adds/edits are checked to stay in scope.
 """
-from flask import flash, g, redirect, request
+from flask import flash, g, has_request_context, redirect, request
 from flask_appbuilder import ModelView, expose, has_access, permission_name
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_appbuilder.fields import QuerySelectField
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.security.scope import ScopeFilter, get_scoped
+from app.security.scope import ScopeFilter, get_scoped, scope_clause
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
+from app.views.datamodel import LOOKUP_COLUMNS
+from app.views.fields import RelatedLookupField
 from app.views.formatting import display
 from app.views.grid import FastListMixin
 
@@ -50,6 +52,11 @@ def rows_referencing(item):
                 if label not in found:
                     found.append(label)
     return found
+
+
+# A relation of an add / edit form with more rows in the user's scope than this
+# is typed rather than picked from a drop-down (ScopedModelView.lookup_over).
+LOOKUP_OVER = 500
 
 
 class _FreshLists(dict):
@@ -94,6 +101,90 @@ class ScopedModelView(FastListMixin, ModelView):
         from app.views.imports import export_grid
 
         return export_grid(self)
+
+    # ---- add / edit forms: large relations typed, not picked ----------------
+    #
+    # FAB's form offers a many-to-one relation as a drop-down of every related
+    # row the user may pick: a million persons for an administrator at province
+    # scale (40 s to open the form).  When more than `lookup_over` rows would be
+    # listed, this request's form takes the relation typed instead (ID number,
+    # credit code, name or id; fields.RelatedLookupField), looked up among the
+    # same rows the drop-down would list.  A unit's few persons stay a drop-down.
+    lookup_over = LOOKUP_OVER
+
+    @property
+    def add_form(self):
+        return self._form_for_request(self.__dict__.get("_ce_add_form"), self.add_form_query_rel_fields)
+
+    @add_form.setter
+    def add_form(self, form):
+        self.__dict__["_ce_add_form"] = form
+
+    @property
+    def edit_form(self):
+        return self._form_for_request(self.__dict__.get("_ce_edit_form"), self.edit_form_query_rel_fields)
+
+    @edit_form.setter
+    def edit_form(self, form):
+        self.__dict__["_ce_edit_form"] = form
+
+    def _form_for_request(self, form, rel_fields):
+        if form is None or not has_request_context():
+            return form
+        typed = tuple(name for name in self._lookup_relations(form)
+                      if self._many_related(name, (rel_fields or {}).get(name)))
+        if not typed:
+            return form
+        cache = self.__dict__.setdefault("_ce_typed_forms", {})
+        variant = cache.get((form, typed))
+        if variant is None:
+            fields = {}
+            for name in typed:
+                unbound = getattr(form, name)
+                fields[name] = RelatedLookupField(
+                    unbound.kwargs.get("label", unbound.args[0] if unbound.args else None),
+                    model=self.datamodel.get_related_model(name),
+                    candidates=self._related_candidates(name, (rel_fields or {}).get(name)),
+                    validators=list(unbound.kwargs.get("validators") or []),
+                    description=unbound.kwargs.get("description", ""),
+                )
+            variant = cache[(form, typed)] = type(form.__name__, (form,), fields)
+        return variant
+
+    def _lookup_relations(self, form):
+        """The form's drop-down relations to a model that can be typed."""
+        names = []
+        for name in dir(form):
+            unbound = getattr(form, name, None)
+            if getattr(unbound, "field_class", None) is QuerySelectField and self.datamodel.is_relation(name):
+                if self.datamodel.get_related_model(name).__name__ in LOOKUP_COLUMNS:
+                    names.append(name)
+        return names
+
+    def _related_candidates(self, name, rel_filters):
+        """A callable giving the Select of the rows the relation's drop-down lists:
+        the related model's rows in scope, narrowed by the view's query_rel_fields."""
+        datamodel = self.datamodel.get_related_interface(name)
+        model = datamodel.obj
+
+        def candidates():
+            filters = datamodel.get_filters()
+            if rel_filters:
+                filters = filters.add_filter_list(rel_filters)
+            return filters.apply_all(select(model).where(scope_clause(model)))
+
+        return candidates
+
+    def _many_related(self, name, rel_filters):
+        """More than `lookup_over` rows in the relation's drop-down (once a request)."""
+        seen = g.setdefault("_ce_many_related", {})
+        key = (self.__class__.__name__, name, repr(rel_filters))
+        if key not in seen:
+            rows = self._related_candidates(name, rel_filters)().with_only_columns(
+                literal_column("1"), maintain_column_froms=True)
+            capped = select(func.count()).select_from(rows.limit(self.lookup_over + 1).subquery())
+            seen[key] = db.session.execute(capped).scalar() > self.lookup_over
+        return seen[key]
 
     def _init_forms(self):
         super()._init_forms()

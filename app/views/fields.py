@@ -9,11 +9,20 @@ within the user's row scope when the form is posted.
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import StringField
+from wtforms.validators import StopValidation
 from wtforms.widgets import TextInput
 
 from app.extensions import db
 from app.security.scope import scope_clause
 from app.views.datamodel import LOOKUP_COLUMNS, lookup_clause
+
+
+# What to type, per related model (the columns are datamodel.LOOKUP_COLUMNS).
+LOOKUP_PLACEHOLDERS = {
+    "Person": _l("身份证件号码或姓名"),
+    "Unit": _l("统一社会信用代码或单位名称"),
+    "CEUser": _l("用户名"),
+}
 
 
 class LookupInput(TextInput):
@@ -34,12 +43,16 @@ class RelatedLookupField(StringField):
 
     widget = LookupInput()
 
-    def __init__(self, label=None, model=None, placeholder=None, **kwargs):
+    def __init__(self, label=None, model=None, placeholder=None, candidates=None, **kwargs):
+        """`candidates`: a zero-argument callable giving the Select of the rows the
+        text may name (default: the model's rows in the user's scope)."""
         render_kw = dict(kwargs.pop("render_kw", None) or {})
+        placeholder = placeholder if placeholder is not None else LOOKUP_PLACEHOLDERS.get(model.__name__)
         if placeholder is not None:
             render_kw.setdefault("placeholder", placeholder)
         super().__init__(label, render_kw=render_kw, **kwargs)
         self.model = model
+        self.candidates = candidates
 
     def _value(self):
         if self.raw_data:
@@ -49,14 +62,19 @@ class RelatedLookupField(StringField):
         column = LOOKUP_COLUMNS[self.model.__name__][0]
         return str(getattr(self.data, column) or "")
 
+    def pre_validate(self, form):
+        # A text that named no row (or several): that message alone, not also
+        # "required" (DataRequired would replace it).
+        if self.process_errors:
+            raise StopValidation()
+
     def process_formdata(self, valuelist):
         text = (valuelist[0] if valuelist else "").strip()
         self.data = None
         if not text:
             return
-        rows = db.session.execute(
-            select(self.model).where(lookup_clause(self.model, text), scope_clause(self.model)).limit(2)
-        ).scalars().all()
+        base = self.candidates() if self.candidates else select(self.model).where(scope_clause(self.model))
+        rows = db.session.execute(base.where(lookup_clause(self.model, text)).limit(2)).scalars().all()
         if len(rows) == 1:
             self.data = rows[0]
         elif rows:
