@@ -734,6 +734,11 @@ def test_admin_account_form_takes_unit_and_person_typed(app, login_as):
         assert error in html, error
         with app.app_context():
             assert db.session.execute(select(CEUser).where(CEUser.username == "person_new")).first() is None
+    # No role: said on the form (FAB's own check answered 500 here).
+    resp = post(admin, "/users/add", dict(form, roles=[], person=person_number, unit=unit_code))
+    assert resp.status_code == 200 and "请至少选择一个角色" in text(resp)
+    with app.app_context():
+        assert db.session.execute(select(CEUser).where(CEUser.username == "person_new")).first() is None
     post(admin, "/users/add", dict(form, person=person_number, unit=unit_code), follow_redirects=True)
     with app.app_context():
         u = uid("person_new")

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import aliased, contains_eager
+from wtforms.validators import DataRequired
 
 from app.extensions import PREPARED
 from app.models import Person, Unit
@@ -72,6 +73,9 @@ class CEUserDBModelView(UserDBModelView):
         "person": RelatedLookupField(label_columns["person"], model=Person),
     }
     add_form_extra_fields = dict(UserDBModelView.add_form_extra_fields or {}, **_lookups)
+    # FAB's "a role or a group" check reads a groups field these forms leave out
+    # (a form without a role answered 500).
+    validators_columns = {"roles": [DataRequired(message=_l("请至少选择一个角色"))]}
     edit_form_extra_fields = dict(UserDBModelView.edit_form_extra_fields or {}, **_lookups)
 
     def _place(self, item):
