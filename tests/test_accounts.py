@@ -724,6 +724,7 @@ def test_admin_account_form_takes_unit_and_person_typed(app, login_as):
     assert 'name="person"' in html and 'name="unit"' in html
     assert person_number not in html and unit.name not in html  # no option per person or unit
     assert 'placeholder="身份证件号码或姓名"' in html
+    assert ">__None<" not in html  # the region drop-down's empty choice is labelled
     form = {"first_name": "新", "last_name": "个人", "username": "person_new", "active": "y",
             "email": "person_new@demo.invalid", "roles": [str(applicant)],
             "password": GOOD_PW, "conf_password": GOOD_PW}
@@ -744,6 +745,9 @@ def test_admin_account_form_takes_unit_and_person_typed(app, login_as):
         u = uid("person_new")
         assert (u.person_id, u.unit_id) == (person_id, unit_id)
         pk = u.id
+    listed = text(admin.get("/users/list/?_flt_0_username=person_new"))
+    row = re.search(r"<td>person_new</td>.*?</tr>", listed, re.S).group(0)
+    assert "<td>个人</td>" in row and "<td>是</td>" in row and "None" not in row and "True" not in row
     html = text(admin.get(f"/users/edit/{pk}"))
     assert f'value="{person_number}"' in html and f'value="{unit_code}"' in html
 

@@ -8,6 +8,7 @@ from flask_appbuilder import expose, has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security import views as fab_views
 from flask_appbuilder.security.views import UserDBModelView
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import bindparam, select
@@ -17,7 +18,9 @@ from wtforms.validators import DataRequired
 from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
-from app.views.fields import RelatedLookupField
+from app.security.roles import ROLE_LABELS
+from app.views.fields import RelatedLookupField, label_blank_choices
+from app.views.formatting import display
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
@@ -77,6 +80,17 @@ class CEUserDBModelView(UserDBModelView):
     # (a form without a role answered 500).
     validators_columns = {"roles": [DataRequired(message=_l("请至少选择一个角色"))]}
     edit_form_extra_fields = dict(UserDBModelView.edit_form_extra_fields or {}, **_lookups)
+
+    # Cells as the app's grids show them: 是/否, nothing for no region or unit,
+    # role names in the user's language (FAB prints True, None and a list).
+    formatters_columns = {
+        "active": display, "region": display, "unit": display, "person": display,
+        "roles": lambda roles: "、".join(gettext(ROLE_LABELS.get(r.name, r.name)) for r in roles or ()),
+    }
+
+    def _init_forms(self):
+        super()._init_forms()
+        label_blank_choices(self.add_form, self.edit_form, self.search_form)
 
     def _place(self, item):
         unit = item.unit

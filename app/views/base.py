@@ -19,7 +19,7 @@ from app.security.scope import ScopeFilter, get_scoped, scope_clause
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
 from app.views.datamodel import LOOKUP_COLUMNS
-from app.views.fields import RelatedLookupField
+from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
 from app.views.grid import FastListMixin
 
@@ -188,20 +188,7 @@ class ScopedModelView(FastListMixin, ModelView):
 
     def _init_forms(self):
         super()._init_forms()
-        # FAB's relation drop-downs leave their empty choice without a label, which
-        # WTForms 3.3 then renders as "__None".
-        for form in (self.add_form, self.edit_form, self.search_form):
-            for name in dir(form):
-                unbound = getattr(form, name, None)
-                if isinstance(getattr(unbound, "field_class", None), type) and issubclass(
-                    unbound.field_class, QuerySelectField
-                ):
-                    if form is self.add_form and not unbound.kwargs.get("allow_blank", True):
-                        # A required relation would preselect its first row (an hour
-                        # record for whoever sorts first): start blank, make the user choose.
-                        unbound.kwargs["allow_blank"] = True
-                        unbound.kwargs.setdefault("blank_text", _l("请选择"))
-                    unbound.kwargs.setdefault("blank_text", _l("（无）"))
+        label_blank_choices(self.add_form, self.edit_form, self.search_form)
 
     # ---- actions: the hole stock FAB leaves open -------------------------
 

@@ -6,6 +6,7 @@ the account form took 40 s to open.  `RelatedLookupField` is typed instead:
 the row's number (ID number, credit code), its exact name, or its id, looked up
 within the user's row scope when the form is posted.
 """
+from flask_appbuilder.fields import QuerySelectField
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import StringField
@@ -81,3 +82,20 @@ class RelatedLookupField(StringField):
             raise ValueError(_l("“%(text)s”对应多条记录，请输入编号", text=text))
         else:
             raise ValueError(_l("未找到“%(text)s”（或不在您的权限范围内）", text=text))
+
+
+def label_blank_choices(add_form, edit_form, search_form):
+    """FAB's relation drop-downs leave their empty choice without a label, which
+    WTForms 3.3 then renders as "__None": label it.  A required relation of an
+    add form would preselect its first row (an hour record for whoever sorts
+    first): it starts blank instead, and the user chooses."""
+    for form in (add_form, edit_form, search_form):
+        for name in dir(form):
+            unbound = getattr(form, name, None)
+            if isinstance(getattr(unbound, "field_class", None), type) and issubclass(
+                unbound.field_class, QuerySelectField
+            ):
+                if form is add_form and not unbound.kwargs.get("allow_blank", True):
+                    unbound.kwargs["allow_blank"] = True
+                    unbound.kwargs.setdefault("blank_text", _l("请选择"))
+                unbound.kwargs.setdefault("blank_text", _l("（无）"))
