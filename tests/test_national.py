@@ -314,6 +314,35 @@ def test_api_list_get_info_are_scoped(app, client):
     assert client.put(f"/api/v1/national_record/{one}", json={"year": 2020}, headers=auth).status_code in (404, 405)
 
 
+def test_api_filters_of_one_request_never_reach_another(app, client, monkeypatch):
+    """Two list requests at once (threads of one worker): the second arrives while
+    the first is reading its filters.  Each answers with its own filters (FAB
+    kept them on the view instance shared by the threads)."""
+    from flask_appbuilder.models.filters import Filters
+
+    with app.app_context():
+        expected = {y: set(db.session.execute(select(HourRecord.id).where(
+            HourRecord.region_code.like("3201%"), HourRecord.year == y,
+            HourRecord.status == Status.APPROVED)).scalars()) for y in (YEAR, YEAR - 1)}
+    assert expected[YEAR] and expected[YEAR] != expected[YEAR - 1]
+    auth = _token(client, "bureau_nj")
+    other = app.test_client()
+    seen = {}
+    real = Filters.rest_add_filters
+
+    def interleaved(self, data):
+        real(self, data)
+        if data and data[0].get("value") == YEAR and "other" not in seen:
+            q = f"(filters:!((col:year,opr:eq,value:{YEAR - 1})),page_size:1000)"
+            seen["other"] = other.get("/api/v1/national_record/", query_string={"q": q}, headers=auth).get_json()
+
+    monkeypatch.setattr(Filters, "rest_add_filters", interleaved)
+    q = f"(filters:!((col:year,opr:eq,value:{YEAR})),page_size:1000)"
+    body = client.get("/api/v1/national_record/", query_string={"q": q}, headers=auth).get_json()
+    assert set(seen["other"]["ids"]) == expected[YEAR - 1]
+    assert set(body["ids"]) == expected[YEAR]
+
+
 def test_api_refuses_without_token_or_permission(client, app):
     assert client.get("/api/v1/national_record/changes").status_code == 401
     bad = {"Authorization": "Bearer not-a-token"}
