@@ -307,3 +307,26 @@ def test_many_rows_are_paged_walking_the_key_on_sqlite(grid_app, login_as):
         else:
             assert "|| ''" not in statement
         db.session.remove()
+
+
+def test_filters_of_one_request_never_reach_another(grid_app, login_as, monkeypatch):
+    """Two list requests at once (threads of one worker): the second arrives while
+    the first is reading its filters.  Each shows its own filter's rows (FAB kept
+    the active filters on the view instance shared by the threads)."""
+    from flask_appbuilder.models.filters import Filters
+
+    want = {y: expected_ids(grid_app, "bureau_js", (HourRecord.year == y,))[:25] for y in (YEAR, YEAR - 1)}
+    assert want[YEAR] and want[YEAR] != want[YEAR - 1]
+    client, other = login_as("bureau_js"), login_as("bureau_js")
+    seen = {}
+    real = Filters.add_filter_index
+
+    def interleaved(self, column_name, filter_instance_index, value):
+        real(self, column_name, filter_instance_index, value)
+        if value == [str(YEAR)] and "other" not in seen:
+            seen["other"] = other.get(f"/hourrecordview/list/?_flt_0_year={YEAR - 1}").get_data(as_text=True)
+
+    monkeypatch.setattr(Filters, "add_filter_index", interleaved)
+    html = client.get(f"/hourrecordview/list/?_flt_0_year={YEAR}").get_data(as_text=True)
+    assert shown_ids(seen["other"]) == want[YEAR - 1]
+    assert shown_ids(html) == want[YEAR]

@@ -14,7 +14,6 @@ Every route reads through the row scope (ScopeFilter / app.security.scope).
 """
 from flask import Response, request
 from flask_appbuilder.api import ModelRestApi, expose, protect, rison, safe
-from flask_appbuilder.const import API_FILTERS_RIS_KEY
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
@@ -24,6 +23,7 @@ from app.security.scope import ScopeFilter
 from app.services import audit, national
 from app.services.errors import DomainError, OutOfScope
 from app.views.datamodel import CEInterface
+from app.views.grid import RequestFiltersMixin
 from app.views.hours import HOUR_LABELS
 
 _changes_schema = {
@@ -55,7 +55,8 @@ def _args(kwargs, names):
     return values
 
 
-class NationalRecordApi(ModelRestApi):
+class NationalRecordApi(RequestFiltersMixin, ModelRestApi):
+    # Active filters per request, not on the view shared by threads (RequestFiltersMixin).
     resource_name = "national_record"
     openapi_spec_tag = "National interchange 部省对接"
     datamodel = CEInterface(HourRecord)
@@ -84,15 +85,6 @@ class NationalRecordApi(ModelRestApi):
     base_order = ("id", "asc")
     page_size = 100
     max_page_size = national.MAX_PAGE_SIZE
-
-    def _handle_filters_args(self, rison_args):
-        """The request's filters joined with the base filters.  FAB clears and
-        refills `self._filters`, one object on the view that every thread of a
-        worker shares (gunicorn's GUNICORN_THREADS): two requests at once could
-        each run with the other's filters.  Each request gets its own here."""
-        filters = self.datamodel.get_filters(search_columns=self.search_columns, search_filters=self.search_filters)
-        filters.rest_add_filters(rison_args.get(API_FILTERS_RIS_KEY, []))
-        return filters.get_joined_filters(self._base_filters)
 
     @expose("/changes", methods=["GET"])
     @protect()

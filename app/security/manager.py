@@ -21,6 +21,7 @@ from app.models.user import CEUser
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
+from app.views.grid import RequestFiltersMixin
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
@@ -40,7 +41,7 @@ class AuthDBView(fab_views.AuthDBView):
     login_template = "accounts/login_db.html"
 
 
-class CEUserDBModelView(UserDBModelView):
+class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
     """Admin's user grid, with the binding that decides each user's row scope.
     Accounts the admin creates must change their password at first login; role
     grants and revocations, activation changes and deletions are audited."""
@@ -148,7 +149,7 @@ class CEUserDBModelView(UserDBModelView):
                      **self._place(item))
 
 
-class RoleModelView(fab_views.RoleModelView):
+class RoleModelView(RequestFiltersMixin, fab_views.RoleModelView):
     """FAB's role grid, searched by name, permission and group.  FAB's search
     form also offered the role's accounts, as a drop-down of every account: at
     province scale (350 000 accounts) the page took 15 s to render (now 90 ms).
@@ -157,7 +158,7 @@ class RoleModelView(fab_views.RoleModelView):
     search_columns = ["name", "permissions", "groups"]
 
 
-class UserGroupModelView(fab_views.UserGroupModelView):
+class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
     """FAB's group grid, searched without the drop-down of every account (as
     RoleModelView above)."""
 

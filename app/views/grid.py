@@ -11,7 +11,7 @@ import copy
 from functools import partial
 from urllib.parse import urlencode
 
-from flask import request, session, url_for
+from flask import has_request_context, request, session, url_for
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.widgets import ListWidget
@@ -55,7 +55,34 @@ def same_page_url(args):
     return path + "?" + urlencode(args) if args else path
 
 
-class FastListMixin:
+class RequestFiltersMixin:
+    """A view's active filters per request.  FAB keeps them in `self._filters`,
+    one object on the view that every thread of a worker shares (gunicorn's
+    GUNICORN_THREADS); `get_filter_args` clears and refills it on each request,
+    so two requests at once could each run with the other's filters.  Here each
+    request gets its own: a shallow copy of the view's (its search columns and
+    their filter classes) without active filters."""
+
+    @property
+    def _filters(self):
+        template = self.__dict__.get("_ce_filters")
+        if template is None or not has_request_context():
+            return template
+        # Kept on the request object itself (not `g`, which a request shares
+        # with any other run inside its app context).
+        mine = request.__dict__.setdefault("_ce_filters", {})
+        filters = mine.get(id(self))
+        if filters is None:
+            filters = mine[id(self)] = copy.copy(template)
+            filters.filters, filters.values = [], []
+        return filters
+
+    @_filters.setter
+    def _filters(self, value):
+        self.__dict__["_ce_filters"] = value
+
+
+class FastListMixin(RequestFiltersMixin):
     list_widget = CEListWidget
     search_widget = CESearchWidget
     # Search drop-downs of related rows (persons, units) show at most this many.
