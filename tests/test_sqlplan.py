@@ -17,9 +17,10 @@ def _sql(clause, dialect):
 @pytest.mark.parametrize("model, scope, hidden, kept", [
     (HourRecord, Scope(region_prefixes=("3201",)), "(hour_record.region_code || '') >= '3201'",
      "substr(hour_record.region_code, 1, 4) = '3201'"),
-    (HourRecord, Scope(unit_ids=(7,)), None, "hour_record.unit_id IN (7)"),
+    (HourRecord, Scope(unit_ids=(7,)), None, "hour_record.unit_id = 7"),
+    (HourRecord, Scope(unit_ids=(7, 8)), None, "hour_record.unit_id IN (7, 8)"),
     (Person, Scope(region_prefixes=("32",)), "(person.unit_id + 0) IN (SELECT unit.id", "unit.region_code >= '32'"),
-    (Person, Scope(unit_ids=(7,)), None, "person.unit_id IN (7)"),
+    (Person, Scope(unit_ids=(7,)), None, "person.unit_id = 7"),
 ])
 def test_walk_by_key_hides_ranges_and_sub_selects_only_on_sqlite(app, model, scope, hidden, kept):
     clause = scope_clause(model, scope)

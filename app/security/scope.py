@@ -168,16 +168,23 @@ def current_scope():
 # parts of the condition; `scope_clause` ORs them together.
 
 
+def _member(column, ids):
+    """`column = id` for one id (a unit's user: the common case), `IN (...)`
+    otherwise.  An IN list is rendered into the SQL at every execution."""
+    ids = list(ids)
+    return column == ids[0] if len(ids) == 1 else column.in_(ids)
+
+
 def _hour_record_rule(scope):
     from app.models import HourRecord as H
 
     parts = [_hour_record_region(H.region_code, p) for p in scope.region_prefixes]
     if scope.unit_ids:
-        parts.append(H.unit_id.in_(scope.unit_ids))
+        parts.append(_member(H.unit_id, scope.unit_ids))
     if scope.reporter_unit_ids:
-        parts.append(H.reported_by_unit_id.in_(scope.reporter_unit_ids))
+        parts.append(_member(H.reported_by_unit_id, scope.reporter_unit_ids))
     if scope.person_ids:
-        parts.append(H.person_id.in_(scope.person_ids))
+        parts.append(_member(H.person_id, scope.person_ids))
     return parts
 
 
@@ -194,20 +201,20 @@ def _person_rule(scope):
     if scope.region_prefixes:
         parts.append(Person.unit_id.in_(_units_in_regions(scope.region_prefixes)))
     if scope.unit_ids:
-        parts.append(Person.unit_id.in_(scope.unit_ids))
+        parts.append(_member(Person.unit_id, scope.unit_ids))
         # Self-registered persons asking to join the unit (it confirms them).
-        parts.append(Person.pending_unit_id.in_(scope.unit_ids))
+        parts.append(_member(Person.pending_unit_id, scope.unit_ids))
     if scope.reporter_unit_ids:
         # Organizers see the persons they reported hours for.
         parts.append(
             Person.id.in_(
                 select(HourRecord.person_id).where(
-                    HourRecord.reported_by_unit_id.in_(scope.reporter_unit_ids)
+                    _member(HourRecord.reported_by_unit_id, scope.reporter_unit_ids)
                 )
             )
         )
     if scope.person_ids:
-        parts.append(Person.id.in_(scope.person_ids))
+        parts.append(_member(Person.id, scope.person_ids))
     return parts
 
 
@@ -219,7 +226,7 @@ def _unit_rule(scope):
     if own:
         parts.append(Unit.id.in_(own))
     if scope.person_ids:
-        parts.append(Unit.id.in_(select(Person.unit_id).where(Person.id.in_(scope.person_ids))))
+        parts.append(Unit.id.in_(select(Person.unit_id).where(_member(Person.id, scope.person_ids))))
     return parts
 
 
@@ -233,7 +240,7 @@ def _audit_rule(scope):
 
     parts = [region_range(AuditLog.region_code, p) for p in scope.region_prefixes]
     if scope.unit_ids:
-        parts.append(AuditLog.unit_id.in_(scope.unit_ids))
+        parts.append(_member(AuditLog.unit_id, scope.unit_ids))
     return parts
 
 
@@ -248,11 +255,11 @@ def _person_review_rule(scope):
 
     parts = []
     if scope.unit_ids:
-        parts.append(PersonReview.unit_id.in_(scope.unit_ids))
+        parts.append(_member(PersonReview.unit_id, scope.unit_ids))
     if scope.region_prefixes:
         parts.append(PersonReview.unit_id.in_(_units_in_regions(scope.region_prefixes)))
     if scope.person_ids:
-        parts.append(PersonReview.person_id.in_(scope.person_ids))
+        parts.append(_member(PersonReview.person_id, scope.person_ids))
     return parts
 
 
@@ -261,7 +268,7 @@ def _user_rule(scope):
 
     parts = []
     if scope.unit_ids:
-        parts.append(CEUser.unit_id.in_(scope.unit_ids))
+        parts.append(_member(CEUser.unit_id, scope.unit_ids))
     # Bureau users: the bureau accounts of their region subtree.
     parts += [region_range(CEUser.region_code, p) for p in scope.region_prefixes]
     return parts
