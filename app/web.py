@@ -36,8 +36,10 @@ def register(app):
         # (security.scope.current_scope, views.fastrender.user_key).
         g.pop("_ce_scope", None)
         g.pop("_ce_user_key", None)
-        # Per request too: the forms' related-row counts (views.base.ScopedModelView).
+        # Per request too: the forms' related-row counts and refusal flag
+        # (views.base.ScopedModelView).
         g.pop("_ce_many_related", None)
+        g.pop("_ce_refused", None)
 
     @app.after_request
     def security_headers(response):

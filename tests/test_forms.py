@@ -346,8 +346,12 @@ def test_unit_user_cannot_add_hours_for_another_units_person(app, elevated):
 def test_bureau_cannot_create_a_unit_outside_its_region(app, elevated):
     client = _client(elevated, "bureau_nj")
     before = count(elevated, Unit)
-    resp, page = submit(client, "/unitview/add", unit_form(region="320508"))  # 苏州工业园区
-    assert "超出您的权限范围" in page, page[-2000:]
+    form = unit_form(region="320508")  # 苏州工业园区
+    resp = post(client, "/unitview/add", form)
+    html = resp.get_data(as_text=True)
+    # Refused after validation: the form again, with the message and what was typed.
+    assert resp.status_code == 200 and "超出您的权限范围" in text_of(html), text_of(html)[-2000:]
+    assert f'value="{form["name"]}"' in html and f'value="{form["credit_code"]}"' in html
     assert count(elevated, Unit) == before
     resp, page = submit(client, "/unitview/add", unit_form(region="320104"))  # 南京秦淮区
     assert resp.status_code == 302, page[-2000:]
@@ -544,3 +548,22 @@ def test_a_typed_relation_finds_only_rows_in_the_users_scope(app, elevated, monk
 def test_a_few_related_rows_stay_a_drop_down(app, login_as):
     html = login_as("admin").get("/hourrecordview/add").get_data(as_text=True)
     assert re.search(r'<select[^>]*name="person"', html)
+
+
+def test_a_refused_edit_shows_the_form_again_with_the_input(app, elevated):
+    """An edit that would move the row out of the user's scope: refused, nothing
+    changed, and the form comes back with the message and what was typed."""
+    client = _client(elevated, "bureau_nj")
+    with elevated.app_context():
+        unit = db.session.execute(select(Unit).where(Unit.region_code.like("3201%")).order_by(Unit.id)).scalars().first()
+        pk, before = unit.id, (unit.name, unit.region_code)
+        form = unit_form(name=unit.name + "（改名）", credit_code=unit.credit_code, region="320508",
+                         kind=unit.kind.name)
+        db.session.remove()
+    resp = post(client, f"/unitview/edit/{pk}", form)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "超出您的权限范围" in text_of(html), text_of(html)[-2000:]
+    assert f'value="{form["name"]}"' in html
+    with elevated.app_context():
+        unit = db.session.get(Unit, pk)
+        assert (unit.name, unit.region_code) == before

@@ -282,6 +282,25 @@ class ScopedModelView(FastListMixin, ModelView):
                     old[field], new[field] = getattr(item, field), target_pk
         return old, new
 
+    # FAB flashes what pre_add / pre_update raise and redirects away from the
+    # form: whatever the user typed was lost.  Refused here, the form comes back
+    # with the message and the input.
+
+    def _add(self):
+        widget = super()._add()
+        if widget is None and g.pop("_ce_refused", False):
+            return self._get_add_widget(form=self.add_form.refresh(),
+                                        exclude_cols=self._filters.get_relation_cols())
+        return widget
+
+    def _edit(self, pk):
+        widget = super()._edit(pk)
+        if widget is None and g.pop("_ce_refused", False):
+            form = self.edit_form.refresh(request.form)
+            form._id = pk
+            return self._get_edit_widget(form=form, exclude_cols=self._filters.get_relation_cols())
+        return widget
+
     def pre_add(self, item):
         try:
             with db.session.no_autoflush:
@@ -289,6 +308,7 @@ class ScopedModelView(FastListMixin, ModelView):
             self._check_in_scope(item)
         except DomainError:
             db.session.rollback()
+            g._ce_refused = True
             raise
         # Same transaction as the row: FAB's datamodel.add() commits both.
         audit.record(
@@ -307,6 +327,7 @@ class ScopedModelView(FastListMixin, ModelView):
         except DomainError:
             # populate_obj already changed the attached row: drop those changes.
             db.session.rollback()
+            g._ce_refused = True
             raise
         if new:
             audit.record("edit", type(item).__name__, self.datamodel.get_pk_value(item), old=old, new=new, **self.audit_scope(item))
