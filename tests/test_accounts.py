@@ -735,6 +735,9 @@ def test_admin_account_form_takes_unit_and_person_typed(app, login_as):
         assert error in html, error
         with app.app_context():
             assert db.session.execute(select(CEUser).where(CEUser.username == "person_new")).first() is None
+    # Markup typed into the field comes back as text, not as HTML.
+    html = text(post(admin, "/users/add", dict(form, person="<b>zz</b>", unit=unit_code)))
+    assert "<b>zz</b>" not in html and "未找到“&lt;b&gt;zz&lt;/b&gt;”" in html
     # No role: said on the form (FAB's own check answered 500 here).
     resp = post(admin, "/users/add", dict(form, roles=[], person=person_number, unit=unit_code))
     assert resp.status_code == 200 and "请至少选择一个角色" in text(resp)

@@ -8,6 +8,7 @@ within the user's row scope when the form is posted.
 """
 from flask_appbuilder.fields import QuerySelectField
 from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import StopValidation
@@ -78,10 +79,13 @@ class RelatedLookupField(StringField):
         rows = db.session.execute(base.where(lookup_clause(self.model, text)).limit(2)).scalars().all()
         if len(rows) == 1:
             self.data = rows[0]
-        elif rows:
-            raise ValueError(_l("“%(text)s”对应多条记录，请输入编号", text=text))
-        else:
-            raise ValueError(_l("未找到“%(text)s”（或不在您的权限范围内）", text=text))
+            return
+        # FAB's form template shows a field's errors through Jinja's `_()`, which
+        # marks the message safe: the typed text goes in escaped.
+        shown = escape(text)
+        if rows:
+            raise ValueError(_l("“%(text)s”对应多条记录，请输入编号", text=shown))
+        raise ValueError(_l("未找到“%(text)s”（或不在您的权限范围内）", text=shown))
 
 
 def label_blank_choices(add_form, edit_form, search_form):
