@@ -208,3 +208,30 @@ def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(ping_app):
     resp = client.get("/probe/count")
     assert resp.status_code == 200 and int(resp.get_data(as_text=True)) > 0
     assert len(connects) == 2
+
+
+@pytest.mark.skipif(not IS_PG, reason="psycopg's cursors: run by the PostgreSQL pass of scripts/test.sh")
+def test_a_cursor_describes_the_result_it_was_read_from(app):
+    """psycopg builds the description's columns when they are used, not at each
+    statement (extensions.LazyDescription): the same names and types as
+    psycopg's own, and those of the result it was taken from, even after the
+    cursor ran another statement."""
+    import psycopg
+
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            assert type(cur).__name__ == "LazyDescriptionCursor"
+            cur.execute("SELECT 1 AS one, 'x'::text AS two, now() AS three")
+            lazy = cur.description
+            plain = psycopg.Cursor.description.fget(cur)
+            assert [(c.name, c.type_code) for c in lazy] == [(c.name, c.type_code) for c in plain]
+            assert len(lazy) == 3 and lazy[1].name == "two"
+            cur.execute("SELECT 2 AS other")
+            assert [c.name for c in lazy] == ["one", "two", "three"]
+            assert [c.name for c in cur.description] == ["other"]
+            cur.execute("SET search_path TO public")
+            assert cur.description is None
+        finally:
+            raw.close()

@@ -1,7 +1,7 @@
 """All models, imported once so that Alembic and the mappers see every table."""
 from app.models.audit import AuditLog  # noqa: F401
 from app.models.enums import Category, IdType, LearningForm, ReviewKind, Source, Status, UnitKind  # noqa: F401
-from app.models.hours import Attachment, HourRecord, ImportBatch, PersonReview  # noqa: F401
+from app.models.hours import Attachment, HourRecord, HourTally, ImportBatch, PersonReview  # noqa: F401
 from app.models.org import Region, Unit  # noqa: F401
 from app.models.person import Person, PersonUnitHistory  # noqa: F401
 from app.models.user import CEUser  # noqa: F401

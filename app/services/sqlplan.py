@@ -10,9 +10,9 @@ at once.  `walk_by_key` hides such terms from its index chooser (`col || ''`,
 since walking the key to find a few rows of one unit would read the table.
 PostgreSQL plans from its statistics: its clauses are returned unchanged.
 """
-from sqlalchemy import Column, Integer, String, literal_column
+from sqlalchemy import Column, Integer, String, and_, literal_column
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, Grouping
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -40,3 +40,48 @@ def walk_by_key(clause, table, dialect_name):
         return None
 
     return replacement_traverse(clause, {}, hide)
+
+
+# ---------------------------------------------------------------------------
+# Counts from a tally table (models.HourTally): a table's rows counted per key
+# (unit, year, category, status), kept by triggers.  A count whose conditions are
+# all equalities (or IN lists) on those key columns is the sum of the matching
+# tally rows.  Anything else (a range, a LIKE, a join, an OR, a sub-select) is
+# not recognised and the caller counts the rows themselves.
+
+_TALLY_OPERATORS = (operators.eq, operators.in_op)
+
+
+def _conjuncts(clause):
+    """The terms of an AND (nested ANDs and parentheses flattened)."""
+    while isinstance(clause, Grouping):
+        clause = clause.element
+    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        for term in clause.clauses:
+            yield from _conjuncts(term)
+    else:
+        yield clause
+
+
+def tally_clause(clause, table, tally_table, key, required):
+    """`clause` (conditions on `table`) as the same conditions on `tally_table`'s
+    columns of the same names, or None when a term is not an equality or IN list
+    of a `key` column against bound values, or when a `required` column has no
+    condition (rows without it are not tallied)."""
+    if clause is None:
+        return None
+    keys = {name: tally_table.c[name] for name in key}
+    terms, used = [], set()
+    for term in _conjuncts(clause):
+        if not (isinstance(term, BinaryExpression) and term.operator in _TALLY_OPERATORS
+                and isinstance(term.left, Column) and term.left.table is table
+                and term.left.name in keys and isinstance(term.right, BindParameter)):
+            return None
+        if term.operator is operators.in_op and not term.right.expanding:
+            return None
+        column = keys[term.left.name]
+        terms.append(BinaryExpression(column, term.right, term.operator, type_=term.type))
+        used.add(column.name)
+    if not terms or not set(required) <= used:
+        return None
+    return and_(*terms)

@@ -37,7 +37,7 @@ from sqlalchemy.orm import aliased, joinedload
 
 from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
-from app.services.sqlplan import walk_by_key
+from app.services.sqlplan import tally_clause, walk_by_key
 from app.views.fastrender import BoundedCache
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -265,7 +265,14 @@ class CEInterface(SQLAInterface):
         def base():
             return statement("base", lambda: self._id_query(filters))
 
+        def tallied():
+            if "tally" not in built:
+                built["tally"] = self._tally_count(base())
+            return built["tally"]
+
         def counting():
+            if tallied() is not None:
+                return tallied()
             if exact_count:
                 return select(func.count()).select_from(base().order_by(None).subquery())
             # (the rows as a constant: SQLite copies a selected id into the subquery)
@@ -279,7 +286,8 @@ class CEInterface(SQLAInterface):
         # `_prefer_pk_order`), the count comes as a column of the ids' statement:
         # one round trip less.
         n = None
-        wants_count = exact_count or (count and offset + page_size < self.count_cap)
+        exact = exact_count or (count and tallied() is not None)
+        wants_count = exact or (count and offset + page_size < self.count_cap)
         together = wants_count and self.session.get_bind().dialect.name != "sqlite"
         if wants_count and not together:
             n = self._scalar(statement("count", counting))
@@ -338,7 +346,7 @@ class CEInterface(SQLAInterface):
 
         if not more and (ids or page == 0):
             total = CountInfo(offset + len(ids))
-        elif n is not None and (exact_count or n <= self.count_cap):
+        elif n is not None and (exact or n <= self.count_cap):
             total = CountInfo(n)
         elif n is not None:
             total = CountInfo(self.count_cap, capped=True)
@@ -352,6 +360,19 @@ class CEInterface(SQLAInterface):
                             pks=loaded[0], values=loaded[1])
         items = self._load_rows(ids, list_columns)
         return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
+
+    def _tally_count(self, query):
+        """The exact count of `query`'s rows as a sum over the model's tally table
+        (`__tally__`, e.g. models.HourTally), or None when a condition of the
+        query is not an equality on the tally's key (see sqlplan.tally_clause)."""
+        tally = getattr(self.obj, "__tally__", None)
+        if tally is None or query.get_final_froms() != [self.obj.__table__]:
+            return None
+        where = tally_clause(query.whereclause, self.obj.__table__, tally.__table__, tally.tally_key,
+                             tally.tally_required)
+        if where is None:
+            return None
+        return select(func.coalesce(func.sum(tally.n), 0)).where(where)
 
     def _page_statements(self, filters, page_key):
         """The statements a page runs, kept for the next request of the same page by
