@@ -16,6 +16,7 @@ FAB's (count, items) contract for everything else.
 """
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from flask import request
 from flask_appbuilder.models.filters import BaseFilter
@@ -42,6 +43,9 @@ from app.views.fastrender import BoundedCache
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
 COUNT_CAP = 10_000
+# A page's statement selects its list columns too when it skips at most this
+# many rows (PostgreSQL: each skipped row would be joined for nothing).
+MERGE_SKIP_MAX = 100
 # Related-row drop-downs of search forms list at most this many rows.
 SEARCH_SELECT_LIMIT = 500
 # Pages whose statements are kept (query_page), across users and grids: the most
@@ -163,6 +167,12 @@ class CountInfo(int):
         return obj
 
 
+class ValuesPlan(NamedTuple):
+    stmt: object  # the rows with the ids :ids, key first, then the list columns
+    enums: list  # positions of Enum list columns
+    with_values: object  # a page's id statement -> the same selecting the list columns
+
+
 @dataclass
 class GridPage:
     """One page of a grid: its rows, how many rows the filters give, and the
@@ -281,14 +291,17 @@ class CEInterface(SQLAInterface):
             return select(func.count()).select_from(capped_q)
 
         # How many rows match, up to the cap (an index-only count of at most
-        # `count_cap` rows); None when the page is past the cap anyway.  Where
-        # the page's plan does not depend on the count (not SQLite, see
-        # `_prefer_pk_order`), the count comes as a column of the ids' statement:
-        # one round trip less.
+        # `count_cap` rows, or the tally's exact sum); None when the page is
+        # past the cap anyway.  Where the page's plan does not depend on the
+        # count (not SQLite, see `_prefer_pk_order`), the count comes as a
+        # column of the ids' statement, and so do the list columns when the
+        # statement skips few rows (a join per skipped row otherwise: a typed
+        # deep page reads its ids alone, then its rows): one statement a page.
         n = None
         exact = exact_count or (count and tallied() is not None)
         wants_count = exact or (count and offset + page_size < self.count_cap)
-        together = wants_count and self.session.get_bind().dialect.name != "sqlite"
+        dialect = self.session.get_bind().dialect.name
+        together = dialect != "sqlite"
         if wants_count and not together:
             n = self._scalar(statement("count", counting))
         # Many rows match: walking the primary key newest first finds a page
@@ -299,13 +312,24 @@ class CEInterface(SQLAInterface):
         def paged():
             return statement("paged", lambda: self._prefer_pk_order(base()) if by_pk else base())
 
-        def fetch_ids(name, build):
-            nonlocal n
+        plan = self._values_plan(tuple(list_columns), dialect) if together and as_values and list_columns else None
+        fetched = None
+
+        def fetch_ids(name, build, skipped):
+            nonlocal n, fetched
             if not together:
                 return self._ids(statement(name, build))
-            rows = self._rows(statement(name, lambda: build().add_columns(counting().scalar_subquery())))
-            if rows:
-                n = rows[0][1]
+            with_values = plan is not None and skipped <= MERGE_SKIP_MAX
+
+            def build_all():
+                q = plan.with_values(build()) if with_values else build()
+                return q.add_columns(counting().scalar_subquery()) if wants_count else q
+
+            rows = self._rows(statement(name + (with_values, wants_count), build_all))
+            if with_values:
+                fetched = {row[0]: row for row in rows}
+            if rows and wants_count:
+                n = rows[0][-1]
             return [row[0] for row in rows]
 
         ids = None
@@ -317,7 +341,7 @@ class CEInterface(SQLAInterface):
                     q = paged().filter(pk <= first if desc else pk >= first)
                     q = q.order_by(pk.desc() if desc else pk.asc())
                     return q.offset((page - anchor_page) * page_size).limit(page_size + 1)
-                ids = fetch_ids(("forward", by_pk), forward)
+                ids = fetch_ids(("forward", by_pk), forward, (page - anchor_page) * page_size)
             else:
                 # Walking back: rows before the anchor in reverse order.
                 back = (anchor_page - page) * page_size
@@ -326,7 +350,7 @@ class CEInterface(SQLAInterface):
                     q = paged().filter(pk > first if desc else pk < first)
                     q = q.order_by(pk.asc() if desc else pk.desc())
                     return q.offset(back - page_size).limit(page_size)
-                rows = fetch_ids(("backward", by_pk), backward)
+                rows = fetch_ids(("backward", by_pk), backward, back - page_size)
                 if len(rows) == page_size:
                     ids = list(reversed(rows))
                     # Is there a row after this page?  The anchor row itself.
@@ -338,10 +362,10 @@ class CEInterface(SQLAInterface):
                     q = q.order_by(col.desc() if desc else col.asc())
                 q = q.order_by(pk.desc() if desc else pk.asc())
                 return q.offset(offset).limit(page_size + 1)
-            ids = fetch_ids(("plain", by_pk), plain)
+            ids = fetch_ids(("plain", by_pk), plain, offset)
         more = len(ids) > page_size
         ids = ids[:page_size]
-        if together and n is None and not (ids or page == 0):
+        if together and wants_count and n is None and not (ids or page == 0):
             n = self._scalar(statement("count", counting))  # past the last page: no row carried it
 
         if not more and (ids or page == 0):
@@ -354,7 +378,7 @@ class CEInterface(SQLAInterface):
             total = CountInfo(max(offset + page_size, self.count_cap if count else 0), capped=True)
 
         token = f"{ids[0]}.{page}.{fingerprint}" if ids and keyset else ""
-        loaded = self.load_values(ids, list_columns) if as_values and list_columns else None
+        loaded = self.load_values(ids, list_columns, fetched) if as_values and list_columns else None
         if loaded is not None:
             return GridPage(items=None, count=total, page=page, page_size=page_size, anchor=token,
                             pks=loaded[0], values=loaded[1])
@@ -423,25 +447,27 @@ class CEInterface(SQLAInterface):
         by_id = {getattr(o, self.get_pk_name()): o for o in query}
         return [by_id[i] for i in ids if i in by_id]
 
-    def load_values(self, ids, list_columns):
+    def load_values(self, ids, list_columns, fetched=None):
         """(pks, values) of the rows with these ids, in this order, as FAB's
         `get_keys` and `get_values` would give them, read as plain columns (and the
         many-to-one columns the list shows, outer-joined) instead of ORM objects.
         None when a list column is not a mapped column (a property or a whole
-        related object): the caller then loads objects."""
+        related object): the caller then loads objects.  `fetched`: the rows,
+        by id, when the page's statement selected them already."""
         plan = self._values_plan(tuple(list_columns), self.session.get_bind().dialect.name)
         if plan is None:
             return None
         if not ids:
             return [], []
-        stmt, enums = plan
-        by_id = {row[0]: row for row in self.session.connection().execute(stmt, {"ids": ids})}
+        if fetched is None:
+            fetched = {row[0]: row for row in self.session.connection().execute(plan.stmt, {"ids": ids})}
+        width, enums = len(list_columns) + 1, plan.enums
         pks, values = [], []
         for i in ids:
-            row = by_id.get(i)
+            row = fetched.get(i)
             if row is None:
                 continue
-            vals = list(row[1:])
+            vals = list(row[1:width])
             for k in enums:  # FAB lists an Enum by its value
                 if vals[k] is not None:
                     vals[k] = vals[k].value
@@ -493,7 +519,14 @@ class CEInterface(SQLAInterface):
                 stmt = stmt.where(pk == any_(bindparam("ids", type_=ARRAY(pk.type))))
             else:
                 stmt = stmt.where(pk.in_(bindparam("ids", expanding=True)))
-            cache[key] = plan = (stmt.execution_options(**PREPARED), enums)
+            def with_values(page):
+                """The page's own statement selecting the list columns too."""
+                merged = page.with_only_columns(page.selected_columns[0], *exprs)
+                for alias, rel in joins:
+                    merged = merged.outerjoin(alias, rel)
+                return merged
+
+            cache[key] = plan = ValuesPlan(stmt.execution_options(**PREPARED), enums, with_values)
             return plan
         cache[key] = None
         return None
