@@ -15,6 +15,7 @@ province scale (millions of hour records, SPEC §6):
 FAB's (count, items) contract for everything else.
 """
 import hashlib
+from functools import partial
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -31,10 +32,11 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import Enum, Integer, any_, bindparam, false, func, literal_column, or_, select
+from sqlalchemy import Column, Enum, Integer, and_, any_, bindparam, false, func, literal_column, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.sql.util import ClauseAdapter
 
 from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
@@ -519,14 +521,8 @@ class CEInterface(SQLAInterface):
                 stmt = stmt.where(pk == any_(bindparam("ids", type_=ARRAY(pk.type))))
             else:
                 stmt = stmt.where(pk.in_(bindparam("ids", expanding=True)))
-            def with_values(page):
-                """The page's own statement selecting the list columns too."""
-                merged = page.with_only_columns(page.selected_columns[0], *exprs)
-                for alias, rel in joins:
-                    merged = merged.outerjoin(alias, rel)
-                return merged
-
-            cache[key] = plan = ValuesPlan(stmt.execution_options(**PREPARED), enums, with_values)
+            cache[key] = plan = ValuesPlan(stmt.execution_options(**PREPARED), enums,
+                                           partial(_page_with_values, pk, exprs, joins))
             return plan
         cache[key] = None
         return None
@@ -540,3 +536,37 @@ class CEInterface(SQLAInterface):
             if self.is_relation_many_to_one(root) or self.is_relation_one_to_one(root):
                 rels.append(root)
         return rels
+
+
+def _page_with_values(pk, exprs, joins, page):
+    """A page's id statement (`page`: its conditions, order, offset and limit)
+    selecting the list columns `exprs` too.  The page's ids stay a subquery of
+    their own (index-only where they were), and the row and its related rows are
+    joined to those ids only: joined inside it, every row the page skips or
+    sorts away would be read and joined too (a unit's year filter, sorted by
+    id: 820 rows joined for 26, 6 ms instead of 0.2)."""
+    table = pk.table
+    order = list(page._order_by_clauses)
+    columns, seen = [], set()
+    for column in [pk, *(c for o in order for c in _columns_of(o))]:
+        if column.key not in seen:
+            seen.add(column.key)
+            columns.append(table.c[column.key])
+    ids = page.with_only_columns(*columns).subquery("page")
+    row = table.alias("page_row")
+    joined = ids.join(row, row.c[pk.key] == ids.c[pk.key])
+    for alias, rel in joins:
+        prop = rel.property
+        on = [getattr(alias, prop.mapper.get_property_by_column(remote).key) == row.c[local.key]
+              for local, remote in prop.local_remote_pairs]
+        joined = joined.outerjoin(alias, and_(*on))
+    to_row = ClauseAdapter(row).traverse
+    values = [to_row(getattr(e, "expression", e)) for e in exprs]  # mapped attributes: their columns
+    to_ids = ClauseAdapter(ids).traverse
+    return select(ids.c[pk.key], *values).select_from(joined).order_by(*[to_ids(o) for o in order])
+
+
+def _columns_of(clause):
+    from sqlalchemy.sql.visitors import iterate
+
+    return [e for e in iterate(clause) if isinstance(e, Column)]
