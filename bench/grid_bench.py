@@ -291,7 +291,7 @@ def main():
             ensure_data(url, args.scale, not args.no_generate)
             flag = "--sqlite-url" if name == "SQLite" else "--pg-url"
             subprocess.run([sys.executable, __file__, "--db", "sqlite" if name == "SQLite" else "postgresql",
-                            flag, url, "--repeat", str(args.repeat), "--scale", str(args.scale), "--no-generate"],
+                            flag, url, "--repeat", str(args.repeat), "--scale", str(args.scale), "--no-generate"]
                            + (["--users", args.users] if args.users else []), check=True)
         return
 

@@ -5,9 +5,11 @@ province scale (millions of hour records, SPEC §6):
   a relation filter compares the foreign key, with no extra query);
 * no full COUNT(*) on every page: a count capped at `COUNT_CAP` rows
   ("超过 N 条"), an exact count only when it is cheap (the last page is in
-  sight) or when the user asks for it;
+  sight, or a unit's grid: the sum of a few rows of the tally the triggers
+  keep, models.HourTally) or when the user asks for it;
 * paging selects the page's ids first (an index-only query), then loads those
-  rows with the related columns the list shows in one joined query;
+  rows with the related columns the list shows in one joined query (on
+  PostgreSQL one statement does both, with the count, when it skips few rows);
 * deep pages reached from a neighbouring page use the neighbour's first id as
   a keyset anchor (`id <= anchor`), so page 4 000 costs what page 2 costs.
 
