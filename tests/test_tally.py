@@ -105,6 +105,15 @@ def test_a_failed_transaction_leaves_the_tally_alone(ctx):
     assert tallied() == before == counted()  # ... and gone with it
 
 
+@pytest.mark.skipif(not IS_PG, reason="TRUNCATE: run by the PostgreSQL pass of scripts/test.sh")
+def test_truncate_empties_the_tally(ctx):
+    assert tallied()
+    db.session.execute(text("TRUNCATE hour_record CASCADE"))
+    assert tallied() == {} == counted()
+    db.session.rollback()
+    assert tallied() == counted() != {}
+
+
 def _everything():
     from app.security.scope import Scope
 

@@ -17,8 +17,8 @@ province scale (millions of hour records, SPEC §6):
 FAB's (count, items) contract for everything else.
 """
 import hashlib
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 from flask import request
@@ -330,8 +330,7 @@ class CEInterface(SQLAInterface):
                 return q.add_columns(counting().scalar_subquery()) if wants_count else q
 
             rows = self._rows(statement(name + (with_values, wants_count), build_all))
-            if with_values:
-                fetched = {row[0]: row for row in rows}
+            fetched = {row[0]: row for row in rows} if with_values else None  # never an earlier try's
             if rows and wants_count:
                 n = rows[0][-1]
             return [row[0] for row in rows]

@@ -21,7 +21,7 @@ wrote the change: the ORM, bulk UPDATE statements, imports, COPY.
   counter row updated in place would), and no deadlock can arise from it.  A
   key has one row plus one per transaction that was open at the time; the next
   writer folds them.  An UPDATE that changes no key (a course name) writes
-  nothing here.
+  nothing here.  TRUNCATE empties the tally.
 - SQLite: row triggers (it has no statement triggers, and one writer at a
   time): add to the key's row, or insert it.
 
@@ -84,7 +84,18 @@ END
 $$
 """
 
+PG_EMPTY_FUNCTION = """
+CREATE FUNCTION hour_tally_empty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM hour_tally;
+    RETURN NULL;
+END
+$$
+"""
+
 PG_TRIGGERS = [
+    "CREATE TRIGGER hour_tally_truncate AFTER TRUNCATE ON hour_record "
+    "FOR EACH STATEMENT EXECUTE FUNCTION hour_tally_empty()",
     "CREATE TRIGGER hour_tally_insert AFTER INSERT ON hour_record REFERENCING NEW TABLE AS new_rows "
     "FOR EACH STATEMENT EXECUTE FUNCTION hour_tally_follow()",
     "CREATE TRIGGER hour_tally_delete AFTER DELETE ON hour_record REFERENCING OLD TABLE AS old_rows "
@@ -111,12 +122,13 @@ SQLITE_TRIGGERS = [
     f"OR OLD.status IS NOT NEW.status BEGIN {_DROP_OLD} {_ADD_NEW} END",
 ]
 
-TRIGGER_NAMES = ("hour_tally_insert", "hour_tally_delete", "hour_tally_update")
+TRIGGER_NAMES = ("hour_tally_insert", "hour_tally_delete", "hour_tally_update", "hour_tally_truncate")
 
 
 def create_triggers(bind):
     if bind.dialect.name == "postgresql":
         op.execute(PG_FUNCTION)
+        op.execute(PG_EMPTY_FUNCTION)
         for ddl in PG_TRIGGERS:
             op.execute(ddl)
     else:
@@ -152,5 +164,6 @@ def downgrade():
         op.execute(f"DROP TRIGGER IF EXISTS {name}" + (" ON hour_record" if bind.dialect.name == "postgresql" else ""))
     if bind.dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS hour_tally_follow()")
+        op.execute("DROP FUNCTION IF EXISTS hour_tally_empty()")
     op.drop_index("ix_hour_tally_key", table_name="hour_tally")
     op.drop_table("hour_tally")
