@@ -13,6 +13,8 @@ from app.extensions import csrf, db
 from app.models import AuditLog, Unit
 from tests.conftest import IS_PG, _config
 
+YEAR = __import__("datetime").date.today().year - 1
+
 
 @pytest.fixture
 def probe_app(app, backend):
@@ -130,27 +132,42 @@ def test_a_get_reads_without_a_transaction_until_it_writes(probe_app):
 
 @pytest.mark.skipif(not IS_PG, reason="psycopg's prepared statements: run by the PostgreSQL pass of scripts/test.sh")
 def test_statements_of_fixed_shape_stay_prepared_and_no_others(app, login_as, monkeypatch):
-    """The signed-in user's statement and a grid's rows-by-key statement are
-    prepared once and stay prepared from request to request; a grid's page (its
-    ids, count and columns), whose best plan depends on the values, is never
-    prepared (a generic plan walked the wrong index for a city's deep page)."""
+    """Prepared once, and kept from request to request: the signed-in user's
+    statement, a grid's rows-by-key statement, and a unit's page (conditions
+    that are exactly an index's leading columns, newest first: no value can
+    change its plan).  Never prepared: pages whose best plan depends on the
+    values (a region, a sort; a generic plan walked the wrong index for a city's
+    deep page)."""
     from app.views import datamodel
 
-    client = login_as("clerk_a")
+    # (Both sign in first: psycopg forgets its prepared statements when a
+    # connection rolls back, as it does after a login's transaction.)
+    clerk, bureau = login_as("clerk_a"), login_as("bureau_nj")
+    unit_pages = ["/hourrecordview/list/", f"/hourrecordview/list/?_flt_0_year={YEAR}&_flt_0_category=PRO"]
+    for url in unit_pages * 8:
+        assert clerk.get(url).status_code == 200
+    sorted_page = f"/hourrecordview/list/?_flt_0_year={YEAR}"  # (unit, year): no index gives it in id order
+    bureau_page = "/hourrecordview/list/?psize_HourRecordView=5"
     for _ in range(8):
-        assert client.get("/hourrecordview/list/").status_code == 200
+        assert clerk.get(sorted_page).status_code == 200
+        assert bureau.get(bureau_page).status_code == 200
     # A page that skips more than MERGE_SKIP_MAX rows reads its ids, then its rows by key.
     monkeypatch.setattr(datamodel, "MERGE_SKIP_MAX", 0)
     for _ in range(8):
-        assert client.get("/hourrecordview/list/?psize_HourRecordView=5&page_HourRecordView=1").status_code == 200
+        assert clerk.get("/hourrecordview/list/?psize_HourRecordView=5&page_HourRecordView=1").status_code == 200
     with app.app_context():
         assert db.engine.pool.checkedin() == 1  # the connection every request used
         prepared = db.session.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
         db.session.remove()
     assert len([s for s in prepared if "FROM ab_user LEFT OUTER JOIN" in s]) == 1
     assert len([s for s in prepared if s.startswith("SELECT hour_record.id, person_1.name")]) == 1
-    assert not [s for s in prepared if "count(" in s or "sum(" in s or "FROM hour_record \nWHERE hour_record.unit_id" in s
-                or s.startswith("SELECT hour_record.id \nFROM")], prepared
+    pages = [s for s in prepared if "FROM hour_record \nWHERE" in s]
+    # the unit's two pages and its page of ids (MERGE_SKIP_MAX), with their counts from the tally
+    assert len(pages) == 3, [s[:300] for s in prepared]
+    assert all("hour_record.unit_id = $" in s and "sum(hour_tally.n)" in s for s in pages), pages
+    assert [s for s in pages if "hour_record.category = $" in s]
+    assert not [s for s in prepared if "hour_record.region_code" in s or "count(" in s], prepared
+    assert not [s for s in pages if "category" not in s and "year" in s], prepared  # the sorted page
 
 
 @pytest.fixture

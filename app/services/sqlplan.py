@@ -52,13 +52,13 @@ def walk_by_key(clause, table, dialect_name):
 _TALLY_OPERATORS = (operators.eq, operators.in_op)
 
 
-def _conjuncts(clause):
+def conjuncts(clause):
     """The terms of an AND (nested ANDs and parentheses flattened)."""
     while isinstance(clause, Grouping):
         clause = clause.element
     if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
         for term in clause.clauses:
-            yield from _conjuncts(term)
+            yield from conjuncts(term)
     else:
         yield clause
 
@@ -72,7 +72,7 @@ def tally_clause(clause, table, tally_table, key, required):
         return None
     keys = {name: tally_table.c[name] for name in key}
     terms, used = [], set()
-    for term in _conjuncts(clause):
+    for term in conjuncts(clause):
         if not (isinstance(term, BinaryExpression) and term.operator in _TALLY_OPERATORS
                 and isinstance(term.left, Column) and term.left.table is table
                 and term.left.name in keys and isinstance(term.right, BindParameter)):

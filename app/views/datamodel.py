@@ -38,11 +38,13 @@ from sqlalchemy import Column, Enum, Integer, and_, any_, bindparam, false, func
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.util import ClauseAdapter
 
 from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
-from app.services.sqlplan import tally_clause, walk_by_key
+from app.services.sqlplan import conjuncts, tally_clause, walk_by_key
 from app.views.fastrender import BoundedCache
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -327,7 +329,10 @@ class CEInterface(SQLAInterface):
 
             def build_all():
                 q = plan.with_values(build()) if with_values else build()
-                return q.add_columns(counting().scalar_subquery()) if wants_count else q
+                q = q.add_columns(counting().scalar_subquery()) if wants_count else q
+                # Planning this statement costs about what running it does; it is
+                # prepared where no value can change its best plan.
+                return q.execution_options(**PREPARED) if col is None and self._walks_one_index(base()) else q
 
             rows = self._rows(statement(name + (with_values, wants_count), build_all))
             fetched = {row[0]: row for row in rows} if with_values else None  # never an earlier try's
@@ -387,6 +392,31 @@ class CEInterface(SQLAInterface):
                             pks=loaded[0], values=loaded[1])
         items = self._load_rows(ids, list_columns)
         return GridPage(items=items, count=total, page=page, page_size=page_size, anchor=token)
+
+    def _walks_one_index(self, query):
+        """Whether `query`'s rows, newest first, are one stretch of one index
+        whatever its values are: its conditions are equalities on exactly the
+        columns an index leads with, the primary key next (a unit's grid,
+        with or without the year + category filter, on ix_hr_unit_year_cat).
+        Such a page can be prepared on PostgreSQL: a generic plan walks that
+        index as a custom plan would.  A region's range, an IN list or a sort
+        could be planned otherwise for other values (a generic plan once
+        walked the wrong index for a city's deep page), so they are not."""
+        table, pk = self.obj.__table__, self.get_pk()
+        if query.get_final_froms() != [table] or query.whereclause is None:
+            return False
+        equal = set()
+        for term in conjuncts(query.whereclause):
+            if not (isinstance(term, BinaryExpression) and term.operator is operators.eq
+                    and isinstance(term.left, Column) and term.left.table is table
+                    and isinstance(term.right, BindParameter)):
+                return False
+            equal.add(term.left.name)
+        for index in table.indexes:
+            names = [getattr(c, "name", None) for c in index.expressions]
+            if names[-1:] == [pk.name] and set(names[:-1]) == equal and len(names) == len(equal) + 1:
+                return True
+        return False
 
     def _tally_count(self, query):
         """The exact count of `query`'s rows as a sum over the model's tally table
