@@ -63,25 +63,36 @@ def conjuncts(clause):
         yield clause
 
 
+def column_terms(clause, table, ops):
+    """[(column name, term)] of `clause`'s AND-ed terms when each compares a
+    column of `table` with a bound value by one of `ops`; None otherwise."""
+    if clause is None:
+        return None
+    found = []
+    for term in conjuncts(clause):
+        if not (isinstance(term, BinaryExpression) and term.operator in ops
+                and isinstance(term.left, Column) and term.left.table is table
+                and isinstance(term.right, BindParameter)):
+            return None
+        found.append((term.left.name, term))
+    return found
+
+
 def tally_clause(clause, table, tally_table, key, required):
     """`clause` (conditions on `table`) as the same conditions on `tally_table`'s
     columns of the same names, or None when a term is not an equality or IN list
     of a `key` column against bound values, or when a `required` column has no
     condition (rows without it are not tallied)."""
-    if clause is None:
-        return None
     keys = {name: tally_table.c[name] for name in key}
+    found = column_terms(clause, table, _TALLY_OPERATORS)
+    if found is None:
+        return None
     terms, used = [], set()
-    for term in conjuncts(clause):
-        if not (isinstance(term, BinaryExpression) and term.operator in _TALLY_OPERATORS
-                and isinstance(term.left, Column) and term.left.table is table
-                and term.left.name in keys and isinstance(term.right, BindParameter)):
+    for name, term in found:
+        if name not in keys or (term.operator is operators.in_op and not term.right.expanding):
             return None
-        if term.operator is operators.in_op and not term.right.expanding:
-            return None
-        column = keys[term.left.name]
-        terms.append(BinaryExpression(column, term.right, term.operator, type_=term.type))
-        used.add(column.name)
+        terms.append(BinaryExpression(keys[name], term.right, term.operator, type_=term.type))
+        used.add(name)
     if not terms or not set(required) <= used:
         return None
     return and_(*terms)

@@ -39,12 +39,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.util import ClauseAdapter
 
 from app.extensions import PREPARED
 from app.security.scope import current_scope, region_prefix, region_range
-from app.services.sqlplan import conjuncts, tally_clause, walk_by_key
+from app.services.sqlplan import column_terms, tally_clause, walk_by_key
 from app.views.fastrender import BoundedCache
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -403,15 +402,10 @@ class CEInterface(SQLAInterface):
         could be planned otherwise for other values (a generic plan once
         walked the wrong index for a city's deep page), so they are not."""
         table, pk = self.obj.__table__, self.get_pk()
-        if query.get_final_froms() != [table] or query.whereclause is None:
+        found = column_terms(query.whereclause, table, (operators.eq,))
+        if query.get_final_froms() != [table] or not found:
             return False
-        equal = set()
-        for term in conjuncts(query.whereclause):
-            if not (isinstance(term, BinaryExpression) and term.operator is operators.eq
-                    and isinstance(term.left, Column) and term.left.table is table
-                    and isinstance(term.right, BindParameter)):
-                return False
-            equal.add(term.left.name)
+        equal = {name for name, _term in found}
         for index in table.indexes:
             names = [getattr(c, "name", None) for c in index.expressions]
             if names[-1:] == [pk.name] and set(names[:-1]) == equal and len(names) == len(equal) + 1:
