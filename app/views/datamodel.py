@@ -23,18 +23,25 @@ from typing import NamedTuple
 
 from flask import request
 from flask_appbuilder.models.filters import BaseFilter
+from dateutil import parser as date_parser
 from flask_appbuilder.models.sqla.filters import (
     FilterEqual,
+    FilterGreater,
+    FilterIn,
     FilterNotEqual,
+    FilterNotIn,
     FilterRelation,
+    FilterSmaller,
     SQLAFilterConverter,
     get_field_setup_query,
+    set_value_to_type,
 )
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.utils.base import get_column_root_relation, is_column_dotted
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import Column, Enum, Integer, and_, any_, bindparam, false, func, literal_column, or_, select
+from sqlalchemy import BigInteger, Column, Date, DateTime, Enum, Float, Integer, Numeric, SmallInteger, and_, any_, bindparam, false, func, literal_column, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, joinedload
@@ -154,11 +161,159 @@ class FilterRelationFKNotEqual(FilterRelation):
         return query.filter(~cond | col.is_(None))
 
 
+class FilterValueError(ValueError):
+    """A filter's text its column cannot hold; str() says why, for the user."""
+
+
+# An empty box for a number, a date or an Enum: the filter is left out.
+NO_CONDITION = object()
+
+
+def typed_filter_value(datamodel, column_name, value):
+    """A filter's text as its column's type, as FAB's set_value_to_type makes it,
+    except where FAB passes on what the database then rejects (a name that is no
+    member of an Enum, a number beyond the column's integer type: a server error)
+    or quietly compares with NULL (text for a number or a date): those raise
+    FilterValueError.  An Enum takes a member's name (PRO) or its label (专业科目).
+    Left empty, such a column's filter is NO_CONDITION."""
+    column = datamodel.list_columns.get(column_name)
+    type_ = getattr(column, "type", None)
+    text = str(value if value is not None else "").strip()
+    if not text and isinstance(type_, (Enum, Integer, Numeric, Float, Date, DateTime)):
+        return NO_CONDITION
+    if isinstance(type_, Enum) and type_.enum_class is not None:
+        for member in type_.enum_class:
+            if text in (member.name, str(member.value)):
+                return member
+        labels = "、".join(str(m.value) for m in type_.enum_class)
+        raise FilterValueError(_("应为以下之一：%(labels)s", labels=labels))
+    if isinstance(type_, Integer):
+        try:
+            number = int(text)
+        except ValueError:
+            raise FilterValueError(_("不是整数")) from None
+        bits = 15 if isinstance(type_, SmallInteger) else 63 if isinstance(type_, BigInteger) else 31
+        if not -(2 ** bits) <= number < 2 ** bits:
+            raise FilterValueError(_("超出范围"))
+        return number
+    if isinstance(type_, (Numeric, Float)):
+        try:
+            number = float(text)
+        except ValueError:
+            raise FilterValueError(_("不是数字")) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise FilterValueError(_("不是数字"))
+        return number
+    if isinstance(type_, (Date, DateTime)):
+        try:
+            moment = date_parser.parse(text)
+        except (ValueError, OverflowError):
+            raise FilterValueError(_("不是日期，例如 2024-03-01")) from None
+        return moment if isinstance(type_, DateTime) else moment.date()
+    return set_value_to_type(datamodel, column_name, value)
+
+
+class _TypedFilter:
+    """FAB's filter, its value checked by typed_filter_value: a value the column
+    cannot hold matches nothing (the grid says why, ScopedModelView), or, for
+    a negated filter, leaves every row in."""
+
+    matches_nothing_when_invalid = True
+
+    def typed(self, value):
+        return typed_filter_value(self.datamodel, self.column_name, value)
+
+    def apply(self, query, value):
+        try:
+            value = self.typed(value)
+        except FilterValueError:
+            return query.filter(false()) if self.matches_nothing_when_invalid else query
+        if value is NO_CONDITION:
+            return query
+        query, field = get_field_setup_query(query, self.model, self.column_name)
+        return self.condition(query, field, value)
+
+
+class CEFilterEqual(_TypedFilter, FilterEqual):
+    def condition(self, query, field, value):
+        return query.filter(field == value)
+
+
+class CEFilterNotEqual(_TypedFilter, FilterNotEqual):
+    matches_nothing_when_invalid = False
+
+    def condition(self, query, field, value):
+        return query.filter(field != value)
+
+
+class CEFilterGreater(_TypedFilter, FilterGreater):
+    def condition(self, query, field, value):
+        return query.filter(field > value)
+
+
+class CEFilterSmaller(_TypedFilter, FilterSmaller):
+    def condition(self, query, field, value):
+        return query.filter(field < value)
+
+
+class _TypedListFilter(_TypedFilter):
+    """FAB's IN filters (a list of values): the values the column cannot hold are
+    left out of the list."""
+
+    def apply(self, query, value):
+        values, invalid = [], False
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            try:
+                typed = self.typed(item)
+            except FilterValueError:
+                invalid = True
+                continue
+            if typed is not NO_CONDITION:
+                values.append(typed)
+        if not values:
+            return query.filter(false()) if invalid and self.matches_nothing_when_invalid else query
+        query, field = get_field_setup_query(query, self.model, self.column_name)
+        return self.condition(query, field, values)
+
+
+class CEFilterIn(_TypedListFilter, FilterIn):
+    def condition(self, query, field, values):
+        return query.filter(field.in_(values))
+
+
+class CEFilterNotIn(_TypedListFilter, FilterNotIn):
+    matches_nothing_when_invalid = False
+
+    def condition(self, query, field, values):
+        return query.filter(field.not_in(values))
+
+
+_TYPED_FILTERS = {FilterEqual: CEFilterEqual, FilterNotEqual: CEFilterNotEqual, FilterGreater: CEFilterGreater,
+                  FilterSmaller: CEFilterSmaller, FilterIn: CEFilterIn, FilterNotIn: CEFilterNotIn}
+
+
+def filter_value_problems(filters, label_columns):
+    """What is wrong with the values of a grid's filters, one message per value
+    its column cannot hold, naming the column by its label."""
+    problems = []
+    for flt, value in zip(filters.filters, filters.values):
+        if not isinstance(flt, _TypedFilter):
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            try:
+                flt.typed(item)
+            except FilterValueError as exc:
+                label = label_columns.get(flt.column_name, flt.column_name)
+                problems.append(_("筛选「%(label)s」的值「%(value)s」无效：%(why)s", label=label, value=item, why=exc))
+    return problems
+
+
 class CEFilterConverter(SQLAFilterConverter):
     conversion_table = (
-        ("is_region_code", [FilterRegionSubtree, FilterEqual, FilterNotEqual]),
+        ("is_region_code", [FilterRegionSubtree, CEFilterEqual, CEFilterNotEqual]),
         ("is_relation_many_to_one", [FilterRelationFKEqual, FilterRelationFKNotEqual]),
-    ) + SQLAFilterConverter.conversion_table
+    ) + tuple((test, [_TYPED_FILTERS.get(f, f) for f in filters])
+              for test, filters in SQLAFilterConverter.conversion_table)
 
 
 class CountInfo(int):

@@ -11,7 +11,7 @@ import copy
 from functools import partial
 from urllib.parse import urlencode
 
-from flask import has_request_context, request, session, url_for
+from flask import flash, has_request_context, request, session, url_for
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.widgets import ListWidget
@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from wtforms import StringField
 
-from app.views.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface
+from app.views.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface, filter_value_problems
 from app.views.fastrender import CESearchWidget, framed, grid_widget, lazy_search_form, user_key
 
 
@@ -165,6 +165,8 @@ class FastListMixin(RequestFiltersMixin):
         actions = actions or self.actions
         page_size = page_size or self.page_size
         name = self.__class__.__name__
+        for problem in filter_value_problems(filters, self.label_columns):
+            flash(problem, "warning")  # the filter matches nothing (datamodel._TypedFilter)
         grid = self.datamodel.query_page(
             joined_filters(filters, self._base_filters),
             order_column, order_direction, page=page or 0, page_size=page_size,
