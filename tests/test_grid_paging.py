@@ -341,3 +341,39 @@ def test_filters_of_one_request_never_reach_another(grid_app, login_as, monkeypa
     html = client.get(f"/hourrecordview/list/?_flt_0_year={YEAR}").get_data(as_text=True)
     assert shown_ids(seen["other"]) == want[YEAR - 1]
     assert shown_ids(html) == want[YEAR]
+
+
+def _hour_statements(app, client, url):
+    """The statements reading hour_record that one request of `url` ran, and its page."""
+    from sqlalchemy import event
+
+    seen = []
+    with app.app_context():
+        engine = db.engine
+    grab = lambda conn, cursor, statement, *rest: seen.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        html = client.get(url).get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    return [s for s in seen if "FROM hour_record" in s], html
+
+
+@pytest.mark.parametrize("query", ["", f"?_flt_0_year={YEAR}&_flt_0_category=PRO"])
+def test_a_units_page_is_one_statement_on_either_database(grid_app, login_as, query):
+    """A unit's page (conditions on exactly an index's leading columns, newest
+    first) walks that index whatever the count, so on SQLite too its ids, its
+    count (the tally's sum) and its rows come in one statement; a region's page
+    on SQLite counts first (its plan depends on the count) and reads its rows
+    by key after its ids."""
+    clerk = login_as("clerk_a")
+    statements, html = _hour_statements(grid_app, clerk, "/hourrecordview/list/" + query)
+    assert len(statements) == 1, statements
+    assert "sum(hour_tally.n)" in statements[0] and "page_row" in statements[0]
+    where = (HourRecord.year == YEAR, HourRecord.category == Category.PRO) if query else ()
+    ids = expected_ids(grid_app, "clerk_a", where)
+    assert shown_ids(html)[:5] == ids[:5] and re.search(r"记录数\s*:?\s*(?:<[^>]+>\s*)*%d\b" % len(ids), html)
+    bureau_statements, _html = _hour_statements(grid_app, login_as("bureau_nj"), "/hourrecordview/list/" + query)
+    with grid_app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    assert len(bureau_statements) == (3 if sqlite else 1), bureau_statements

@@ -453,7 +453,8 @@ class CEInterface(SQLAInterface):
         # How many rows match, up to the cap (an index-only count of at most
         # `count_cap` rows, or the tally's exact sum); None when the page is
         # past the cap anyway.  Where the page's plan does not depend on the
-        # count (not SQLite, see `_prefer_pk_order`), the count comes as a
+        # count (not on SQLite, see `_prefer_pk_order`, unless the page walks
+        # one index whatever the count: a unit's grid), the count comes as a
         # column of the ids' statement, and so do the list columns when the
         # statement skips few rows (a join per skipped row otherwise: a typed
         # deep page reads its ids alone, then its rows): one statement a page.
@@ -461,7 +462,8 @@ class CEInterface(SQLAInterface):
         exact = exact_count or (count and tallied() is not None)
         wants_count = exact or (count and offset + page_size < self.count_cap)
         dialect = self.session.get_bind().dialect.name
-        together = dialect != "sqlite"
+        one_index = col is None and statement("one_index", lambda: self._walks_one_index(base()))
+        together = dialect != "sqlite" or one_index
         if wants_count and not together:
             n = self._scalar(statement("count", counting))
         # Many rows match: walking the primary key newest first finds a page
@@ -484,10 +486,9 @@ class CEInterface(SQLAInterface):
 
             def build_all():
                 # Planning this statement costs about what running it does; it is
-                # prepared where no value can change its best plan.
-                prepare = col is None and self._walks_one_index(base())
+                # prepared (PostgreSQL) where no value can change its best plan.
                 q = build()
-                if prepare and with_values:
+                if one_index and with_values and dialect == "postgresql":
                     # PostgreSQL costs a generic plan with a bound LIMIT or OFFSET as
                     # if a tenth of the rows were read, finds it dearer than the
                     # custom plans and plans again at every execution (0.35 ms of
@@ -499,7 +500,7 @@ class CEInterface(SQLAInterface):
                     q = q.offset(skip).limit(limit)
                 q = plan.with_values(q) if with_values else q
                 q = q.add_columns(counting().scalar_subquery()) if wants_count else q
-                return q.execution_options(**PREPARED) if prepare else q
+                return q.execution_options(**PREPARED) if one_index else q
 
             rows = self._rows(statement(name + (with_values, wants_count), build_all))
             fetched = {row[0]: row for row in rows} if with_values else None  # never an earlier try's
