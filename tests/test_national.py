@@ -314,6 +314,29 @@ def test_api_list_get_info_are_scoped(app, client):
     assert client.put(f"/api/v1/national_record/{one}", json={"year": 2020}, headers=auth).status_code in (404, 405)
 
 
+def test_api_filter_values_the_column_cannot_hold_are_refused(app, client):
+    """A filter value its column cannot hold is a 400 naming the filter and why
+    (FAB passed it on: a server error); an Enum filter takes its label too."""
+    auth = _token(client, "bureau_nj")
+    url = "/api/v1/national_record/"
+    for value, why in (("99999999999999999999", "超出范围"), ("'20x5'", "不是整数")):
+        q = f"(filters:!((col:year,opr:eq,value:{value})),page_size:10)"
+        resp = client.get(url, query_string={"q": q}, headers=auth)
+        assert resp.status_code == 400, resp.get_data(as_text=True)
+        assert "认定年度" in resp.get_json()["message"] and why in resp.get_json()["message"]
+    q = "(filters:!((col:category,opr:eq,value:'XX')),page_size:10)"
+    resp = client.get(url, query_string={"q": q}, headers=auth)
+    assert resp.status_code == 400 and "专业科目、公需科目" in resp.get_json()["message"]
+    by = {}
+    for value in ("'PRO'", "'专业科目'"):
+        q = f"(filters:!((col:category,opr:eq,value:{value})),page_size:1000,columns:!(id,category))"
+        resp = client.get(url, query_string={"q": q}, headers=auth)
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        by[value] = resp.get_json()
+    assert by["'PRO'"]["ids"] == by["'专业科目'"]["ids"] and by["'PRO'"]["count"] > 0
+    assert {r["category"] for r in by["'专业科目'"]["result"]} == {Category.PRO.value}
+
+
 def test_api_filters_of_one_request_never_reach_another(app, client, monkeypatch):
     """Two list requests at once (threads of one worker): the second arrives while
     the first is reading its filters.  Each answers with its own filters (FAB

@@ -81,6 +81,18 @@ class RequestFiltersMixin:
     def _filters(self, value):
         self.__dict__["_ce_filters"] = value
 
+    def _handle_filters_args(self, rison_args):
+        """An API's filters (FAB's ModelRestApi): a value its column cannot hold is
+        refused with 400 naming the filter and why (a grid shows the same message
+        and matches nothing, see `_get_list_widget`)."""
+        from flask_appbuilder.exceptions import FABException
+
+        joined = super()._handle_filters_args(rison_args)
+        problems = filter_value_problems(self._filters, getattr(self, "label_columns", {}))
+        if problems:
+            raise FABException("; ".join(str(p) for p in problems))
+        return joined
+
 
 class FastListMixin(RequestFiltersMixin):
     list_widget = CEListWidget
