@@ -73,3 +73,17 @@ def test_bureau_and_export_see_the_same(login_as):
     resp = bureau.get(f"/hourrecordview/export/?_flt_0_year={YEAR}&_flt_0_category=专业科目")
     rows = list(load_workbook(io.BytesIO(resp.data)).worksheets[0].iter_rows(values_only=True))
     assert len(rows) > 1 and {r[3] for r in rows[1:]} == {Category.PRO.value}
+
+
+def test_the_search_panel_is_open_while_filters_are_active(login_as):
+    """The rows' filters are in sight (FAB kept its search panel folded), also on
+    the kept frame of a page (fastrender.framed: a frame per state)."""
+    clerk = login_as("clerk_a")
+    for _ in range(2):  # the second request of each is filled into the kept frame
+        _t, _n, plain = _page(clerk, "")
+        _t, _n, filtered = _page(clerk, f"_flt_0_year={YEAR}")
+        assert 'id="accordion1_href" class="panel-collapse collapse"' in plain
+        assert 'id="accordion1_href" class="panel-collapse collapse in"' in filtered
+        assert 'id="accordion1_href" class="panel-collapse collapse in"' not in plain
+    todo = clerk.get("/review/todo/list/?_flt_0_year=%d" % YEAR).get_data(as_text=True)
+    assert 'class="panel-collapse collapse in"' in todo

@@ -105,6 +105,9 @@ class FastListMixin(RequestFiltersMixin):
     framed_list_templates = ("imports/grid_list.html",)
 
     def render_template(self, template, **kwargs):
+        # The search panel is open while filters are active (imports/grid_list.html);
+        # a render argument, so part of the frame's key below.
+        kwargs.setdefault("ce_filters_active", bool(has_request_context() and self._filters.filters))
         widgets = kwargs.get("widgets")
         if template not in self.framed_list_templates or not widgets:
             return super().render_template(template, ce_query_suffix=query_suffix, **kwargs)
