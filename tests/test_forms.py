@@ -121,9 +121,26 @@ def test_person_add_duplicate_id_number(app, login_as):
         existing = db.session.get(Person, 1).id_number
     before = count(app, Person)
     resp, page = submit(client, "/personview/add", person_form(id_number=existing))
-    assert "已存在" in page or "已登记" in page, page[-2000:]
+    # the message names the key (the type and number of the ID) and its values
+    assert f"保存失败：证件类型、证件号码为「居民身份证、{existing}」的记录已存在" in page, page[-2000:]
     assert "IntegrityError" not in page and "UNIQUE" not in page.upper().replace("UNIQUE_", "")
     assert count(app, Person) == before
+
+
+def test_person_edit_to_another_persons_id_number_names_it_and_stores_nothing(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        first, second = db.session.execute(select(Person).order_by(Person.id).limit(2)).scalars().all()
+        taken, own = first.id_number, second.id_number
+        second_id, unit = second.id, second.unit_id
+        db.session.remove()
+    resp, page = submit(client, f"/personview/edit/{second_id}",
+                        person_form(name="改号测试", id_number=taken, unit=str(unit or "")))
+    assert f"保存失败：证件类型、证件号码为「居民身份证、{taken}」的记录已存在" in page, page[-2000:]
+    with app.app_context():
+        stored = db.session.get(Person, second_id)
+        assert (stored.id_number, stored.name) == (own, second.name)
+        db.session.remove()
 
 
 # -------------------------------------------------------------------- units

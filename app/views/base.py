@@ -4,6 +4,8 @@ FAB applies `base_filters` to list/show/edit/delete but not to `action` and
 `action_post`, which load rows by id.  Here every route, including actions,
 loads rows through the scope, and adds/edits are checked to stay in scope.
 """
+import enum
+
 from flask import flash, g, has_request_context, redirect, request
 from flask_appbuilder import ModelView, expose, has_access, permission_name
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
@@ -247,13 +249,20 @@ class ScopedModelView(FastListMixin, ModelView):
 
     def _check_in_scope(self, item):
         db.session.add(item)
+        keys = unique_key_values(item)  # before the flush: a failed one leaves nothing to read
         try:
             db.session.flush()
         except IntegrityError:
             # A unique key (credit code, ID number, the hour-record key) already holds
-            # this row: a message, not the database's error text.
+            # this row: a message naming it, not the database's error text.
             db.session.rollback()
-            raise ValidationFailed(_("保存失败：已存在相同的记录"))
+            clash = clashing_key(type(item), keys)
+            if clash is None:
+                raise ValidationFailed(_("保存失败：已存在相同的记录"))
+            labels = "、".join(str(self.label_columns.get(name, name)) for name, _value in clash)
+            values = "、".join(_(value.value) if isinstance(value, enum.Enum) else str(display(value))
+                              for _name, value in clash)
+            raise ValidationFailed(_("保存失败：%(fields)s为「%(values)s」的记录已存在", fields=labels, values=values))
         if get_scoped(type(item), self.datamodel.get_pk_value(item)) is None:
             db.session.rollback()
             raise DomainError(_("保存失败：该记录将超出您的权限范围"))
@@ -349,3 +358,51 @@ class ScopedModelView(FastListMixin, ModelView):
     def audit_scope(self, item):
         """unit_id / region_code of an audit entry about `item`."""
         return {}
+
+
+def unique_key_values(item):
+    """The values `item` would store under each unique key of its table (not the
+    primary key): [(primary key value, [(attribute name, value), ...]), ...].  A
+    foreign key set through its relation (record.person) is read from the
+    related row, as the flush would."""
+    mapper = sa_inspect(type(item))
+    table = mapper.local_table
+    by_column = {}
+    for rel in mapper.relationships:
+        cols = list(rel.local_columns)
+        if rel.direction.name == "MANYTOONE" and len(cols) == 1:
+            by_column[cols[0]] = rel
+    keys = [list(c.columns) for c in table.constraints if c.__class__.__name__ == "UniqueConstraint"]
+    keys += [list(i.columns) for i in table.indexes if i.unique and len(i.columns)]
+    keys += [[c] for c in table.columns if c.unique]
+    pk = [getattr(item, mapper.get_property_by_column(c).key) for c in mapper.primary_key]
+    out = []
+    for columns in keys:
+        pairs = []
+        for column in columns:
+            name = mapper.get_property_by_column(column).key
+            value = getattr(item, name)
+            rel = by_column.get(column)
+            if value is None and rel is not None and getattr(item, rel.key) is not None:
+                target = getattr(item, rel.key)
+                value = getattr(target, sa_inspect(type(target)).primary_key[0].key)
+                name = rel.key  # labelled as the relation the form shows
+            pairs.append((name, value, column))
+        out.append((pk, pairs))
+    return out
+
+
+def clashing_key(model, keys):
+    """The first unique key (of `unique_key_values`) whose values another row
+    already holds, as [(attribute name, value), ...], or None."""
+    mapper = sa_inspect(model)
+    pk_columns = list(mapper.primary_key)
+    for pk, pairs in keys:
+        if any(value is None for _name, value, _column in pairs):
+            continue
+        query = select(pk_columns[0]).where(*[column == value for _name, value, column in pairs])
+        if all(v is not None for v in pk):
+            query = query.where(*[c != v for c, v in zip(pk_columns, pk)])
+        if db.session.execute(query.limit(1)).first() is not None:
+            return [(name, value) for name, value, _column in pairs]
+    return None
