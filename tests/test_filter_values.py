@@ -87,3 +87,11 @@ def test_the_search_panel_is_open_while_filters_are_active(login_as):
         assert 'id="accordion1_href" class="panel-collapse collapse in"' not in plain
     todo = clerk.get("/review/todo/list/?_flt_0_year=%d" % YEAR).get_data(as_text=True)
     assert 'class="panel-collapse collapse in"' in todo
+
+
+def test_the_message_shows_the_typed_value_as_text(login_as):
+    clerk = login_as("clerk_a")
+    resp = clerk.get(LIST + "?_flt_0_year=<b>x</b>")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert "「&lt;b&gt;x&lt;/b&gt;」无效：不是整数" in html and "<b>x</b>" not in html
