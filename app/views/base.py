@@ -361,48 +361,50 @@ class ScopedModelView(FastListMixin, ModelView):
 
 
 def unique_key_values(item):
-    """The values `item` would store under each unique key of its table (not the
-    primary key): [(primary key value, [(attribute name, value), ...]), ...].  A
-    foreign key set through its relation (record.person) is read from the
-    related row, as the flush would."""
+    """What `item` would store under each unique key of its table (not the
+    primary key): [(its primary key values, [(attribute, value, column, shown),
+    ...]), ...].  A foreign key set through its relation (record.person) is read
+    from the related row, as the flush would, and is named and shown as that
+    relation (its attribute and the related row's text)."""
     mapper = sa_inspect(type(item))
     table = mapper.local_table
-    by_column = {}
+    relation_of = {}
     for rel in mapper.relationships:
         cols = list(rel.local_columns)
         if rel.direction.name == "MANYTOONE" and len(cols) == 1:
-            by_column[cols[0]] = rel
+            relation_of[cols[0]] = rel
     keys = [list(c.columns) for c in table.constraints if c.__class__.__name__ == "UniqueConstraint"]
     keys += [list(i.columns) for i in table.indexes if i.unique and len(i.columns)]
     keys += [[c] for c in table.columns if c.unique]
     pk = [getattr(item, mapper.get_property_by_column(c).key) for c in mapper.primary_key]
+    loaded = sa_inspect(item).dict  # (a relation not loaded stays so: no lazy load, no autoflush)
     out = []
     for columns in keys:
-        pairs = []
+        entries = []
         for column in columns:
             name = mapper.get_property_by_column(column).key
-            value = getattr(item, name)
-            rel = by_column.get(column)
-            if value is None and rel is not None and getattr(item, rel.key) is not None:
-                target = getattr(item, rel.key)
-                value = getattr(target, sa_inspect(type(target)).primary_key[0].key)
-                name = rel.key  # labelled as the relation the form shows
-            pairs.append((name, value, column))
-        out.append((pk, pairs))
+            value = shown = getattr(item, name)
+            rel = relation_of.get(column)
+            target = loaded.get(rel.key) if rel is not None else None
+            if target is not None:
+                name, shown = rel.key, target
+                if value is None:
+                    value = getattr(target, sa_inspect(type(target)).primary_key[0].key)
+            entries.append((name, value, column, shown))
+        out.append((pk, entries))
     return out
 
 
 def clashing_key(model, keys):
     """The first unique key (of `unique_key_values`) whose values another row
-    already holds, as [(attribute name, value), ...], or None."""
-    mapper = sa_inspect(model)
-    pk_columns = list(mapper.primary_key)
-    for pk, pairs in keys:
-        if any(value is None for _name, value, _column in pairs):
+    already holds, as [(attribute, shown value), ...], or None."""
+    pk_columns = list(sa_inspect(model).primary_key)
+    for pk, entries in keys:
+        if any(value is None for _name, value, _column, _shown in entries):
             continue
-        query = select(pk_columns[0]).where(*[column == value for _name, value, column in pairs])
+        query = select(pk_columns[0]).where(*[column == value for _name, value, column, _shown in entries])
         if all(v is not None for v in pk):
             query = query.where(*[c != v for c, v in zip(pk_columns, pk)])
         if db.session.execute(query.limit(1)).first() is not None:
-            return [(name, value) for name, value, _column in pairs]
+            return [(name, shown) for name, _value, _column, shown in entries]
     return None
