@@ -41,7 +41,10 @@ from flask_appbuilder.utils.base import get_column_root_relation, is_column_dott
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import BigInteger, Column, Date, DateTime, Enum, Float, Integer, Numeric, SmallInteger, and_, any_, bindparam, false, func, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger, Column, Date, DateTime, Enum, Float, Integer, Numeric, SmallInteger, and_, any_, bindparam, false,
+    func, literal_column, or_, select,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, joinedload
@@ -215,8 +218,9 @@ def typed_filter_value(datamodel, column_name, value):
 
 class _TypedFilter:
     """FAB's filter, its value checked by typed_filter_value: a value the column
-    cannot hold matches nothing (the grid says why, ScopedModelView), or, for
-    a negated filter, leaves every row in."""
+    cannot hold matches nothing (the grid says why: filter_value_problems, in
+    FastListMixin._get_list_widget; an API answers 400), or, for a negated
+    filter, leaves every row in."""
 
     matches_nothing_when_invalid = True
 
