@@ -14,6 +14,9 @@
 # variables every process was given), pid files, logs, uploads.  Ports:
 # STACK_HTTP_PORT (18080), STACK_APP_PORT (18081), STACK_REDIS_PORT (18082),
 # STACK_PG_PORT (54339).  Processes: STACK_WEB_WORKERS (2), STACK_WEB_THREADS (4).
+# Work runs as jobs in the rq workers from small sizes on (STACK_IMPORT_INLINE_MAX_*
+# 0, STACK_EXPORT_INLINE_MAX_ROWS 10, STACK_CERT_BATCH_INLINE_MAX 2), so that
+# the tests see the workers do it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -112,8 +115,9 @@ DB_MAX_OVERFLOW=2
 GUNICORN_ACCESS_LOG=$D/logs/access.log
 IMPORT_INLINE_MAX_BYTES=${STACK_IMPORT_INLINE_MAX_BYTES:-0}
 IMPORT_INLINE_MAX_ROWS=${STACK_IMPORT_INLINE_MAX_ROWS:-0}
-EXPORT_INLINE_MAX_ROWS=${STACK_EXPORT_INLINE_MAX_ROWS:-100000}
-CERT_BATCH_INLINE_MAX=${STACK_CERT_BATCH_INLINE_MAX:-100}
+EXPORT_INLINE_MAX_ROWS=${STACK_EXPORT_INLINE_MAX_ROWS:-10}
+CERT_BATCH_INLINE_MAX=${STACK_CERT_BATCH_INLINE_MAX:-2}
+NATIONAL_FEED_LAG_SECONDS=0
 DEMO=1
 STACK_DIR=$D
 STACK_URL=http://127.0.0.1:$HTTP_PORT
@@ -138,7 +142,7 @@ for n in 1 2; do
 done
 
 # 5. gunicorn (gunicorn.conf.py reads BIND, WEB_CONCURRENCY, GUNICORN_THREADS)
-"$VENV/gunicorn" -c gunicorn.conf.py --chdir "$ROOT" --pid "$D/gunicorn.pid" --daemon \
+"$VENV/gunicorn" -c gunicorn.conf.py --no-control-socket --chdir "$ROOT" --pid "$D/gunicorn.pid" --daemon \
   --error-logfile "$D/logs/gunicorn.log" 'run:app'
 
 # 6. nginx in front
