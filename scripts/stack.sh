@@ -9,6 +9,7 @@
 #   scripts/stack.sh start      a fresh database with the demo data; prints the URL
 #   scripts/stack.sh stop       stops every process it started
 #   scripts/stack.sh status
+#   scripts/stack.sh redis-stop|redis-start   (the fault drills)
 #
 # Everything lives in $STACK_DIR (default /tmp/ce-stack): stack.env (the
 # variables every process was given), pid files, logs, uploads.  Ports:
@@ -68,15 +69,23 @@ EOF
   return 1
 }
 
+start_redis() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$D/redis" \
+    --daemonize yes --pidfile "$D/redis.pid" --logfile "$D/logs/redis.log"
+  for _ in $(seq 50); do [ -s "$D/redis.pid" ] && break; sleep 0.1; done
+}
+
 case "${1:-start}" in
 stop) stop; exit 0 ;;
+redis-stop) stop_pid "$D/redis.pid"; exit 0 ;;   # the fault drills
+redis-start) start_redis; exit 0 ;;
 status)
   for n in nginx gunicorn rq1 rq2 redis; do
     if [ -f "$D/$n.pid" ] && kill -0 "$(cat "$D/$n.pid")" 2>/dev/null; then echo "$n up"; else echo "$n down"; fi
   done
   exit 0 ;;
 start) ;;
-*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|status|redis-stop|redis-start" >&2; exit 2 ;;
 esac
 
 stop
@@ -130,9 +139,7 @@ set -a; . "$D/stack.env"; set +a
 "$VENV/flask" --app run.py ce init --demo >"$D/logs/init.log" 2>&1
 
 # 3. Redis
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$D/redis" \
-  --daemonize yes --pidfile "$D/redis.pid" --logfile "$D/logs/redis.log"
-for _ in $(seq 50); do [ -s "$D/redis.pid" ] && break; sleep 0.1; done
+start_redis
 
 # 4. two RQ workers (each forks a work-horse per job)
 for n in 1 2; do
