@@ -42,6 +42,11 @@ def _database_unavailable(error):
         db.session.rollback()
     except Exception:  # the connection is gone already
         pass
+    # The page must not ask the database again: Flask-Login's template context
+    # would load the signed-in user.  This response shows no user.
+    from flask import current_app
+
+    g._login_user = current_app.login_manager.anonymous_user()
     response = make_response(*_error_response(503))
     response.headers["Retry-After"] = "5"
     return response
