@@ -253,7 +253,7 @@ def _accounts(env):
 def _run(user_classes, users, seconds, host):
     env = Environment(user_classes=user_classes, host=host)
     runner = env.create_local_runner()
-    runner.start(users, spawn_rate=max(1, users / 5))
+    runner.start(users, spawn_rate=max(1, users / 20))  # people arrive over ~20 s
     gevent.sleep(seconds)
     runner.quit()
     return env.stats
