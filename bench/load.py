@@ -250,6 +250,36 @@ def _accounts(env):
     Importer.accounts = ["clerk_a"]
 
 
+def _stack_cpu(stack_dir):
+    """CPU seconds used so far by the stack's processes (nginx, gunicorn, rq workers
+    and their finished work-horses, Redis, PostgreSQL and its backends): the
+    machine may be shared, CPU time per request is not."""
+    import psutil
+
+    roots = []
+    for name in ("nginx", "gunicorn", "rq1", "rq2", "redis"):
+        try:
+            with open(os.path.join(stack_dir, f"{name}.pid")) as fh:
+                roots.append(int(fh.read().split()[0]))
+        except (OSError, ValueError):
+            pass
+    try:
+        with open(os.path.join(stack_dir, "pg", "postmaster.pid")) as fh:
+            roots.append(int(fh.readline()))
+    except (OSError, ValueError):
+        pass
+    total = 0.0
+    for pid in roots:
+        try:
+            root = psutil.Process(pid)
+            for p in [root] + root.children(recursive=True):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
 def _run(user_classes, users, seconds, host):
     env = Environment(user_classes=user_classes, host=host)
     runner = env.create_local_runner()
@@ -308,11 +338,17 @@ def main(argv=None):
                                     course=f"压测导入{int(time.time())}")]
         ceiling_s = args.ceiling_seconds or max(15, args.seconds // 6)
         print(f"== ceiling: /health through nginx + gunicorn, {args.health_users} clients, {ceiling_s} s", flush=True)
+        cpu0 = _stack_cpu(stack_dir)
         ceiling, _f, _w = _report(_run([Health], args.health_users, ceiling_s, host), ceiling_s)
+        health_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, ceiling * ceiling_s)
         print(f"== mix: {args.users} people (think time 1-3 s), {args.seconds} s: applicants 6 : reviewers 2 : "
               f"bureau 2, plus 1 clerk importing {args.import_rows} rows", flush=True)
+        cpu0 = _stack_cpu(stack_dir)
+        load0 = os.getloadavg()[0]
         rps, failures, worst = _report(
             _run([Applicant, Reviewer, Bureau, Importer], args.users, args.seconds, host), args.seconds)
+        mix_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, rps * args.seconds)
+        cores = os.cpu_count() or 2
         print("== result")
         print(f"ceiling (/health): {ceiling:.0f} req/s; mix: {rps:.1f} req/s = {100 * rps / ceiling:.1f} % of it "
               f"(target >= 10 %)")
@@ -321,9 +357,13 @@ def main(argv=None):
             print(f"import of {args.import_rows} rows: {state}, stored in {took:.0f} s (rq worker)")
         if not IMPORTS:
             print(f"import of {args.import_rows} rows: not finished within the run")
-        people = args.users
-        print(f"capacity: {people} people with 1-3 s think time held at p95 {worst:.0f} ms; at a realistic "
-              f"20 s think time the same {rps:.0f} req/s serve about {int(rps * 20)} people at once")
+        print(f"machine load average (1 min) at the start of the mix: {load0:.1f} on {cores} cores")
+        print(f"stack CPU per request: /health {1000 * health_cpu:.1f} ms, mix {1000 * mix_cpu:.1f} ms "
+              f"(all processes of the stack, the import included)")
+        dedicated = 0.7 * cores / mix_cpu if mix_cpu else 0
+        print(f"capacity: this run held {args.users} people (1-3 s think time) at {rps:.1f} req/s, p95 {worst:.0f} ms. "
+              f"A dedicated {cores}-core host at 70 % CPU: about {dedicated:.0f} req/s of this mix, i.e. about "
+              f"{int(dedicated * 20)} people at once with a 20 s think time between pages")
     finally:
         if not args.no_start and not args.keep:
             subprocess.run(["bash", os.path.join(ROOT, "scripts", "stack.sh"), "stop"], cwd=ROOT)
