@@ -72,7 +72,12 @@ EOF
 start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$D/redis" \
     --daemonize yes --pidfile "$D/redis.pid" --logfile "$D/logs/redis.log"
-  for _ in $(seq 50); do [ -s "$D/redis.pid" ] && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+    sleep 0.1
+  done
+  echo "stack: redis-server did not start on port $REDIS_PORT (see $D/logs/redis.log)" >&2
+  return 1
 }
 
 case "${1:-start}" in
