@@ -128,9 +128,9 @@ def test_redis_stopped(stack, tmp_path):
 
 def test_gunicorn_worker_killed_mid_request(stack):
     """Declarations posted while one gunicorn worker is killed: the other keeps
-    serving, gunicorn starts a new one, and every declaration exists exactly once
-    with its proof (none half-written); the ones whose answer was lost are sent
-    again and refused as duplicates or stored once."""
+    serving, gunicorn starts a new one, and every declaration exists exactly once,
+    submitted with its proof or (killed between its steps) a draft; the ones whose
+    answer was lost are sent again and refused as duplicates or stored once."""
     browsers = [stack.browser(u) for u in ("zhangsan", "lisi", "wangwu")]
     tag = time.time_ns()
     courses = [f"进程被杀{tag}-{i:02d}" for i in range(24)]
@@ -168,8 +168,18 @@ def test_gunicorn_worker_killed_mid_request(stack):
                      "FROM hour_record r LEFT JOIN attachment a ON a.record_id = r.id "
                      "WHERE r.course_name LIKE :t GROUP BY r.id, r.course_name, r.status", t=f"进程被杀{tag}-%")
     assert sorted(g.course_name for g in got) == courses  # each exactly once
-    for g in got:  # none half-written: submitted, with its proof file on disk
-        assert g.status == "SUBMITTED" and g.proofs == 1, g
-        path = g.path if os.path.isabs(g.path) else os.path.join(stack.env["UPLOAD_DIR"], g.path)
-        assert os.path.getsize(path) > 0
+    # None half-written.  A declaration is saved as a draft, its proof attached,
+    # then submitted (app/views/workflow.py, three commits: a refused proof keeps
+    # the typed draft).  A kill between them leaves a DRAFT the applicant finds in
+    # 我的学时 and completes; never a submitted record without its proof, never a
+    # proof row without its file.
+    for g in got:
+        assert (g.status, g.proofs) in (("SUBMITTED", 1), ("DRAFT", 0), ("DRAFT", 1)), g
+        if g.proofs:
+            path = g.path if os.path.isabs(g.path) else os.path.join(stack.env["UPLOAD_DIR"], g.path)
+            assert os.path.getsize(path) > 0
+    drafts = [g.course_name for g in got if g.status == "DRAFT"]
+    assert len(drafts) <= answered.count(False), drafts  # only where an answer was lost
+    if drafts:
+        print(f"left as drafts by the kill: {drafts}")
     print(f"{answered.count(False)} of {len(courses)} declarations lost their answer to the kill")
