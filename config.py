@@ -58,10 +58,24 @@ class Config:
     AUTH_USER_REGISTRATION = False
     AUTH_ROLE_ADMIN = "Admin"
     AUTH_ROLE_PUBLIC = "Public"
+    # Logins are limited by their failures (app/security/login_limits.py): per
+    # account, then that account is refused from any address for a while; and per
+    # client address.  Successful logins are never limited.  AUTH_RATE_LIMITED=0
+    # turns these and the registration pages' limit off.
     AUTH_RATE_LIMITED = _env_bool("AUTH_RATE_LIMITED", True)
+    AUTH_FAILED_PER_ACCOUNT = os.environ.get("AUTH_FAILED_PER_ACCOUNT", "10 per 10 minute")
+    AUTH_FAILED_PER_ADDRESS = os.environ.get("AUTH_FAILED_PER_ADDRESS", "30 per minute")
+    # Posts to the self-registration pages, per client address.
     AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 60 second")
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    # Redis down: the limits count in each process's memory instead of failing requests.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    # Reverse proxies in front of the app whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed (werkzeug's ProxyFix).  0: the headers are ignored, the client
+    # address is the connection's.  Behind one nginx: 1.  Never more than there are.
+    TRUSTED_PROXY_HOPS = int(os.environ.get("TRUSTED_PROXY_HOPS", "0"))
     # FAB_ROLES is filled from app/security/roles.py in create_app().
 
     # CSRF on every state-changing request (FAB does not enable it itself).

@@ -13,6 +13,13 @@ def create_app(config_class=None):
 
     app.config.setdefault("FAB_ROLES", fab_roles())
     os.makedirs(app.config["VAR_DIR"], exist_ok=True)
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        # The client's address and scheme as the trusted proxies saw them (the audit
+        # log, the rate limits and the failed-login limits read request.remote_addr).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     from flask_appbuilder import AppBuilder
 

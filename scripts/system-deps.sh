@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the app and its tests need: a CJK TrueType font for the
 # certificates, PostgreSQL and Redis servers, Chromium for browser tests,
-# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs.
+# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs, nginx as the
+# reverse proxy of the production-stack tests (scripts/stack.sh).
 set -euo pipefail
-PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium"
+PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium nginx"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install everything and run the whole test suite on SQLite, then on PostgreSQL.
+# Install everything and run the whole test suite on SQLite, then on PostgreSQL,
+# then the production-stack tests and fault drills (tests/stack: nginx, gunicorn,
+# PostgreSQL, Redis, rq workers started by scripts/stack.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
@@ -11,3 +13,12 @@ echo "== tests on PostgreSQL =="
 PGURL=$(bash scripts/pg.sh start)
 trap 'bash scripts/pg.sh stop' EXIT
 TEST_DATABASE_URL="$PGURL" $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
+bash scripts/pg.sh stop
+trap - EXIT
+
+echo "== production stack: nginx -> gunicorn -> PostgreSQL, Redis, rq workers =="
+# One stack for the whole stage (started and stopped by the tests' session fixture;
+# stopped here too if the run is interrupted).  Bounded: a few minutes.
+export STACK_DIR="${STACK_DIR:-/tmp/ce-stack}"
+trap 'bash scripts/stack.sh stop' EXIT
+CE_STACK_TESTS=1 timeout 1200 $PY -m pytest -q -p no:cacheprovider "$@" tests/stack

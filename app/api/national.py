@@ -293,8 +293,8 @@ def national_file_response(region, year, fmt):
 
 def register(appbuilder):
     """Add the API, and let API clients obtain a JWT: FAB's SecurityApi login takes
-    JSON credentials (no cookie), so it is exempt from the CSRF check and rate-limited
-    like the login form."""
+    JSON credentials (no cookie), so it is exempt from the CSRF check; its failed
+    logins count like the login form's (CESecurityManager.auth_user_db)."""
     from flask_appbuilder.security.api import SecurityApi
 
     from app.extensions import csrf
@@ -303,6 +303,3 @@ def register(appbuilder):
     for view in appbuilder.baseviews:
         if isinstance(view, SecurityApi) and view.blueprint is not None:
             csrf.exempt(view.blueprint)
-            sm = appbuilder.sm
-            if sm.is_auth_limited and getattr(sm, "limiter", None) is not None:
-                sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(view.blueprint)

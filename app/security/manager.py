@@ -1,5 +1,6 @@
 """The app's SecurityManager: FAB's, with the scoped user model, audited logins,
-the password policy on FAB's own forms, a Chinese rate-limit page, and the
+the password policy on FAB's own forms, failed-login limits and a Chinese
+rate-limit page, and the
 account gate (forced password change, units awaiting approval)."""
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from wtforms.validators import DataRequired
 from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
+from app.security.login_limits import FailedLoginLimits, LoginRefused
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
@@ -29,6 +31,7 @@ GATE_OPEN_ENDPOINTS = frozenset({
     "AccountStatusView.pending",
     "AuthDBView.logout",
     "LocaleView.index",
+    "health",  # /health answers without the database (app/web.py)
     "static",
     "appbuilder.static",
 })
@@ -180,6 +183,7 @@ class CESecurityManager(SecurityManager):
         current_app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_password_complexity)
         super().__init__(appbuilder)
         current_app.before_request(self.account_gate)
+        current_app.before_request(self.check_api_login)
 
     # ---- per-request cost (issue 7) -----------------------------------------
 
@@ -238,11 +242,59 @@ class CESecurityManager(SecurityManager):
     def create_limiter(self, app):
         limiter = super().create_limiter(app)
         app.register_error_handler(429, _rate_limited)
+        app.register_error_handler(LoginRefused, _login_refused)
         return limiter
+
+    @property
+    def is_auth_limited(self):
+        """FAB limits every POST to the login form per client address (so an office
+        behind one address, or everyone behind an unresolved proxy, was refused
+        at the eleventh login of a minute).  Logins are limited by their failures
+        instead (`failed_logins`); FAB's limiter keeps the registration pages'
+        limit (`registration_limited`)."""
+        return False
+
+    @property
+    def registration_limited(self):
+        return bool(current_app.config.get("AUTH_RATE_LIMITED"))
+
+    @cached_property
+    def failed_logins(self):
+        """The failed-login counters (app/security/login_limits.py), or None when
+        AUTH_RATE_LIMITED is off."""
+        config = current_app.config
+        if not config.get("AUTH_RATE_LIMITED"):
+            return None
+        return FailedLoginLimits(
+            config.get("AUTH_FAILED_PER_ACCOUNT"), config.get("AUTH_FAILED_PER_ADDRESS"),
+            config.get("REDIS_URL") or config.get("RATELIMIT_STORAGE_URI"),
+        )
+
+    def check_api_login(self):
+        """Before the API's JWT login (before FAB's view, whose error catcher
+        would turn the refusal into a 500): refused (429) while its account or
+        address has used up its failed logins."""
+        if request.endpoint != "SecurityApi.login" or request.method != "POST":
+            return None
+        limits = self.failed_logins
+        if limits is None:
+            return None
+        payload = request.get_json(silent=True)
+        username = payload.get("username") if isinstance(payload, dict) else None
+        if isinstance(username, str):
+            limits.check(username, request.remote_addr)
+        return None
 
     # ---- audited logins -----------------------------------------------------
 
     def auth_user_db(self, username, password):
+        """FAB's password check (the login form and the API's JWT login), refused
+        without looking at the password while the account or the address has
+        used up its failed logins; a failure is counted, a success never."""
+        limits = self.failed_logins
+        address = request.remote_addr if request else None
+        if limits is not None:
+            limits.check(username, address)
         g._ce_login_audited = False
         user = super().auth_user_db(username, password)
         if user is None and not g.get("_ce_login_audited"):
@@ -252,6 +304,8 @@ class CESecurityManager(SecurityManager):
 
             record_login(None, False, username=username)
             db.session.commit()
+        if user is None and limits is not None and username:
+            limits.failed(username, address)
         return user
 
     def update_user_auth_stat(self, user, success=True):
@@ -275,6 +329,8 @@ class CESecurityManager(SecurityManager):
         audit.record("reset_password" if by_other else "change_password", "CEUser", user.id,
                      username_target=user.username, unit_id=user.unit_id, region_code=user.region_code)
         super().reset_password(userid, password)
+        if by_other and self.failed_logins is not None:
+            self.failed_logins.clear(user.username)  # the new password opens the account now
 
     # ---- the account gate ----------------------------------------------------
 
@@ -293,6 +349,23 @@ class CESecurityManager(SecurityManager):
         if unit_pending(current_user):
             return redirect(url_for("AccountStatusView.pending"))
         return None
+
+
+def _login_refused(exc):
+    """A login refused by the failed-login limits: 429 with the time to try again."""
+    from flask import jsonify
+
+    if request.path.startswith("/api/"):
+        resp = jsonify(message=exc.message)
+    else:
+        appbuilder = current_app.appbuilder
+        resp = current_app.make_response(render_template(
+            "accounts/rate_limited.html", appbuilder=appbuilder, base_template=appbuilder.base_template,
+            message=exc.message,
+        ))
+    resp.status_code = 429
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
 
 
 def _rate_limited(exc):

@@ -396,7 +396,7 @@ def register(appbuilder):
     """Views, menus and the rate limit of the registration pages."""
     reg = appbuilder.add_view_no_menu(RegistrationView)
     sm = appbuilder.sm
-    if sm.is_auth_limited:
+    if sm.registration_limited:  # per address (AUTH_RATE_LIMIT); logins count failures instead
         sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(reg.blueprint)
     appbuilder.add_view_no_menu(AccountPasswordView)
     appbuilder.add_view_no_menu(AccountStatusView)
