@@ -278,7 +278,9 @@ def _sqlite_person_year(r, sign):
         f"(SELECT unit_id FROM person WHERE id = {r}.person_id) WHERE {r}.status = {APPROVED} "
         "ON CONFLICT (person_id, year) DO UPDATE SET "
         "professional = professional + excluded.professional, public = public + excluded.public, "
-        f"met = {met_sql('year', 'professional + excluded.professional', 'public + excluded.public')};"
+        # Qualified: inside met_sql's sub-select a bare `year` would be year_requirement's.
+        "met = " + met_sql("person_year_total.year", "person_year_total.professional + excluded.professional",
+                           "person_year_total.public + excluded.public") + ";"
     )
 
 
