@@ -387,6 +387,12 @@ def _unmet_select(sel, scope, from_records=False):
     )
 
 
+# Region, unit, name.  The unit's id separates two units of one name, so that the
+# (region_code, name, id) index of units and the (unit_id, name, id) index of
+# persons give the page in order without sorting the region.
+UNMET_ORDER = (Unit.region_code, Unit.name, Unit.id, Person.name, Person.id)
+
+
 def _unmet_from_totals(sel, scope):
     """The persons of the selection's units whose person_year_total row is
     missing (no approved hours) or not met."""
@@ -423,7 +429,7 @@ def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size
     if not count:
         return 0, []
     rows = db.session.execute(
-        q.order_by(Unit.region_code, Unit.name, Person.name, Person.id)
+        q.order_by(*UNMET_ORDER)
         .limit(page_size).offset(max(page, 0) * page_size)
     ).all()
     return count, [_shortfall(r, sel.year) for r in rows]
@@ -433,7 +439,7 @@ def iter_unmet(year, region=None, unit_id=None, scope=None):
     """Every Shortfall of the selection, streamed (for the export)."""
     scope = current_scope() if scope is None else scope
     sel = resolve(year, region, unit_id, scope)
-    q = _unmet_select(sel, scope).order_by(Unit.region_code, Unit.name, Person.name, Person.id)
+    q = _unmet_select(sel, scope).order_by(*UNMET_ORDER)
     for r in db.session.execute(q.execution_options(yield_per=2000)):
         yield _shortfall(r, sel.year)
 
