@@ -342,7 +342,14 @@ SQLITE_TRIGGERS = [
     f"{_sqlite_source('OLD', -1)} {_sqlite_source('NEW', 1)} END",
     f"CREATE TRIGGER ce_totals_pyt_insert AFTER INSERT ON person_year_total BEGIN {_sqlite_unit_year('NEW', 1)} END",
     f"CREATE TRIGGER ce_totals_pyt_delete AFTER DELETE ON person_year_total BEGIN {_sqlite_unit_year('OLD', -1)} END",
-    "CREATE TRIGGER ce_totals_pyt_update AFTER UPDATE ON person_year_total BEGIN "
+    # The common case (hours of a person's year change): one UPDATE of the unit's row.
+    "CREATE TRIGGER ce_totals_pyt_update AFTER UPDATE ON person_year_total "
+    "WHEN OLD.unit_id IS NEW.unit_id AND OLD.year = NEW.year BEGIN "
+    "UPDATE unit_year_total SET met = met + NEW.met - OLD.met, "
+    "professional = professional + NEW.professional - OLD.professional, "
+    "public = public + NEW.public - OLD.public WHERE unit_id = COALESCE(NEW.unit_id, 0) AND year = NEW.year; END",
+    "CREATE TRIGGER ce_totals_pyt_move AFTER UPDATE ON person_year_total "
+    "WHEN OLD.unit_id IS NOT NEW.unit_id OR OLD.year <> NEW.year BEGIN "
     f"{_sqlite_unit_year('OLD', -1)} {_sqlite_unit_year('NEW', 1)} END",
     f"CREATE TRIGGER ce_totals_person_insert AFTER INSERT ON person BEGIN {_sqlite_unit_persons('NEW', 1)} END",
     "CREATE TRIGGER ce_totals_person_delete AFTER DELETE ON person BEGIN "
