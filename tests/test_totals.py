@@ -467,3 +467,20 @@ def test_concurrent_writers_leave_the_totals_exact(app, backend):
     with app.app_context():
         assert_exact()
         db.session.remove()
+
+
+def test_the_dashboard_reads_the_unit_totals(app, ctx):
+    """Proof that the figures come from unit_year_total / unit_persons: shift them
+    behind the triggers' back and the summary and the unmet count follow."""
+    scope = scope_of(_user("bureau_js"))
+    before = dashboard.summary(YEAR, scope=scope)
+    unit_id = db.session.execute(select(Person.unit_id).where(Person.unit_id.isnot(None))).scalars().first()
+    db.session.execute(text("UPDATE unit_persons SET persons = persons + 1000 WHERE id = "
+                            "(SELECT min(id) FROM unit_persons WHERE unit_id = :u)"), {"u": unit_id})
+    db.session.execute(text("INSERT INTO unit_year_total (unit_id, year, met, professional, public) "
+                            "VALUES (:u, :y, 7, 0, 0)"), {"u": unit_id, "y": YEAR})
+    db.session.commit()
+    after = dashboard.summary(YEAR, scope=scope)
+    assert (after.persons, after.met) == (before.persons + 1000, before.met + 7)
+    count, _rows = dashboard.unmet_persons(YEAR, scope=scope)
+    assert count == before.not_met + 993
