@@ -118,6 +118,7 @@ def main():
     parser.add_argument("--url", help="use this database (already generated)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sample", type=int, default=1000, help="persons timed for the per-person baseline")
+    parser.add_argument("--dashboard-only", action="store_true", help="skip the national feed and CSV")
     args = parser.parse_args()
     if args.url:
         url = args.url
@@ -200,6 +201,8 @@ def main():
                 f"= aggregate: {'yes' if (count, rows) == (count_agg, rows_agg) else 'NO'}", aggregate=agg_ms,
                 cpu=ours_cpu)
 
+        if args.dashboard_only:
+            return
         # The feed: bureau_nj pulls everything in pages of 1000.
         scope = scope_of(sm.find_user(username="bureau_nj"))
         page_ms, cursor, got = [], None, 0
