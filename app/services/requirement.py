@@ -189,7 +189,7 @@ def _check_requirement(year, total, ratio, public):
     except (TypeError, ValueError):
         year = None
     if year is None or not (year == DEFAULT_YEAR or 2000 <= year <= datetime.date.today().year + 1):
-        errors.append(_("认定年度无效"))
+        errors.append(_("认定年度不正确"))
     try:
         total = Decimal(str(total)).quantize(ONE, rounding=ROUND_HALF_UP)
         if not Decimal(0) < total <= Decimal(1000):
