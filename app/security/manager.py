@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired
 from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
+from app.security.api import SecurityApi, jwt_error_handlers
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
@@ -167,6 +168,7 @@ class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
 
 class CESecurityManager(SecurityManager):
     user_model = CEUser
+    security_api = SecurityApi
     userdbmodelview = CEUserDBModelView
     rolemodelview = RoleModelView
     groupmodelview = UserGroupModelView
@@ -180,6 +182,10 @@ class CESecurityManager(SecurityManager):
         current_app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_password_complexity)
         super().__init__(appbuilder)
         current_app.before_request(self.account_gate)
+
+    def create_jwt_manager(self, app):
+        """FAB's JWT manager, every token problem answered 401 in Chinese."""
+        return jwt_error_handlers(super().create_jwt_manager(app))
 
     # ---- per-request cost (issue 7) -----------------------------------------
 
