@@ -129,6 +129,118 @@ def test_cursor_never_skips_or_repeats_under_inserts_and_updates(app, ctx, no_la
     assert page.items == [] and page.next_cursor == cursor and not page.has_more
 
 
+def _pull_all(scope, cursor=None, page_size=500, **filters):
+    items = []
+    while True:
+        page = national.changes(cursor=cursor, page_size=page_size, scope=scope, **filters)
+        items += page.items
+        cursor = page.next_cursor
+        if not page.has_more:
+            return items, cursor
+
+
+def test_never_approved_records_never_appear_and_a_full_pull_is_exact(app, ctx, no_lag):
+    """Drafts, pending, returned and withdrawn records, with their personal data,
+    never leave the province; a full pull from an empty cursor returns exactly the
+    records in scope that are approved or once were (revoked), each once."""
+    scope = _scope(app, "bureau_nj")
+    nj = _person_in("3201")
+    for status in (Status.DRAFT, Status.SUBMITTED, Status.RETURNED, Status.WITHDRAWN):
+        _new_record(nj, f"从未核准的课程{status.name}", status=status)
+    revoked = _new_record(nj, "已撤销的课程", status=Status.REVOKED, revoke_reason="证明材料不实")
+    db.session.commit()
+    items, _cursor = _pull_all(scope, page_size=7)
+    ids = [i["id"] for i in items]
+    assert len(ids) == len(set(ids)), "a record came twice"
+    H = HourRecord
+    never = set(db.session.execute(select(H.id).where(
+        H.region_code.like("3201%"), H.status.notin_((Status.APPROVED, Status.REVOKED)))).scalars())
+    assert len(never) >= 4 and not never & set(ids)
+    once = set(db.session.execute(select(H.id).where(
+        H.region_code.like("3201%"), H.status.in_((Status.APPROVED, Status.REVOKED)))).scalars())
+    assert set(ids) == once and national.in_scope_count(scope=scope) == len(once)
+    assert not any(i.get("course_name", "").startswith("从未核准") for i in items)
+    tomb = next(i for i in items if i["id"] == revoked.id)
+    assert tomb == {"id": revoked.id, "status": "REVOKED", "updated_at": tomb["updated_at"], "removed": True}
+
+
+def test_a_record_enters_when_first_approved_and_leaves_as_a_tombstone(app, ctx, no_lag):
+    from app.services import approval
+
+    scope = _scope(app, "bureau_nj")
+    _items, cursor = _pull_all(scope)
+    pending = db.session.execute(select(HourRecord).where(
+        HourRecord.region_code.like("3201%"), HourRecord.status == Status.SUBMITTED)
+        .order_by(HourRecord.id)).unique().scalars().first()
+    pending.organizer_name = "核准前的更正"
+    db.session.commit()
+    items, cursor = _pull_all(scope, cursor)
+    assert items == []  # a change before approval sends nothing
+    admin = app.appbuilder.sm.find_user(username="admin")
+    assert approval.transition([pending.id], "approve", user=admin, scope=scope_of(admin)).done
+    items, cursor = _pull_all(scope, cursor)
+    assert [(i["id"], i["status"], i["organizer_name"]) for i in items] == [(pending.id, "APPROVED", "核准前的更正")]
+    # Changed while approved: sent again.
+    db.session.get(HourRecord, pending.id).course_name = "核准后的更正"
+    db.session.commit()
+    items, cursor = _pull_all(scope, cursor)
+    assert [(i["id"], i["course_name"]) for i in items] == [(pending.id, "核准后的更正")]
+    assert approval.transition([pending.id], "revoke", user=admin, scope=scope_of(admin),
+                               comment="证明材料不实").done
+    items, cursor = _pull_all(scope, cursor)
+    assert items == [{"id": pending.id, "status": "REVOKED", "updated_at": items[0]["updated_at"], "removed": True}]
+
+
+def test_once_approved_is_what_follows_approval_and_nothing_before_it():
+    """The feed reads the statuses reachable from 已核准 (app.services.approval's
+    state machine).  None of them may be reachable without passing 已核准, or a
+    never-approved record could enter the feed: then a stored "first approved"
+    mark would be needed instead."""
+    from app.services.approval import TRANSITIONS
+
+    assert set(national.ONCE_APPROVED) == {Status.APPROVED, Status.REVOKED}
+    before, todo = {Status.DRAFT}, [Status.DRAFT]
+    while todo:  # every status a record can have without ever being approved
+        status = todo.pop()
+        for sources, target in TRANSITIONS.values():
+            if status in sources and target != Status.APPROVED and target not in before:
+                before.add(target)
+                todo.append(target)
+    assert before == {Status.DRAFT, Status.SUBMITTED, Status.RETURNED, Status.WITHDRAWN}
+    assert not before & set(national.ONCE_APPROVED)
+
+
+def test_times_are_rfc3339_with_the_beijing_offset(app, ctx, no_lag):
+    """Stored naive UTC, answered as +08:00 (15:00 UTC is 23:00 in Beijing)."""
+    nj = _person_in("3201")
+    r = _new_record(nj, "时间格式的课程", reviewed_at=datetime.datetime(2024, 8, 15, 15, 0))
+    db.session.commit()
+    item = national.feed_record(r.id, scope=_scope(app, "bureau_nj"))
+    assert item["approved_at"] == "2024-08-15T23:00:00+08:00"
+    stamp = datetime.datetime.fromisoformat(item["updated_at"])
+    assert stamp.utcoffset() == datetime.timedelta(hours=8)
+    assert stamp.replace(tzinfo=None) - datetime.timedelta(hours=8) == r.updated_at
+    assert item["hours"] == 12 and isinstance(item["hours"], int)
+    r.hours = Decimal("7.5")
+    db.session.commit()
+    assert national.feed_record(r.id, scope=_scope(app, "bureau_nj"))["hours"] == 7.5
+    assert national.rfc3339(None) is None
+    # The cursor keeps the stored UTC value exactly.
+    cursor = national.encode_cursor(r.updated_at, r.id)
+    assert national.decode_cursor(cursor) == (r.updated_at, r.id)
+
+
+def test_csv_export_writes_rfc3339_approval_times(app, client):
+    auth = _token(client, "bureau_nj")
+    raw = client.get("/api/v1/national_record/export", headers=auth,
+                     query_string={"region": "320100", "year": YEAR}).get_data().decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(raw)))
+    col = rows[0].index("认定时间")
+    assert len(rows) > 1
+    for row in rows[1:]:
+        assert datetime.datetime.fromisoformat(row[col]).utcoffset() == datetime.timedelta(hours=8), row[col]
+
+
 def _drain(scope, now, cursor=None):
     while True:
         page = national.changes(cursor=cursor, page_size=500, scope=scope, now=now)
@@ -180,7 +292,9 @@ def test_moving_a_person_bumps_updated_at_and_redelivers(app, ctx, no_lag):
             break
     person = _person_in("3201")
     suzhou_unit = db.session.execute(select(Unit).where(Unit.region_code.like("3205%"))).scalars().first()
-    moved = set(db.session.execute(select(HourRecord.id).where(HourRecord.person_id == person.id)).scalars())
+    moved = set(db.session.execute(select(HourRecord.id).where(
+        HourRecord.person_id == person.id, HourRecord.status.in_(national.ONCE_APPROVED))).scalars())
+    assert moved
     attach_person(person, suzhou_unit)
     db.session.commit()
     page = national.changes(cursor=cursor, page_size=1000, scope=province)
@@ -323,7 +437,6 @@ def test_api_refuses_without_token_or_permission(client, app):
     # A unit clerk has no access to the interchange.
     auth = _token(app.test_client(), "clerk_a")
     assert client.get("/api/v1/national_record/changes", headers=auth).status_code == 403
-    assert client.get("/api/v1/national_record/", headers=auth).status_code == 403
     assert client.get("/api/v1/national_record/1", headers=auth).status_code == 403
     assert "权限" in client.get("/api/v1/national_record/export", headers=auth).get_json()["message"]
     # Wrong password; a body without a password names the field.
@@ -346,7 +459,8 @@ def test_api_bad_parameters_are_400_naming_the_field(client):
         resp = client.get(url, query_string=args, headers=auth)
         assert resp.status_code == 400, (args, resp.get_data(as_text=True))
         body = resp.get_json()
-        assert body["field"] == field and field in body["message"] or "游标" in body["message"], body
+        assert body["field"] == field, body
+        assert (field in body["message"]) if field != "cursor" else ("游标无效" in body["message"]), body
     resp = client.get("/api/v1/national_record/export", query_string={"format": "pdf"}, headers=auth)
     assert resp.status_code == 400 and resp.get_json()["field"] == "format"
     # The bounds themselves are accepted.
