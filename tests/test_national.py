@@ -754,3 +754,95 @@ def test_large_xlsx_export_runs_as_a_job(app, login_as, monkeypatch):
     # CSV still streams at once.
     resp = c.get("/national/export", query_string={"region": "320100", "year": YEAR, "format": "csv"})
     assert resp.status_code == 200 and resp.get_data().startswith(b"\xef\xbb\xbf")
+
+
+# ------------------------------------------------- the national system's account
+
+
+def _cli_account(app, *args):
+    result = app.test_cli_runner().invoke(args=["ce", "national-account", *args])
+    assert result.exit_code == 0, result.output
+    fields = dict(line.split(":", 1) for line in result.output.splitlines() if ":" in line and not line.startswith("The"))
+    return {k.strip(): v.strip() for k, v in fields.items()}, result.output
+
+
+def test_national_account_reads_its_region_and_nothing_else(app, client, no_lag):
+    from app.security import roles as R
+
+    out, text = _cli_account(app, "create", "--region", "3201")
+    assert out["username"] == "national_3201" and out["region"] == "320100"
+    password = out["password"]
+    assert len(password) >= 40 and text.count(password) == 1
+    with app.app_context():
+        user = app.appbuilder.sm.find_user(username="national_3201")
+        assert [r.name for r in user.roles] == [R.NATIONAL_SYNC]
+        assert user.password != password and not user.must_change_password
+        nj_ids = _nanjing_approved_ids()
+        sz_id = db.session.execute(select(HourRecord.id).where(
+            HourRecord.region_code.like("3205%"), HourRecord.status == Status.APPROVED)).scalars().first()
+    # A second account of the same name is refused; a bad region too.
+    result = app.test_cli_runner().invoke(args=["ce", "national-account", "create", "--region", "3201"])
+    assert result.exit_code != 0 and "已被使用" in result.output
+    result = app.test_cli_runner().invoke(args=["ce", "national-account", "create", "--region", "99"])
+    assert result.exit_code != 0 and "不存在" in result.output
+
+    auth = _token_for(client, "national_3201", password)
+    items, cursor = [], ""
+    while True:
+        body = client.get("/api/v1/national_record/changes", headers=auth,
+                          query_string={"cursor": cursor, "page_size": 50}).get_json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            break
+    assert {i["id"] for i in items if not i["removed"]} == nj_ids
+    assert client.get(f"/api/v1/national_record/{sz_id}", headers=auth).status_code == 404
+    assert client.get("/api/v1/national_record/changes", headers=auth,
+                      query_string={"region": "320500"}).status_code == 403
+    assert client.get("/api/v1/national_record/export", headers=auth,
+                      query_string={"region": "320100", "year": YEAR}).status_code == 200
+    assert client.get("/api/v1/_openapi", headers=auth).status_code == 200
+    # Nothing else: no web page, not even its profile.
+    web = app.test_client()
+    from tests.conftest import login
+
+    login(web, "national_3201", password)
+    for url in ("/hourrecordview/list/", "/national/", "/dashboard/", "/users/userinfo/", "/swagger/v1"):
+        resp = web.get(url)
+        assert resp.status_code in (302, 403, 404), url
+        assert "national_3201" not in resp.get_data(as_text=True) or resp.status_code != 200
+    # Each use is in the audit log, under the account's region (the bureau sees it).
+    with app.app_context():
+        entries = db.session.execute(select(AuditLog).where(AuditLog.username == "national_3201")
+                                     .order_by(AuditLog.id)).scalars().all()
+        actions = [e.action for e in entries]
+        assert actions.count("national_pull") >= 2 and "export_national" in actions
+        assert {e.region_code for e in entries if e.action == "national_pull"} == {"320100"}
+        create = db.session.execute(select(AuditLog).where(AuditLog.action == "create_account",
+                                                           AuditLog.object_id == str(user.id))).scalar_one()
+        assert "NationalSync" in create.detail
+
+    # A new credential: the old one stops working.
+    out, _text = _cli_account(app, "reset", "national_3201")
+    assert out["password"] != password
+    resp = client.post("/api/v1/security/login",
+                       json={"username": "national_3201", "password": password, "provider": "db"})
+    assert resp.status_code == 401
+    _token_for(client, "national_3201", out["password"])
+
+
+def _token_for(client, username, password):
+    resp = client.post("/api/v1/security/login",
+                       json={"username": username, "password": password, "provider": "db"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return {"Authorization": "Bearer " + resp.get_json()["access_token"]}
+
+
+def test_national_sync_role_has_the_api_only(app, ctx):
+    from app.security import roles as R
+    from app.services.roles_sync import sync_roles
+
+    sync_roles()
+    role = app.appbuilder.sm.find_role(R.NATIONAL_SYNC)
+    assert {(pv.view_menu.name, pv.permission.name) for pv in role.permissions} == {
+        ("NationalRecordApi", "can_get"), ("NationalRecordApi", "can_export"), ("OpenApi", "can_get")}
