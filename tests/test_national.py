@@ -806,7 +806,8 @@ def test_national_account_reads_its_region_and_nothing_else(app, client, no_lag)
     web = app.test_client()
     from tests.conftest import login
 
-    login(web, "national_3201", password)
+    resp = login(web, "national_3201", password)  # the web form refuses a machine account
+    assert 'name="password"' in resp.get_data(as_text=True)
     for url in ("/hourrecordview/list/", "/national/", "/dashboard/", "/users/userinfo/", "/swagger/v1"):
         resp = web.get(url)
         assert resp.status_code in (302, 403, 404), url

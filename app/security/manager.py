@@ -251,6 +251,9 @@ class CESecurityManager(SecurityManager):
     def auth_user_db(self, username, password):
         g._ce_login_audited = False
         user = super().auth_user_db(username, password)
+        if user is not None and request.blueprint == "AuthDBView" and is_machine_account(user):
+            # A machine account (the national system's) signs in to the API only.
+            return None
         if user is None and not g.get("_ce_login_audited"):
             # Unknown or inactive account: FAB records nothing, we do.
             from app.extensions import db
@@ -299,6 +302,12 @@ class CESecurityManager(SecurityManager):
         if unit_pending(current_user):
             return redirect(url_for("AccountStatusView.pending"))
         return None
+
+
+def is_machine_account(user):
+    from app.security.roles import MACHINE_ROLES
+
+    return any(r.name in MACHINE_ROLES for r in user.roles)
 
 
 def _rate_limited(exc):
