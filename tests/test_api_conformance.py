@@ -11,7 +11,7 @@ import os
 import pytest
 import requests
 
-MAX_EXAMPLES = int(os.environ.get("CONFORMANCE_MAX_EXAMPLES", "12"))
+MAX_EXAMPLES = int(os.environ.get("CONFORMANCE_MAX_EXAMPLES", "10"))
 
 
 def _token(base, username, password="Demo@2026"):
