@@ -2,10 +2,10 @@
 
 Two ways out for approved hour records:
 
-* `changes(...)`: an incremental feed.  The cursor is a signed, opaque token over
-  (updated_at, id); rows are read in that order, so a consumer that keeps the last
+* `changes(...)`: an incremental feed.  The cursor is the position (updated_at, id)
+  of the last row delivered; rows are read in that order, so a consumer that keeps the last
   cursor never misses or repeats a row.  A row changed after it was delivered
-  (returned, corrected, revoked, moved) gets a newer updated_at and is delivered
+  (corrected, revoked, moved) gets a newer updated_at and is delivered
   again with its new state; a row that no longer counts (any status but 已核准)
   is delivered as a tombstone carrying no personal data.
   Rows written by a transaction that commits late carry an updated_at older than
@@ -195,9 +195,6 @@ class FeedPage:
     next_cursor: str
     has_more: bool
     horizon: datetime.datetime
-
-
-_iso = rfc3339
 
 
 def _feed_columns():
