@@ -51,6 +51,10 @@ class Config:
     # /api/v1/_openapi and the (locally served) Swagger UI describe the REST APIs;
     # JWT login (/api/v1/security/login) is FAB's SecurityApi, always registered.
     FAB_API_SWAGGER_UI = True
+    # The app registers its own OpenApi view (documented as it answers, app/security/api.py);
+    # FAB's menu API (/api/v1/menu/) serves no page of this app and is not exposed.
+    FAB_ADD_OPENAPI_VIEWS = False
+    FAB_ADD_MENU_API = False
     # National interchange feed: only rows older than this are read, so rows of a
     # transaction that commits late cannot fall behind a cursor already handed out.
     NATIONAL_FEED_LAG_SECONDS = float(os.environ.get("NATIONAL_FEED_LAG_SECONDS", "60"))

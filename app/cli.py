@@ -88,6 +88,42 @@ def requirement_cmd(year, total, ratio, public):
     n = set_requirement(year, total, ratio, public)
     db.session.commit()
     click.echo(f"met flags changed: {n}")
+national_account = AppGroup("national-account", help="部省对接 machine accounts (role NationalSync)")
+ce.add_command(national_account)
+
+
+@national_account.command("create")
+@click.option("--region", required=True, help="region code of the account's scope (32, 3201, 320102)")
+@click.option("--username", default=None, help="default: national_<region>")
+def national_account_create(region, username):
+    """Create the national system's account; print its password once."""
+    from app.services.accounts import create_national_account
+    from app.services.errors import DomainError
+
+    try:
+        user, password = create_national_account(region, username)
+    except DomainError as e:
+        raise click.ClickException(str(e))
+    click.echo(f"username: {user.username}")
+    click.echo(f"region:   {user.region_code}")
+    click.echo(f"password: {password}")
+    click.echo("The password is shown once and stored only as a hash: hand it over now.")
+
+
+@national_account.command("reset")
+@click.argument("username")
+def national_account_reset(username):
+    """Give a national account a new password (printed once)."""
+    from app.services.accounts import reset_national_account
+    from app.services.errors import DomainError
+
+    try:
+        user, password = reset_national_account(username)
+    except DomainError as e:
+        raise click.ClickException(str(e))
+    click.echo(f"username: {user.username}")
+    click.echo(f"password: {password}")
+    click.echo("The password is shown once and stored only as a hash: hand it over now.")
 
 
 def _pybabel(*args):

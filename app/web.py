@@ -101,3 +101,13 @@ def register(app):
 
     for code in ERRORS:
         app.register_error_handler(code, lambda error, code=code: _error_response(code))
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        # RFC 9110: a 405 names the methods the resource accepts.
+        body, code = _error_response(405)
+        response = app.make_response((body, code))
+        methods = getattr(error, "valid_methods", None)
+        if methods:
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response

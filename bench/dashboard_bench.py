@@ -165,6 +165,7 @@ def main():
                     s.by_category, s.by_source)
 
         sm = app.appbuilder.sm
+        failures = []
         for username in ("bureau_js", "bureau_nj", "clerk_a"):
             scope = scope_of(sm.find_user(username=username))
             ms, s = timed(lambda: dashboard.summary(year, scope=scope), args.repeat)
@@ -191,35 +192,50 @@ def main():
             row(f"summary {username} ({s.persons} persons, {len(s.groups)} groups)", baseline, ms,
                 f"met {s.met}; sample of {len(sample)} agrees: {'yes' if same else 'NO'}; "
                 f"= aggregate: {'yes' if agree else 'NO'}", aggregate=agg_ms, cpu=ours_cpu)
+            if not (same and agree):
+                failures.append(f"dashboard sample {username}")
             ms, (count, rows) = timed(lambda: dashboard.unmet_persons(year, scope=scope, page_size=50),
                                       args.repeat)
             ours_cpu = CPU["last"]
             agg_ms, (count_agg, rows_agg) = timed(
                 lambda: dashboard.unmet_persons(year, scope=scope, page_size=50, from_records=True),
                 max(1, min(args.repeat, 3)))
+            unmet_same = (count, rows) == (count_agg, rows_agg)
+            if not unmet_same:
+                failures.append(f"unmet page {username}")
             row(f"unmet page 1 {username} ({count} persons)", None, ms,
-                f"= aggregate: {'yes' if (count, rows) == (count_agg, rows_agg) else 'NO'}", aggregate=agg_ms,
-                cpu=ours_cpu)
+                f"= aggregate: {'yes' if unmet_same else 'NO'}", aggregate=agg_ms, cpu=ours_cpu)
 
         if args.dashboard_only:
+            if failures:
+                print("FAILED: " + "; ".join(failures))
+                sys.exit(1)
             return
-        # The feed: bureau_nj pulls everything in pages of 1000.
+        # The feed: bureau_nj pulls everything in pages of 1000.  A full pull from an
+        # empty cursor must return exactly the records in scope that are approved or
+        # once were (docs/national-api.md), each once: checked by id, fails the run.
         scope = scope_of(sm.find_user(username="bureau_nj"))
-        page_ms, cursor, got = [], None, 0
+        page_ms, cursor, ids = [], None, []
         t_all = time.perf_counter()
         while True:
             t = time.perf_counter()
             page = national.changes(cursor=cursor, page_size=1000, scope=scope)
             page_ms.append((time.perf_counter() - t) * 1000)
-            got += len(page.items)
+            ids.extend(item["id"] for item in page.items)
             cursor = page.next_cursor
             db.session.expunge_all()
             if not page.has_more:
                 break
         total_ms = (time.perf_counter() - t_all) * 1000
-        in_scope = db.session.execute(
-            select(func.count(HourRecord.id)).where(scope_clause(HourRecord, scope))).scalar()
         H = HourRecord
+        expected = set(db.session.execute(
+            select(H.id).where(scope_clause(H, scope), H.status.in_(national.ONCE_APPROVED))).scalars())
+        in_scope = len(expected)
+        got = set(ids)
+        repeats = len(ids) - len(got)
+        future = db.session.execute(select(func.count(H.id)).where(
+            scope_clause(H, scope), H.status.in_(national.ONCE_APPROVED), H.updated_at > page.horizon)).scalar()
+        exact = got == expected and repeats == 0
         base_q = (select(H.id).where(region_range(H.region_code, "3201"))
                   .order_by(H.updated_at, H.id).limit(1000))
         first_off, _ = timed(lambda: db.session.execute(base_q.offset(0)).all(), args.repeat)
@@ -229,7 +245,12 @@ def main():
         row(f"feed bureau_nj last page (offset {max(in_scope - 1000, 0)})", last_off, page_ms[-1],
             "baseline: ids only, OFFSET")
         row(f"feed bureau_nj full pull ({len(page_ms)} pages)", None, total_ms,
-            f"{got} rows = {in_scope} in scope: {'yes' if got == in_scope else 'NO'}")
+            f"{len(ids)} rows = {in_scope} approved or once approved in scope: {'yes' if exact else 'NO'}")
+        if not exact:
+            print(f"FULL PULL WRONG: {len(expected - got)} missing ({future} stamped after the horizon), "
+                  f"{len(got - expected)} never approved or not in scope, {repeats} repeated",
+                  file=sys.stderr, flush=True)
+            failures.append("feed full pull")
 
         t = time.perf_counter()
         sum(1 for _ in national.iter_csv(national.export_rows("320100", year, scope=scope)))
@@ -237,6 +258,9 @@ def main():
         rows_exported = national.count_export("320100", year, scope=scope)
         row(f"national CSV 320100 {year} ({rows_exported} rows)", None, ms,
             f"{rows_exported / (ms / 1000):.0f} rows/s")
+    if failures:
+        print("FAILED checks: " + ", ".join(failures), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

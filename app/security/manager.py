@@ -20,6 +20,7 @@ from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
 from app.security.login_limits import FailedLoginLimits, LoginRefused
+from app.security.api import SecurityApi, jwt_error_handlers
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
@@ -170,6 +171,7 @@ class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
 
 class CESecurityManager(SecurityManager):
     user_model = CEUser
+    security_api = SecurityApi
     userdbmodelview = CEUserDBModelView
     rolemodelview = RoleModelView
     groupmodelview = UserGroupModelView
@@ -184,6 +186,10 @@ class CESecurityManager(SecurityManager):
         super().__init__(appbuilder)
         current_app.before_request(self.account_gate)
         current_app.before_request(self.check_api_login)
+
+    def create_jwt_manager(self, app):
+        """FAB's JWT manager, every token problem answered 401 in Chinese."""
+        return jwt_error_handlers(super().create_jwt_manager(app))
 
     # ---- per-request cost (issue 7) -----------------------------------------
 
@@ -297,6 +303,9 @@ class CESecurityManager(SecurityManager):
             limits.check(username, address)
         g._ce_login_audited = False
         user = super().auth_user_db(username, password)
+        if user is not None and request.blueprint == "AuthDBView" and is_machine_account(user):
+            # A machine account (the national system's) signs in to the API only.
+            return None
         if user is None and not g.get("_ce_login_audited"):
             # Unknown or inactive account: FAB records nothing, we do.
             from app.extensions import db
@@ -366,6 +375,10 @@ def _login_refused(exc):
     resp.status_code = 429
     resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
+def is_machine_account(user):
+    from app.security.roles import MACHINE_ROLES
+
+    return any(r.name in MACHINE_ROLES for r in user.roles)
 
 
 def _rate_limited(exc):

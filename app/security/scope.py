@@ -128,7 +128,8 @@ def scope_of(user):
     if R.ADMIN in role_names:
         return Scope(everything=True, roles=role_names)
     regions, units, reporters, persons = [], [], [], []
-    if R.BUREAU in role_names and user.region_code:
+    # Bureau staff and the national system's machine account: a region subtree.
+    if role_names & {R.BUREAU, R.NATIONAL_SYNC} and user.region_code:
         regions.append(region_prefix(user.region_code))
     # A unit acts only once its registration is approved, and a self-registered
     # person sees its records only once its unit confirmed it (issue 6).

@@ -699,3 +699,47 @@ def record_login(user, success, username=None):
         return audit.record("login_failed", "CEUser", None, user=who, reason="unknown_or_inactive")
     return audit.record("login" if success else "login_failed", "CEUser", user.id, user=user,
                         **_user_place(user))
+
+
+# ---------------------------------------------------------------- machine accounts
+
+
+def create_national_account(region_code, username=None):
+    """The national system's machine account (部省对接, role NationalSync) for a
+    region subtree: it reads the national API of that region and nothing else.
+    Returns (user, password): the password is random, shown once by the caller
+    and stored only as a hash.  Audited.  Raises ValidationFailed / DomainError."""
+    import secrets
+
+    code = normalize_text(region_code)
+    if not code.isdigit() or len(code) not in (2, 4, 6):
+        raise ValidationFailed(_("行政区划代码应为2、4或6位数字"))
+    code = code.ljust(6, "0")
+    if db.session.get(Region, code) is None:
+        raise ValidationFailed(_("行政区划代码“%(code)s”不存在", code=code))
+    username = _check_username(username or f"national_{region_prefix(code)}")
+    # 43 URL-safe characters (256 bits): never a common password, never digits only.
+    password = secrets.token_urlsafe(32)
+    check_password(password, username)
+    user = _new_user(username, "部省对接", code, password, [_role(R.NATIONAL_SYNC)], region_code=code)
+    user.must_change_password = False
+    db.session.flush()
+    audit.record("create_account", "CEUser", user.id, new={"username": username, "roles": [R.NATIONAL_SYNC]},
+                 region_code=code)
+    _commit_or_duplicate(_("用户名“%(name)s”已被使用，请换一个", name=username))
+    return user, password
+
+
+def reset_national_account(username):
+    """A new random password for a machine account (the old one stops working).
+    Returns (user, password).  Audited.  Raises DomainError."""
+    import secrets
+
+    user = db.session.execute(select(CEUser).where(CEUser.username == username)).scalar_one_or_none()
+    if user is None or R.NATIONAL_SYNC not in {r.name for r in user.roles}:
+        raise DomainError(_("“%(name)s”不是部省对接账号", name=username))
+    password = secrets.token_urlsafe(32)
+    user.password = _hash(password)
+    audit.record("reset_password", "CEUser", user.id, username_target=username, region_code=user.region_code)
+    db.session.commit()
+    return user, password
