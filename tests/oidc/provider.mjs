@@ -4,20 +4,22 @@
 // Environment:
 //   OIDC_PORT            port to listen on (0: any free port)
 //   OIDC_REDIRECT_URIS   comma-separated redirect URIs of the test client
-//   OIDC_ACCOUNTS        JSON {"<login>": {<claims>}}: who may sign in, and their claims
+//   OIDC_ACCOUNTS_FILE   JSON file {"<login>": {<claims>}}: who may sign in, and their
+//                        claims (read at every sign-in, so a test may add accounts)
 //   OIDC_CLIENT_SECRET   the test client's secret
 // Prints one JSON line {"issuer": ...} on stdout once it listens.
 //
 // POST /__test/skew?seconds=N shifts this process's clock by N seconds (the
 // expired id_token test: tokens issued "an hour ago").
 import http from 'node:http';
+import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
 const realNow = Date.now;
 let skewSeconds = 0;
 Date.now = () => realNow() + skewSeconds * 1000;
 
-const accounts = JSON.parse(process.env.OIDC_ACCOUNTS || '{}');
+const accounts = () => JSON.parse(fs.readFileSync(process.env.OIDC_ACCOUNTS_FILE, 'utf8'));
 const redirectUris = (process.env.OIDC_REDIRECT_URIS || '').split(',').filter(Boolean);
 const postLogoutUris = (process.env.OIDC_POST_LOGOUT_URIS || '').split(',').filter(Boolean);
 
@@ -42,8 +44,9 @@ server.listen(Number(process.env.OIDC_PORT || 0), '127.0.0.1', () => {
     features: { devInteractions: { enabled: true } },
     cookies: { keys: ['ce-test-cookie-key'] },
     async findAccount(ctx, id) {
-      if (!Object.prototype.hasOwnProperty.call(accounts, id)) return undefined;
-      return { accountId: id, async claims() { return { sub: id, ...accounts[id] }; } };
+      const known = accounts();
+      if (!Object.prototype.hasOwnProperty.call(known, id)) return undefined;
+      return { accountId: id, async claims() { return { sub: id, ...known[id] }; } };
     },
   });
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
