@@ -299,7 +299,8 @@ class OidcProvider:
 
     def finish(self, args):
         from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
-        from authlib.jose.errors import ExpiredTokenError, JoseError
+        # Authlib 1.9 validates id_tokens with joserfc (its own JOSE library) and raises its errors.
+        from joserfc.errors import ExpiredTokenError, JoseError
 
         flow = _flow(self.name)
         client = self.client()
