@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the app and its tests need: a CJK TrueType font for the
 # certificates, PostgreSQL and Redis servers, Chromium for browser tests,
-# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs.
+# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs; Node.js (>= 20.19,
+# with npm) for the OpenID Connect provider of the portal login tests (tests/oidc).
 set -euo pipefail
-PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium"
+PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium nodejs"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

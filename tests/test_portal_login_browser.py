@@ -54,8 +54,8 @@ def oidc_portal_login(page, base, button, account, before_consent=None):
 
 def test_login_page_shows_the_portal_buttons(app, live_server, page, ticket_login):
     page.goto(live_server + "/login/")
-    assert page.locator("#portal-login-person").inner_text() == "政务服务网登录（个人）"
-    assert page.locator("#portal-login-legal").inner_text() == "政务服务网登录（法人）"
+    assert page.locator("#portal-login-person").inner_text().strip() == "政务服务网登录（个人）"
+    assert page.locator("#portal-login-legal").inner_text().strip() == "政务服务网登录（法人）"
     screenshot(page, "portal_login_page")
 
 

@@ -62,4 +62,7 @@ server.listen(Number(process.env.OIDC_PORT || 0), '127.0.0.1', () => {
   console.log(JSON.stringify({ issuer }));
 });
 
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+// The test process holds our stdin: when it ends (even killed), so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();

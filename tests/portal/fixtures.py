@@ -85,8 +85,9 @@ def oidc_op(_server, tmp_path_factory):
                OIDC_REDIRECT_URIS=f"{_server}/portal/callback/oidc",
                OIDC_POST_LOGOUT_URIS=f"{_server}/login/", OIDC_CLIENT_SECRET=OIDC_SECRET,
                OIDC_ACCOUNTS_FILE=str(accounts_file))
+    # stdin is a pipe the provider watches: it exits when this process ends, however it ends.
     proc = subprocess.Popen([node, os.path.join(OIDC_DIR, "provider.mjs")], cwd=OIDC_DIR, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 30
         issuer = None
