@@ -157,6 +157,17 @@ def test_oidc_known_person(app, live_server, page, oidc_login):
     oidc_portal_login(page, live_server, "person", "zhangsan")
     assert "张三" in _navbar_user(page)
     assert _logins(app, "oidc") == [("zhangsan", "oidc")]
+    # Logout: the local session ends; the login page offers the provider's end_session.
+    page.goto(live_server + "/logout/")
+    if "/login" not in page.url:
+        page.goto(live_server + "/login/")
+    link = page.locator("#portal-logout a")
+    assert link.get_attribute("href").startswith(oidc_login["issuer"] + "/session/end?client_id=ce-hours")
+    link.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.startswith(oidc_login["issuer"])
+    page.goto(live_server + "/declare/mine")
+    assert "/login" in page.url
 
 
 def test_oidc_imported_person_without_account_is_linked_not_duplicated(app, live_server, page, oidc_login):
