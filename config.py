@@ -147,6 +147,35 @@ class Config:
     CERT_RENDER_PROCESSES = int(os.environ.get("CERT_RENDER_PROCESSES", "0"))
 
 
+    # Login through the provincial government portal (统一身份认证, issue 23;
+    # docs/portal-login.md).  PORTAL_PROVIDER: "" (off), "ticket" or "oidc".
+    PORTAL_PROVIDER = os.environ.get("PORTAL_PROVIDER", "")
+    PORTAL_LOGIN_MAX_AGE = int(os.environ.get("PORTAL_LOGIN_MAX_AGE", "300"))  # seconds from button to return
+    PORTAL_REGISTER_MAX_AGE = int(os.environ.get("PORTAL_REGISTER_MAX_AGE", "1800"))  # to finish registration
+    PORTAL_HTTP_TIMEOUT = float(os.environ.get("PORTAL_HTTP_TIMEOUT", "10"))
+    # The ticket → token → user-info scheme.
+    PORTAL_TICKET_LOGIN_URL = os.environ.get("PORTAL_TICKET_LOGIN_URL")
+    PORTAL_TICKET_LEGAL_LOGIN_URL = os.environ.get("PORTAL_TICKET_LEGAL_LOGIN_URL")
+    PORTAL_TICKET_TOKEN_URL = os.environ.get("PORTAL_TICKET_TOKEN_URL")
+    PORTAL_TICKET_USERINFO_URL = os.environ.get("PORTAL_TICKET_USERINFO_URL")
+    PORTAL_TICKET_LEGAL_USERINFO_URL = os.environ.get("PORTAL_TICKET_LEGAL_USERINFO_URL")
+    PORTAL_TICKET_LOGOUT_URL = os.environ.get("PORTAL_TICKET_LOGOUT_URL")
+    PORTAL_TICKET_SERVICE_CODE = os.environ.get("PORTAL_TICKET_SERVICE_CODE")
+    PORTAL_TICKET_SECRET = os.environ.get("PORTAL_TICKET_SECRET")  # servicepwd
+    PORTAL_TICKET_METHOD = os.environ.get("PORTAL_TICKET_METHOD", "POST")
+    PORTAL_TICKET_TIME_FORMAT = os.environ.get("PORTAL_TICKET_TIME_FORMAT", "%Y%m%d%H%M%S")
+    PORTAL_TICKET_SUCCESS = os.environ.get("PORTAL_TICKET_SUCCESS", "0")
+    PORTAL_TICKET_PARAMS = os.environ.get("PORTAL_TICKET_PARAMS")  # JSON: parameter names
+    PORTAL_TICKET_FIELDS = os.environ.get("PORTAL_TICKET_FIELDS")  # JSON: answer field names
+    # OpenID Connect.
+    PORTAL_OIDC_DISCOVERY_URL = os.environ.get("PORTAL_OIDC_DISCOVERY_URL")
+    PORTAL_OIDC_CLIENT_ID = os.environ.get("PORTAL_OIDC_CLIENT_ID")
+    PORTAL_OIDC_CLIENT_SECRET = os.environ.get("PORTAL_OIDC_CLIENT_SECRET")
+    PORTAL_OIDC_SCOPE = os.environ.get("PORTAL_OIDC_SCOPE", "openid profile")
+    PORTAL_OIDC_CLAIMS = os.environ.get("PORTAL_OIDC_CLAIMS")  # JSON: claim names
+    PORTAL_OIDC_LEEWAY = int(os.environ.get("PORTAL_OIDC_LEEWAY", "60"))  # clock skew allowed, seconds
+
+
 class TestConfig(Config):
     TESTING = True
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")

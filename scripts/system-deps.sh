@@ -2,9 +2,10 @@
 # Debian packages the app and its tests need: a CJK TrueType font for the
 # certificates, PostgreSQL and Redis servers, Chromium for browser tests,
 # poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs, nginx as the
-# reverse proxy of the production-stack tests (scripts/stack.sh).
+# reverse proxy of the production-stack tests (scripts/stack.sh), Node.js (>= 20.19,
+# with npm) for the OpenID Connect provider of the portal login tests (tests/oidc).
 set -euo pipefail
-PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium nginx"
+PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium nginx nodejs"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 bash scripts/venv.sh requirements-dev.txt
+# == npm packages of the tests: the OpenID Connect provider (oidc-provider) that
+# tests/test_portal_login*.py start and stop on loopback (tests/portal/fixtures.py).
+npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 PY=.venv/bin/python
 echo "== tests on SQLite =="
 $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests

@@ -325,6 +325,16 @@ class CESecurityManager(SecurityManager):
         g._ce_login_audited = True
         super().update_user_auth_stat(user, success)
 
+    # ---- logout (portal login, issue 23) -------------------------------------
+
+    def on_user_logout(self, user):
+        """FAB's hook after logout: the whole session ends; after a portal login
+        the login page offers the portal's logout (app/security/portal.py)."""
+        from app.security.portal import end_portal_session
+
+        super().on_user_logout(user)
+        end_portal_session()
+
     # ---- FAB's password reset views ------------------------------------------
 
     def reset_password(self, userid, password):

@@ -201,7 +201,7 @@ def registrable_units(region_code, freelancer=False):
 
 
 def register_unit(*, name, credit_code, region_code, kind, contact_name, contact_phone,
-                  admin_name, username, password, confirm=None):
+                  admin_name, username, password, confirm=None, via=None):
     """Register a unit and its first UnitAdmin account.  The unit is not approved:
     its users act only once a bureau of its region approves it (`approve_units`).
     Returns (unit, user); raises ValidationFailed (nothing stored)."""
@@ -238,7 +238,7 @@ def register_unit(*, name, credit_code, region_code, kind, contact_name, contact
     audit.record(
         "register_unit", "Unit", unit.id, user=user, unit_id=unit.id, region_code=unit.region_code,
         new=audit.snapshot(unit, ("name", "credit_code", "kind", "region_code", "contact_name", "contact_phone")),
-        admin_username=username,
+        admin_username=username, **({"via": via} if via else {}),
     )
     _commit_or_duplicate(_("该单位或用户名已注册，请勿重复注册"))
     return unit, user
@@ -340,7 +340,7 @@ def _unit_for_person(credit_code, unit_id, freelancer):
 
 
 def register_person(*, name, id_number, phone, username, password, confirm=None,
-                    credit_code=None, unit_id=None, freelancer=False):
+                    credit_code=None, unit_id=None, freelancer=False, via=None):
     """Register a professional technical person and an Applicant account.
 
     If a person with that ID number already exists (imported records) and has no
@@ -385,7 +385,7 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     audit.record(
         "register_person", "Person", person.id, user=user, unit_id=unit.id, region_code=unit.region_code,
         new={"person_id": person.id, "pending_unit_id": unit.id, "freelancer": freelancer},
-        linked_existing=linked,
+        linked_existing=linked, **({"via": via} if via else {}),
     )
     _commit_or_duplicate(_("该身份证号码或用户名已注册，请勿重复注册"))
     return user
@@ -691,14 +691,20 @@ def unit_pending(user):
     return unit is not None and not unit.approved
 
 
-def record_login(user, success, username=None):
-    """Audit entry of a login attempt (the caller's session commits it).
+def record_login(user, success, username=None, provider=None):
+    """Audit entry of a login attempt (the caller's session commits it), with the
+    way in: `provider` "local" (password) unless given or set as
+    `g.ce_login_provider` by the portal login (app/views/portal.py).
     `user` is None for an unknown or inactive account name."""
+    from flask import g, has_app_context
+
+    provider = provider or (g.get("ce_login_provider") if has_app_context() else None) or "local"
     if user is None:
         who = SimpleNamespace(id=None, username=normalize_text(username)[:100] or None)
-        return audit.record("login_failed", "CEUser", None, user=who, reason="unknown_or_inactive")
+        return audit.record("login_failed", "CEUser", None, user=who, reason="unknown_or_inactive",
+                            provider=provider)
     return audit.record("login" if success else "login_failed", "CEUser", user.id, user=user,
-                        **_user_place(user))
+                        provider=provider, **_user_place(user))
 
 
 # ---------------------------------------------------------------- machine accounts

@@ -69,3 +69,6 @@ def register(appbuilder):
     from app.views.accounts import register as register_accounts
 
     register_accounts(appbuilder)
+    from app.views.portal import register as register_portal
+
+    register_portal(appbuilder)
