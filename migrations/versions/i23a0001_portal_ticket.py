@@ -1,14 +1,14 @@
 """portal_ticket: login tickets of the provincial portal already presented (single use)
 
 Revision ID: i23a0001
-Revises: e7a1c0de0006
+Revises: i19a0001
 Create Date: 2026-12-06 02:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i23a0001"
-down_revision = "e7a1c0de0006"
+down_revision = "i19a0001"
 branch_labels = None
 depends_on = None
 
