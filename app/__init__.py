@@ -22,12 +22,11 @@ def create_app(config_class=None):
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from app.extensions import enforce_sqlite_foreign_keys, keep_prepared_statements, ping_idle_connections
+    from app.extensions import enforce_sqlite_foreign_keys, ping_idle_connections
 
     if not event.contains(Engine, "connect", enforce_sqlite_foreign_keys):
         event.listen(Engine, "connect", enforce_sqlite_foreign_keys)
     db.init_app(app)
-    keep_prepared_statements(app)
     ping_idle_connections(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)

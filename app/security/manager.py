@@ -15,7 +15,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import aliased, contains_eager
 from wtforms.validators import DataRequired
 
-from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
 from app.security.roles import ROLE_LABELS
@@ -220,7 +219,6 @@ class CESecurityManager(SecurityManager):
                      contains_eager(user.roles.of_type(role)),
                      contains_eager(user.groups.of_type(group)).contains_eager(group.roles.of_type(group_role)))
             .where(user.id == bindparam("pk"))
-            .execution_options(**PREPARED)  # a lookup by key: planned once (app/extensions.py)
         )
 
     def _has_access_builtin_roles(self, role, permission_name, view_name):
