@@ -26,16 +26,14 @@ def _error_response(code, message=None):
 
 
 def register(app):
-    from app.views import fastrender
+    from app.views import gridrender
 
-    fastrender.register(app)
+    gridrender.register(app)
 
     @app.before_request
     def fresh_scope():
-        # The row scope and the user's render key are cached per request
-        # (security.scope.current_scope, views.fastrender.user_key).
+        # The row scope is cached per request (security.scope.current_scope).
         g.pop("_ce_scope", None)
-        g.pop("_ce_user_key", None)
         # Per request too: the forms' related-row counts and refusal flag
         # (views.base.ScopedModelView).
         g.pop("_ce_many_related", None)

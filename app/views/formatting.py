@@ -4,7 +4,6 @@ from flask_babel import gettext
 from app.security import roles as R
 from app.security.scope import current_scope
 from app.services.validators import mask_id_number
-from app.views.fastrender import request_translations
 
 # Roles that work with whole ID numbers of the persons in their scope.
 FULL_ID_ROLES = frozenset({R.ADMIN, R.UNIT_ADMIN, R.UNIT_OPERATOR, R.APPLICANT})
@@ -21,10 +20,8 @@ def id_number_for_list(number, scope=None):
 
 
 def translated(value):
-    """Enum labels arrive as their Chinese value; show them in the user's language
-    (a grid page translates some hundred cells: the request's catalog is looked
-    up once, see fastrender.request_translations)."""
-    return request_translations().ugettext(value) if value else ""
+    """Enum labels arrive as their Chinese value; show them in the user's language."""
+    return gettext(value) if value else ""
 
 
 def hours_text(value):

@@ -9,7 +9,6 @@ behaviour.
 """
 import copy
 from functools import partial
-from urllib.parse import urlencode
 
 from flask import flash, has_request_context, request, session, url_for
 from flask_appbuilder.fields import QuerySelectField
@@ -20,7 +19,7 @@ from markupsafe import Markup, escape
 from wtforms import StringField
 
 from app.views.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface, filter_value_problems
-from app.views.fastrender import CESearchWidget, framed, grid_widget, lazy_search_form, user_key
+from app.views.gridrender import grid_widget, same_page_url
 
 
 class CEListWidget(ListWidget):
@@ -46,13 +45,6 @@ def _grid_url(view_name, page=None, anchor="", exact=False):
     if exact:
         args["count_" + view_name] = "exact"
     return same_page_url(args)
-
-
-def same_page_url(args):
-    """This page's URL with other query arguments (a list page's links differ only
-    in them; one url_for per link costs a route build each)."""
-    path = request.script_root + request.path
-    return path + "?" + urlencode(args) if args else path
 
 
 class RequestFiltersMixin:
@@ -96,33 +88,13 @@ class RequestFiltersMixin:
 
 class FastListMixin(RequestFiltersMixin):
     list_widget = CEListWidget
-    search_widget = CESearchWidget
     # Search drop-downs of related rows (persons, units) show at most this many.
     search_select_limit = SEARCH_SELECT_LIMIT
 
-    # List templates kept as a frame per user (fastrender.framed): besides the
-    # slots below and the render arguments, they read nothing from the request.
-    framed_list_templates = ("imports/grid_list.html",)
-
     def render_template(self, template, **kwargs):
-        # The search panel is open while filters are active (imports/grid_list.html);
-        # a render argument, so part of the frame's key below.
+        # The search panel is open while filters are active (imports/grid_list.html).
         kwargs.setdefault("ce_filters_active", bool(has_request_context() and self._filters.filters))
-        widgets = kwargs.get("widgets")
-        if template not in self.framed_list_templates or not widgets:
-            return super().render_template(template, ce_query_suffix=query_suffix, **kwargs)
-        slots = {"w_" + n: w for n, w in widgets.items()}
-        slots["query"] = query_suffix
-
-        def render(values):
-            shown = {n: (lambda v=values["w_" + n]: v) for n in widgets}
-            return super(FastListMixin, self).render_template(
-                template, **dict(kwargs, widgets=shown, ce_query_suffix=lambda: values["query"]))
-
-        ukey = user_key()
-        others = tuple(sorted((k, str(v)) for k, v in kwargs.items() if k != "widgets"))
-        key = None if ukey is None else (self.__class__.__name__, template, tuple(sorted(widgets)), others, ukey)
-        return framed("list_page", key, render, slots)
+        return super().render_template(template, ce_query_suffix=query_suffix, **kwargs)
 
     def update_redirect(self):
         """FAB's back history, which skips a URL equal to the last one, but also
@@ -150,7 +122,6 @@ class FastListMixin(RequestFiltersMixin):
                 ))
             else:
                 unbound.kwargs["query_func"] = self._limited_related_query(name)
-        self.search_form = lazy_search_form(self.search_form)
 
     def _limited_related_query(self, col_name):
         datamodel = self.datamodel.get_related_interface(col_name)
