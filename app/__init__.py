@@ -35,8 +35,10 @@ def create_app(config_class=None):
     with app.app_context():
         appbuilder.init_app(app, db.session)
         from app import views
+        from app.api import national as national_api
 
         views.register(appbuilder)
+        national_api.register(appbuilder)
         appbuilder.post_init()
 
     from app import cli, web

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.models import Category, CEUser, HourRecord, LearningForm, Person, Source, Status
 from app.security.scope import scope_clause, scope_of
 from app.services.records import place_record
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 
 USERS = ["admin", "bureau_js", "bureau_nj", "bureau_sz", "clerk_a", "clerk_b", "agency_clerk", "organizer", "zhangsan"]
 CAP = 60

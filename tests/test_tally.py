@@ -17,7 +17,7 @@ from app.services import approval
 from app.services.persons import attach_person
 from app.services.records import place_record
 from app.services.sqlplan import tally_clause
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from tests.conftest import IS_PG
 
 YEAR = datetime.date.today().year - 1

@@ -12,19 +12,20 @@ Sign in with FAB's JWT login (POST /api/v1/security/login {"username", "password
 
 Every route reads through the row scope (ScopeFilter / app.security.scope).
 """
-from flask import Response, request
+from flask import request
 from flask_appbuilder.api import ModelRestApi, expose, protect, rison, safe
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 
+from app.fab.datamodel import CEInterface
+from app.fab.filters import RequestFiltersMixin
+from app.fab.labels import HOUR_LABELS
+from app.fab.national_files import national_file_response
 from app.models import HourRecord, Status
 from app.security.scope import ScopeFilter
-from app.services import audit, national
+from app.services import national
 from app.services.errors import DomainError, OutOfScope
-from app.views.datamodel import CEInterface
-from app.views.grid import RequestFiltersMixin
-from app.views.hours import HOUR_LABELS
 
 _changes_schema = {
     "type": "object",
@@ -242,53 +243,6 @@ class NationalRecordApi(RequestFiltersMixin, ModelRestApi):
             return self.response(403, message=str(e))
         except DomainError as e:
             return self.response_400(message=str(e))
-
-
-def checked_filters(region, year):
-    """(region code or None, year or None) after checking them against the scope.
-    Raises DomainError / OutOfScope."""
-    from app.security.scope import current_scope
-
-    year = national.check_year(year)
-    prefix = national.check_region_in_scope(national.check_region(region), current_scope())
-    return (prefix.ljust(6, "0") if prefix else None), year
-
-
-def national_file_response(region, year, fmt):
-    """The export file as a Response (audited); shared by the API and the web page.
-    CSV streams; .xlsx is written to a temporary file first (constant memory).
-    Raises DomainError / OutOfScope on bad filters, before anything is sent."""
-    import os
-    import tempfile
-
-    from flask import g, send_file, stream_with_context
-
-    from app.extensions import db
-    from app.security.scope import current_scope
-
-    scope = current_scope()
-    region, year = checked_filters(region, year)
-    user = getattr(g, "user", None)
-    audit.record(
-        "export_national", "HourRecord", None, region_code=region, year=year, format=fmt,
-        user=user if getattr(user, "is_authenticated", False) else None,
-    )
-    db.session.commit()
-    name = national.export_filename(region, year, fmt)
-    rows = national.export_rows(region, year, scope=scope)
-    if fmt == "xlsx":
-        fd, path = tempfile.mkstemp(suffix=".xlsx", dir=national.export_dir())
-        os.close(fd)
-        national.write_xlsx(rows, path)
-        resp = send_file(
-            path, as_attachment=True, download_name=name,
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-        resp.call_on_close(lambda: os.path.exists(path) and os.remove(path))
-        return resp
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    return Response(stream_with_context(national.iter_csv(rows)), headers=headers,
-                    mimetype="text/csv")
 
 
 def register(appbuilder):

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 
-from flask import current_app, has_app_context
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -65,7 +65,7 @@ def submit(kind, params, *, user=None, inline=False):
     if inline:
         run_job(job_id)
     elif current_app.config.get("REDIS_URL") and not current_app.config.get("JOBS_IN_PROCESS"):
-        queue().enqueue("app.services.jobs.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"))
+        queue().enqueue("app.worker.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"))
     else:
         app = current_app._get_current_object()
         threading.Thread(target=_thread_entry, args=(app, job_id), daemon=True, name=f"ce-job-{job_id}").start()
@@ -87,24 +87,6 @@ def queue():
 
 
 def _thread_entry(app, job_id):
-    with app.app_context():
-        try:
-            run_job(job_id)
-        finally:
-            db.session.remove()
-
-
-def rq_entry(job_id):
-    """Entry point of an RQ worker: builds the app once per worker process."""
-    global _rq_app
-    if has_app_context():
-        return run_job(job_id)
-    try:
-        app = _rq_app
-    except NameError:
-        from app import create_app
-
-        app = _rq_app = create_app()
     with app.app_context():
         try:
             run_job(job_id)

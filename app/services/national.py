@@ -31,10 +31,12 @@ from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
 from app.models import HourRecord, Person, Unit
-from app.security.scope import current_scope, region_prefix, region_range, scope_clause, without_city_index
+from app.models.regions import region_prefix, region_range
+from app.security.scope import current_scope, scope_clause
 from app.services import audit, columns, jobs, xlsx_stream
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
+from app.services.sqlplan import without_city_index
 
 # The national-collection layout is the column spec of app.services.columns (issue 4):
 # the industry import reads exactly what this export writes.  Its headers are part

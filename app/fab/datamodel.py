@@ -44,7 +44,8 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased, joinedload
 
-from app.security.scope import current_scope, region_prefix, region_range
+from app.models.regions import region_prefix, region_range
+from app.security.scope import current_scope
 from app.services.sqlplan import tally_clause, walk_by_key
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -408,11 +409,13 @@ class CEInterface(SQLAInterface):
         keyset = col is None and isinstance(pk.type, Integer)
         anchor = self._anchor_from_request(fingerprint) if keyset and page > 0 else None
         base = self._id_query(filters)
+        # FAB's filters join a related table for a dotted column only (person.name).
+        one_table = not (filters and any(is_column_dotted(f.column_name) for f in filters.filters))
 
         # How many rows match: the tally's exact sum where the conditions allow
         # it (a unit's grid), else an index-only count of at most `count_cap`
         # rows; none when the page lies past the cap anyway.
-        tally = self._tally_count(base)
+        tally = self._tally_count(base) if one_table else None
         exact = exact_count or (count and tally is not None)
         n = None
         if exact or (count and offset + page_size < self.count_cap):
@@ -420,7 +423,8 @@ class CEInterface(SQLAInterface):
         # Many rows match: walking the primary key newest first finds a page
         # after a few rows, where SQLite would otherwise pick the region or
         # year index and sort them all (SPEC §6; services.sqlplan).
-        paged = self._prefer_pk_order(base) if col is None and (n is None or n > self.count_cap) else base
+        by_key = one_table and col is None and (n is None or n > self.count_cap)
+        paged = self._prefer_pk_order(base) if by_key else base
         key_order = pk.desc() if desc else pk.asc()
 
         ids = None
@@ -477,11 +481,12 @@ class CEInterface(SQLAInterface):
         return select(func.count()).select_from(capped)
 
     def _tally_count(self, query):
-        """The exact count of `query`'s rows as a sum over the model's tally table
-        (`__tally__`, e.g. models.HourTally), or None when a condition of the
-        query is not an equality on the tally's key (see sqlplan.tally_clause)."""
+        """The exact count of `query`'s rows (a select of the model's table alone)
+        as a sum over the model's tally table (`__tally__`, e.g. models.HourTally),
+        or None when a condition of the query is not an equality on the tally's
+        key (see sqlplan.tally_clause)."""
         tally = getattr(self.obj, "__tally__", None)
-        if tally is None or query.get_final_froms() != [self.obj.__table__]:
+        if tally is None:
             return None
         where = tally_clause(query.whereclause, self.obj.__table__, tally.__table__, tally.tally_key,
                              tally.tally_required)
@@ -499,13 +504,14 @@ class CEInterface(SQLAInterface):
         return self.session.connection().execute(stmt).scalars().all()
 
     def _prefer_pk_order(self, query):
-        """On SQLite, this table's region ranges and sub-select memberships hidden
-        from the index chooser (services.sqlplan.walk_by_key), so that the
-        newest-first page is read along the primary key or an index leading on the
-        equality filters and then id (year, category, unit), instead of sorting a
-        whole region (SPEC §6).  PostgreSQL keeps the query as it is."""
+        """`query` (a select of the model's table alone) with, on SQLite, this
+        table's region ranges and sub-select memberships hidden from the index
+        chooser (services.sqlplan.walk_by_key), so that the newest-first page is
+        read along the primary key or an index leading on the equality filters
+        and then id (year, category, unit), instead of sorting a whole region
+        (SPEC §6).  PostgreSQL keeps the query as it is."""
         dialect = self.session.get_bind().dialect.name
-        if dialect != "sqlite" or query.whereclause is None or len(query.get_final_froms()) != 1:
+        if dialect != "sqlite" or query.whereclause is None:
             return query
         return select(self.get_pk()).where(walk_by_key(query.whereclause, self.obj.__table__, dialect))
 

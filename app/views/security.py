@@ -20,7 +20,7 @@ from app.models.user import CEUser
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
-from app.views.grid import RequestFiltersMixin
+from app.fab.filters import RequestFiltersMixin
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
