@@ -6,7 +6,7 @@ bash scripts/system-deps.sh
 bash scripts/venv.sh requirements-dev.txt
 PY=.venv/bin/python
 echo "== import contracts (.importlinter: layers, no circles) =="
-.venv/bin/lint-imports --config .importlinter
+.venv/bin/lint-imports .importlinter
 echo "== tests on SQLite =="
 $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
 echo "== tests on PostgreSQL =="
