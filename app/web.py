@@ -26,9 +26,10 @@ def _error_response(code, message=None):
 
 
 def register(app):
-    from app.views import gridrender
+    from app.views import gridrender, pagecache
 
     gridrender.register(app)
+    pagecache.register(app)
 
     @app.before_request
     def fresh_scope():

@@ -21,6 +21,7 @@ from wtforms import StringField
 from app.fab.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface, filter_value_problems
 from app.fab.filters import RequestFiltersMixin
 from app.views.gridrender import grid_widget, same_page_url
+from app.views.pagecache import CachedSearchWidget
 
 
 class CEListWidget(ListWidget):
@@ -50,6 +51,7 @@ def _grid_url(view_name, page=None, anchor="", exact=False):
 
 class FastListMixin(RequestFiltersMixin):
     list_widget = CEListWidget
+    search_widget = CachedSearchWidget
     # Search drop-downs of related rows (persons, units) show at most this many.
     search_select_limit = SEARCH_SELECT_LIMIT
 
