@@ -2,11 +2,10 @@
 (app/extensions.py ping_idle_connections).  A request that wrote and did not
 commit, on either database, ends with a rollback: nothing it did is kept."""
 import pytest
-from flask import request
 from sqlalchemy import event, func, select, text, update
 
 from app import create_app
-from app.extensions import csrf, db
+from app.extensions import db
 from app.models import AuditLog, Unit
 from tests.conftest import IS_PG, _config
 
