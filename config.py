@@ -41,7 +41,7 @@ class Config:
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", os.path.join(VAR_DIR, "uploads"))
 
     # Flask-AppBuilder
-    FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CESecurityManager"
+    FAB_SECURITY_MANAGER_CLASS = "app.views.security.CESecurityManager"
     FAB_INDEX_VIEW = "app.views.home.HomeView"
     FAB_BASE_TEMPLATE = "ce/base.html"
     # Migrations own the schema; permissions and roles are synced by `flask ce sync-roles`.

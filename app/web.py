@@ -56,8 +56,6 @@ def register(app):
     from sqlalchemy.exc import InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    from app.views import fastrender
-
     @app.route("/health")
     def health():
         """For the proxy's and the load benchmark's checks: no database, no session."""
@@ -75,14 +73,15 @@ def register(app):
         response.headers["Retry-After"] = "30"
         return response
 
-    fastrender.register(app)
+    from app.views import gridrender, pagecache
+
+    gridrender.register(app)
+    pagecache.register(app)
 
     @app.before_request
     def fresh_scope():
-        # The row scope and the user's render key are cached per request
-        # (security.scope.current_scope, views.fastrender.user_key).
+        # The row scope is cached per request (security.scope.current_scope).
         g.pop("_ce_scope", None)
-        g.pop("_ce_user_key", None)
         # Per request too: the forms' related-row counts and refusal flag
         # (views.base.ScopedModelView).
         g.pop("_ce_many_related", None)

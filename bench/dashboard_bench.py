@@ -135,8 +135,9 @@ def main():
     from app import create_app
     from app.extensions import db
     from app.models import HourRecord, Person, Unit
-    from app.security.scope import region_range, scope_clause, scope_of
-    from app.services import dashboard, national
+    from app.models.regions import region_range
+    from app.security.scope import scope_clause, scope_of
+    from app.services import dashboard, national, requirement
 
     app = create_app()
     app.config["NATIONAL_FEED_LAG_SECONDS"] = 0

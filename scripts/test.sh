@@ -10,6 +10,8 @@ bash scripts/venv.sh requirements-dev.txt
 # tests/test_portal_login*.py start and stop on loopback (tests/portal/fixtures.py).
 npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 PY=.venv/bin/python
+echo "== import contracts (.importlinter: layers, no circles) =="
+.venv/bin/lint-imports .importlinter
 echo "== tests on SQLite =="
 $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
 echo "== tests on PostgreSQL =="

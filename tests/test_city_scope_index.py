@@ -18,7 +18,7 @@ from sqlalchemy import event, select
 from app.extensions import db
 from app.models import Category, CEUser, HourRecord, LearningForm, Person, Source, Status
 from app.security.scope import Scope, scope_clause, scope_of
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from tests.conftest import IS_PG
 
 YEAR = datetime.date.today().year - 1

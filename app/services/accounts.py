@@ -19,8 +19,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models import CEUser, HourRecord, IdType, Person, Region, Unit, UnitKind
+from app.models.regions import region_prefix
 from app.security import roles as R
-from app.security.scope import get_scoped, region_prefix, scope_clause, scope_of
+from app.security.scope import get_scoped, scope_clause, scope_of
 from app.services import audit
 from app.services.errors import DomainError, OutOfScope, ValidationFailed
 from app.services.persons import attach_person
@@ -185,7 +186,7 @@ def registrable_units(region_code, freelancer=False):
     prefix = region_prefix(normalize_text(region_code))
     if not prefix or not prefix.isdigit() or len(prefix) < 4:
         return []
-    from app.security.scope import region_range
+    from app.models.regions import region_range
 
     kind_clause = Unit.kind == UnitKind.AGENCY if freelancer else Unit.kind.notin_([UnitKind.AGENCY, UnitKind.BUREAU])
     rows = db.session.execute(

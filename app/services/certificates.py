@@ -631,8 +631,7 @@ def _job_batch(job_id, params, progress):
     """A large batch, run by the job runner (an RQ worker or a thread).  The ids
     were scoped by the request; the submitter's scope is applied again here."""
     from app.models import CEUser
-    from app.security.scope import filter_ids_in_scope, scope_of
-    from app.views.formatting import sees_full_id  # the one rule on whole ID numbers
+    from app.security.scope import filter_ids_in_scope, scope_of, sees_full_id
 
     user = db.session.get(CEUser, params["user_id"])
     scope = scope_of(user)

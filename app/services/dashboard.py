@@ -24,7 +24,8 @@ from app.extensions import db
 from app.models import (
     Category, HourRecord, Person, PersonYearTotal, Region, Source, Unit, UnitPersons, UnitYearSource, UnitYearTotal,
 )
-from app.security.scope import current_scope, get_scoped, region_prefix, region_range, scope_clause
+from app.models.regions import region_prefix, region_range
+from app.security.scope import current_scope, get_scoped, scope_clause
 from app.services import requirement
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.national import check_region, check_region_in_scope, check_year

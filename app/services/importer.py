@@ -949,7 +949,8 @@ def _insert_records(conn, varying, common):
     dialect = conn.dialect
 
     def bound(name, values):
-        process = table.c[name].type._cached_bind_processor(dialect)
+        type_ = table.c[name].type
+        process = type_.dialect_impl(dialect).bind_processor(dialect)
         if process is None:
             return values
         done = {v: (None if v is None else process(v)) for v in set(values)}

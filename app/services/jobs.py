@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 
-from flask import current_app, has_app_context
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -66,7 +66,7 @@ def submit(kind, params, *, user=None, inline=False):
         run_job(job_id)
     elif _through_rq():
         try:
-            queue().enqueue("app.services.jobs.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"),
+            queue().enqueue("app.worker.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"),
                             job_id=rq_job_id(job_id), failure_ttl=cfg("JOB_KEEP_DAYS") * 86400)
         except Exception as exc:  # Redis down or unreachable: say so now, do not leave it queued
             log.warning("job %s not queued, Redis unavailable: %s", job_id, exc)
@@ -110,24 +110,6 @@ def queue():
 
 
 def _thread_entry(app, job_id):
-    with app.app_context():
-        try:
-            run_job(job_id)
-        finally:
-            db.session.remove()
-
-
-def rq_entry(job_id):
-    """Entry point of an RQ worker: builds the app once per worker process."""
-    global _rq_app
-    if has_app_context():
-        return run_job(job_id)
-    try:
-        app = _rq_app
-    except NameError:
-        from app import create_app
-
-        app = _rq_app = create_app()
     with app.app_context():
         try:
             run_job(job_id)

@@ -42,10 +42,12 @@ from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
 from app.models import HourRecord, Person, Status, Unit
-from app.security.scope import current_scope, region_prefix, region_range, scope_clause, without_city_index
+from app.models.regions import region_prefix, region_range
+from app.security.scope import current_scope, scope_clause
 from app.services import audit, columns, jobs, xlsx_stream
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
+from app.services.sqlplan import without_city_index
 
 # The national-collection layout is the column spec of app.services.columns (issue 4):
 # the industry import reads exactly what this export writes.  Its headers are part
@@ -272,7 +274,7 @@ def _once_approved():
     """`status IN ONCE_APPROVED`, which on SQLite (no statistics) must not lead the
     index choice: with it SQLite reads ix_hr_status_region and sorts a whole region
     instead of paging along (updated_at, id); a unary + hides the column from the
-    index chooser (the same idea as scope.without_city_index)."""
+    index chooser (the same idea as sqlplan.without_city_index)."""
     if db.session.get_bind().dialect.name == "sqlite":
         from sqlalchemy import literal_column
 

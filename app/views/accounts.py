@@ -18,7 +18,7 @@ from app.security import roles as R
 from app.services import accounts
 from app.services.errors import DomainError
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from app.views.formatting import translated
 
 
@@ -216,7 +216,7 @@ class AccountAdminView(BaseView):
         roles = [self.appbuilder.sm.find_role(n) for n in accounts.manageable_roles(g.user)]
         regions = []
         if R.BUREAU in accounts.scope_of(g.user).roles and g.user.region_code:
-            from app.security.scope import region_prefix, region_range
+            from app.models.regions import region_prefix, region_range
 
             regions = db.session.execute(
                 db.select(Region).where(region_range(Region.code, region_prefix(g.user.region_code)))

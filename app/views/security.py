@@ -16,7 +16,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import aliased, contains_eager
 from wtforms.validators import DataRequired
 
-from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
 from app.security.login_limits import FailedLoginLimits, LoginRefused
@@ -24,7 +23,7 @@ from app.security.api import SecurityApi, jwt_error_handlers
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
-from app.views.grid import RequestFiltersMixin
+from app.fab.filters import RequestFiltersMixin
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
@@ -230,7 +229,6 @@ class CESecurityManager(SecurityManager):
                      contains_eager(user.roles.of_type(role)),
                      contains_eager(user.groups.of_type(group)).contains_eager(group.roles.of_type(group_role)))
             .where(user.id == bindparam("pk"))
-            .execution_options(**PREPARED)  # a lookup by key: planned once (app/extensions.py)
         )
 
     def _has_access_builtin_roles(self, role, permission_name, view_name):
