@@ -26,9 +26,10 @@ def _error_response(code, message=None):
 
 
 def register(app):
-    from app.views import fastrender
+    from app.views import display, fastrender
 
     fastrender.register(app)
+    display.register(app)
 
     @app.before_request
     def fresh_scope():

@@ -92,7 +92,7 @@ def _locale_key():
 
 def user_key():
     """What a page rendered for the signed-in user depends on besides the request:
-    language, user, name and role set.  None when it must be rendered every time:
+    language, user, name, role set and 大字版 (app/views/display.py).  None when it must be rendered every time:
     anonymous, or a database-defined role (whose permissions an administrator can
     edit at run time; builtin roles are code, app/security/roles.py).  Once per
     request (app/web.py drops it before each request, with the scope)."""
@@ -110,7 +110,7 @@ def _user_key():
     if any(r.name not in sm.builtin_roles for r in roles):
         return None
     return (_locale_key(), current_user.id, current_user.get_full_name(),
-            tuple(sorted(r.name for r in roles)))
+            tuple(sorted(r.name for r in roles)), bool(current_user.large_text))
 
 
 def navbar():
@@ -257,10 +257,11 @@ def grid_rows(value_columns, pks, include_columns, formatters_columns, with_acti
     columns = [_column_cells(value_columns, col, formatters_columns.get(col)) for col in include_columns]
     crud = str(crud_html).split("__CE_PK__") if crud_html else None
     out = []
+    select_row = escape(_("选择此行"))  # the checkbox's name for a screen reader (issue 27)
     for pk, cells in zip(pks, zip(*columns)):
         pk = str(escape(pk))
-        head = (f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox"></td>'
-                if with_actions else "")
+        head = (f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox" '
+                f'aria-label="{select_row}"></td>' if with_actions else "")
         if crud:
             head += "<td><center>" + pk.join(crud) + "</center></td>"
         out.append("<tr>" + head + "<td>" + "</td><td>".join(cells) + "</td></tr>")
@@ -296,9 +297,9 @@ def grid_head(include_columns, order_columns, label_columns, modelview_name, wit
     cells = []
     if with_actions:
         cells.append('<th class="action_checkboxes"><input id="check_all" class="action_check_all" '
-                     'name="check_all" type="checkbox"></th>')
+                     f'name="check_all" type="checkbox" aria-label="{escape(_("全选本页"))}"></th>')
     if with_crud:
-        cells.append('<th class="col-md-1 col-lg-1 col-sm-1" ></th>')
+        cells.append(f'<th class="col-md-1 col-lg-1 col-sm-1"><span class="sr-only">{escape(_("操作"))}</span></th>')
     labels = _cache("labels", 512).get_or_make(
         (modelview_name, tuple(include_columns), _locale_key()),
         lambda: [escape(label_columns.get(col)) for col in include_columns])

@@ -1,0 +1,26 @@
+"""大字版: a user's larger-text preference on ab_user
+
+Revision ID: i27a0001
+Revises: e7a1c0de0006
+Create Date: 2026-12-06 02:40:00
+
+The 大字版 switch in the user menu (issue 27) is remembered on the account, so it
+follows the user to any browser and any worker.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "i27a0001"
+down_revision = "e7a1c0de0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("ab_user", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("large_text", sa.Boolean(), nullable=False, server_default=sa.text("false")))
+
+
+def downgrade():
+    with op.batch_alter_table("ab_user", schema=None) as batch_op:
+        batch_op.drop_column("large_text")
