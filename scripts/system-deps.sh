@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the app and its tests need: a CJK TrueType font for the
 # certificates, PostgreSQL and Redis servers, Chromium for browser tests,
-# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs.
+# poppler-utils (pdftotext / pdffonts / pdftoppm) to check PDFs; Node.js and npm
+# for axe-core, the accessibility checker the browser tests load (tests/a11y).
 set -euo pipefail
 PKGS="fonts-wqy-microhei poppler-utils postgresql redis-server chromium"
 missing=""
@@ -12,4 +13,10 @@ if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+# npm: Debian's nodejs + npm, unless a Node.js with its own npm is already installed.
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
 fi
