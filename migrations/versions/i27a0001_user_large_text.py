@@ -5,7 +5,9 @@ Revises: e7a1c0de0006
 Create Date: 2026-12-06 02:40:00
 
 The 大字版 switch in the user menu (issue 27) is remembered on the account, so it
-follows the user to any browser and any worker.
+follows the user to any browser and any worker.  A plain ADD / DROP COLUMN (SQLite
+3.35+ drops columns itself): a batch copy of ab_user would lose the expression index
+on lower(username) (e7a1c0de0004), which it cannot reflect.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -17,10 +19,8 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("ab_user", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("large_text", sa.Boolean(), nullable=False, server_default=sa.text("false")))
+    op.add_column("ab_user", sa.Column("large_text", sa.Boolean(), nullable=False, server_default=sa.text("false")))
 
 
 def downgrade():
-    with op.batch_alter_table("ab_user", schema=None) as batch_op:
-        batch_op.drop_column("large_text")
+    op.drop_column("ab_user", "large_text")
