@@ -73,10 +73,11 @@ def register(app):
         response.headers["Retry-After"] = "30"
         return response
 
-    from app.views import gridrender, pagecache
+    from app.views import display, gridrender, pagecache
 
     gridrender.register(app)
     pagecache.register(app)
+    display.register(app)
 
     @app.before_request
     def fresh_scope():

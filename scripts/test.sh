@@ -9,6 +9,9 @@ bash scripts/venv.sh requirements-dev.txt
 # == npm packages of the tests: the OpenID Connect provider (oidc-provider) that
 # tests/test_portal_login*.py start and stop on loopback (tests/portal/fixtures.py).
 npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+# axe-core for the accessibility browser tests (tests/test_a11y_browser.py), pinned by
+# tests/a11y/package-lock.json and handed to the browser from these files.
+npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
 PY=.venv/bin/python
 echo "== import contracts (.importlinter: layers, no circles) =="
 .venv/bin/lint-imports .importlinter
@@ -17,7 +20,9 @@ $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
 echo "== tests on PostgreSQL =="
 PGURL=$(bash scripts/pg.sh start)
 trap 'bash scripts/pg.sh stop' EXIT
-TEST_DATABASE_URL="$PGURL" $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
+# The axe-core page sweep checks markup, which does not depend on the database: it
+# runs once, on SQLite (the keyboard flows run on both).
+TEST_DATABASE_URL="$PGURL" $PY -m pytest -q -n 2 -p no:cacheprovider --ignore=tests/test_a11y_browser.py "$@" tests
 bash scripts/pg.sh stop
 trap - EXIT
 

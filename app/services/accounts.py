@@ -6,6 +6,7 @@ Every function takes the acting user explicitly (`actor`), finds rows through
 `app.security.scope`, raises `DomainError` subclasses with a Chinese message, and
 writes an audit entry in the same transaction as the change it describes.
 """
+import contextlib
 import functools
 import os
 import re
@@ -123,6 +124,17 @@ def _required(value, message):
     return value
 
 
+@contextlib.contextmanager
+def _field(name):
+    """A ValidationFailed raised inside names the form field it is about
+    (details["field"]), so that the form marks that field (issue 27)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        exc.details.setdefault("field", name)
+        raise
+
+
 def _role(name):
     role = current_app.appbuilder.sm.find_role(name)
     if role is None:
@@ -206,29 +218,36 @@ def register_unit(*, name, credit_code, region_code, kind, contact_name, contact
     """Register a unit and its first UnitAdmin account.  The unit is not approved:
     its users act only once a bureau of its region approves it (`approve_units`).
     Returns (unit, user); raises ValidationFailed (nothing stored)."""
-    name = _required(name, _("请填写单位名称"))
-    code = check_credit_code(credit_code)
-    existing = db.session.execute(select(Unit).where(Unit.credit_code == code)).scalar_one_or_none()
-    if existing is not None:
-        raise ValidationFailed(
-            _("统一社会信用代码%(code)s已注册（%(name)s），请勿重复注册；如需账号请联系该单位的管理员",
-              code=code, name=existing.name)
-        )
+    with _field("name"):
+        name = _required(name, _("请填写单位名称"))
+    with _field("credit_code"):
+        code = check_credit_code(credit_code)
+        existing = db.session.execute(select(Unit).where(Unit.credit_code == code)).scalar_one_or_none()
+        if existing is not None:
+            raise ValidationFailed(
+                _("统一社会信用代码%(code)s已注册（%(name)s），请勿重复注册；如需账号请联系该单位的管理员",
+                  code=code, name=existing.name)
+            )
     region_code = normalize_text(region_code)
     region = db.session.get(Region, region_code) if region_code else None
     if region is None or region.level == "province":
-        raise ValidationFailed(_("请选择单位所在的市和区县"))
+        raise ValidationFailed(_("请选择单位所在的市和区县"), field="region_code")
     if isinstance(kind, str):
         kind = UnitKind.__members__.get(kind)
     if kind not in REGISTRABLE_KINDS:
-        raise ValidationFailed(_("请选择单位类型"))
-    contact_name = _required(contact_name, _("请填写联系人"))
-    contact_phone = _check_phone(contact_phone)
-    admin_name = _required(admin_name, _("请填写管理员姓名"))
-    username = _check_username(username)
+        raise ValidationFailed(_("请选择单位类型"), field="kind")
+    with _field("contact_name"):
+        contact_name = _required(contact_name, _("请填写联系人"))
+    with _field("contact_phone"):
+        contact_phone = _check_phone(contact_phone)
+    with _field("admin_name"):
+        admin_name = _required(admin_name, _("请填写管理员姓名"))
+    with _field("username"):
+        username = _check_username(username)
     if confirm is not None and confirm != password:
-        raise ValidationFailed(_("两次输入的密码不一致"))
-    check_password(password, username)
+        raise ValidationFailed(_("两次输入的密码不一致"), field="confirm")
+    with _field("password"):
+        check_password(password, username)
 
     unit = Unit(name=name, credit_code=code, kind=kind, region_code=region.code,
                 contact_name=contact_name, contact_phone=contact_phone, approved=False)
@@ -350,12 +369,16 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     until that unit confirms (`confirm_attachment`) the account sees no records
     and declarations do not reach the unit.  Returns the new user; raises
     ValidationFailed (nothing stored)."""
-    name = _required(name, _("请填写姓名"))
-    number = check_resident_id(id_number)
-    phone = _check_phone(phone)
+    with _field("name"):
+        name = _required(name, _("请填写姓名"))
+    with _field("id_number"):
+        number = check_resident_id(id_number)
+    with _field("phone"):
+        phone = _check_phone(phone)
     username = normalize_text(username) or number
     freelancer = bool(freelancer)
-    unit = _unit_for_person(credit_code, unit_id, freelancer)
+    with _field("credit_code" if normalize_text(credit_code) else "unit_id"):
+        unit = _unit_for_person(credit_code, unit_id, freelancer)
 
     person = db.session.execute(
         select(Person).where(Person.id_type == IdType.RESIDENT, Person.id_number == number)
@@ -363,13 +386,16 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     if person is not None:
         has_account = db.session.execute(select(CEUser.id).where(CEUser.person_id == person.id)).first()
         if has_account:
-            raise ValidationFailed(_("该身份证号码已注册账号，请直接登录；如忘记密码请联系所在单位"))
+            raise ValidationFailed(_("该身份证号码已注册账号，请直接登录；如忘记密码请联系所在单位"),
+                                   field="id_number")
         if person.name != name:
-            raise ValidationFailed(_("姓名与该身份证号码已登记的姓名不一致，请核对"))
-    username = _check_username(username)
+            raise ValidationFailed(_("姓名与该身份证号码已登记的姓名不一致，请核对"), field="name")
+    with _field("username"):
+        username = _check_username(username)
     if confirm is not None and confirm != password:
-        raise ValidationFailed(_("两次输入的密码不一致"))
-    check_password(password, username)
+        raise ValidationFailed(_("两次输入的密码不一致"), field="confirm")
+    with _field("password"):
+        check_password(password, username)
 
     linked = person is not None
     if person is None:
@@ -750,3 +776,15 @@ def reset_national_account(username):
     audit.record("reset_password", "CEUser", user.id, username_target=username, region_code=user.region_code)
     db.session.commit()
     return user, password
+
+
+# ---------------------------------------------------------------- display preference
+
+
+def set_large_text(user, enabled):
+    """Turn the account's 大字版 (every page in larger text, issue 27) on or off.
+    A preference of the signed-in user's own account: no scope beyond that, no
+    audit entry.  Returns the new setting."""
+    user.large_text = bool(enabled)
+    db.session.commit()
+    return user.large_text

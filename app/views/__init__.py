@@ -65,6 +65,9 @@ def register(appbuilder):
     # Public (no login): the verification page a certificate's QR code points to.
     appbuilder.add_view_no_menu(CertificateVerifyView)
     from app.views.accounts import register as register_accounts
+    from app.views.display import LargeTextView
+
+    appbuilder.add_view_no_menu(LargeTextView)
 
     register_accounts(appbuilder)
     from app.views.portal import register as register_portal

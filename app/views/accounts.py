@@ -47,6 +47,7 @@ class RegistrationView(BaseView):
         fields = ("name", "credit_code", "city", "region_code", "kind", "contact_name", "contact_phone",
                   "admin_name", "username")
         values = _form(*fields)
+        error_field = None
         if request.method == "POST":
             try:
                 unit, user = accounts.register_unit(
@@ -59,18 +60,21 @@ class RegistrationView(BaseView):
             except DomainError as exc:
                 db.session.rollback()
                 flash(str(exc), "danger")
+                error_field = exc.details.get("field")
             else:
                 flash(_("单位“%(name)s”注册成功，待所在地人社局审核通过后即可使用。管理员账号：%(user)s",
                         name=unit.name, user=user.username), "success")
                 return redirect(url_for("RegistrationView.done"))
         kinds = [(k.name, _(k.value)) for k in accounts.REGISTRABLE_KINDS]
-        return self.render_template("accounts/register_unit.html", values=values, kinds=kinds, **self._regions())
+        return self.render_template("accounts/register_unit.html", values=values, kinds=kinds,
+                                    error_field=error_field, **self._regions())
 
     @expose("/person", methods=["GET", "POST"])
     def person(self):
         fields = ("name", "id_number", "phone", "username", "credit_code", "city", "region_code", "unit_id")
         values = _form(*fields)
         values["freelancer"] = bool(request.form.get("freelancer"))
+        error_field = None
         if request.method == "POST":
             try:
                 user = accounts.register_person(
@@ -82,12 +86,14 @@ class RegistrationView(BaseView):
             except DomainError as exc:
                 db.session.rollback()
                 flash(str(exc), "danger")
+                error_field = exc.details.get("field")
             else:
                 flash(_("注册成功，登录账号：%(user)s。所选单位确认您的归属后，即可查看学时记录和申报学时。",
                         user=user.username), "success")
                 return redirect(url_for("RegistrationView.done"))
         units = accounts.registrable_units(values["region_code"], values["freelancer"]) if values["region_code"] else []
-        return self.render_template("accounts/register_person.html", values=values, units=units, **self._regions())
+        return self.render_template("accounts/register_person.html", values=values, units=units,
+                                    error_field=error_field, **self._regions())
 
     @expose("/units")
     def units(self):

@@ -31,10 +31,11 @@ def grid_rows(value_columns, pks, include_columns, formatters_columns, with_acti
     columns = [_column_cells(value_columns, col, formatters_columns.get(col)) for col in include_columns]
     crud = str(crud_html).split("__CE_PK__") if crud_html else None
     out = []
+    select_row = escape(_("选择此行"))  # the checkbox's name for a screen reader (issue 27)
     for pk, cells in zip(pks, zip(*columns)):
         pk = str(escape(pk))
-        head = (f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox"></td>'
-                if with_actions else "")
+        head = (f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}" type="checkbox" '
+                f'aria-label="{select_row}"></td>' if with_actions else "")
         if crud:
             head += "<td><center>" + pk.join(crud) + "</center></td>"
         out.append("<tr>" + head + "<td>" + "</td><td>".join(cells) + "</td></tr>")
@@ -68,9 +69,9 @@ def grid_head(include_columns, order_columns, label_columns, modelview_name, wit
     cells = []
     if with_actions:
         cells.append('<th class="action_checkboxes"><input id="check_all" class="action_check_all" '
-                     'name="check_all" type="checkbox"></th>')
+                     f'name="check_all" type="checkbox" aria-label="{escape(_("全选本页"))}"></th>')
     if with_crud:
-        cells.append('<th class="col-md-1 col-lg-1 col-sm-1" ></th>')
+        cells.append(f'<th class="col-md-1 col-lg-1 col-sm-1"><span class="sr-only">{escape(_("操作"))}</span></th>')
     for col in include_columns:
         label = escape(label_columns.get(col))
         if col not in order_columns:

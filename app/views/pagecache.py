@@ -78,7 +78,8 @@ def navbar():
     roles = sm.get_user_roles(current_user)
     if any(r.name not in sm.builtin_roles for r in roles):
         return render()  # an administrator may change a database role's menu at run time
-    key = (_locale_key(), current_user.id, current_user.get_full_name(), tuple(sorted(r.name for r in roles)))
+    key = (_locale_key(), current_user.id, current_user.get_full_name(), tuple(sorted(r.name for r in roles)),
+           bool(current_user.large_text))  # 大字版 changes the navbar (app/views/display.py)
     # ~10 KB a user: at most ~20 MB a worker.
     return _cache("navbar", 2048).get_or_make(key, render)
 
