@@ -203,6 +203,20 @@ def run(s, tmp):
     s.mark("input[name=username]", "input[name=password]")
     s.shot("login")
 
+    # The same page once a province has configured its portal (docs/portal-login.md):
+    # the two 政务服务网 buttons.  Settings are read per request; nothing is called.
+    portal = {"PORTAL_PROVIDER": "ticket", "PORTAL_TICKET_LOGIN_URL": "https://portal.example/login",
+              "PORTAL_TICKET_TOKEN_URL": "https://portal.example/token",
+              "PORTAL_TICKET_USERINFO_URL": "https://portal.example/userinfo",
+              "PORTAL_TICKET_SERVICE_CODE": "ce-demo", "PORTAL_TICKET_SECRET": "demo"}
+    saved = {k: s.app.config.get(k) for k in portal}
+    s.app.config.update(portal)
+    s.go("/login/")
+    s.expect("政务服务网登录（个人）")
+    s.mark("#portal-login-person", "#portal-login-legal")
+    s.shot("portal-login")
+    s.app.config.update(saved)
+
     s.go("/register/person")
     new_id = resident_id("320102", datetime.date(1991, 3, 18), 777)
     p.fill("#name", "孙七")

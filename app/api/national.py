@@ -238,6 +238,65 @@ class NationalRecordApi(ApiContractMixin, BaseApi):
         except DomainError as e:
             return self.response_400(str(e))
 
+    openapi_spec_methods = {
+        "changes": {"get": {
+            "description": (
+                "按 (updated_at, id) 顺序返回游标之后的记录。保存 next_cursor，下次原样传回：不漏、不重。"
+                "记录在首次核准时进入；核准后又有变化（更正、人员调动）时以新的状态再次下发；撤销后下发只含 "
+                "id、status、updated_at 的删除标记（removed=true）；从未核准的记录（草稿、待核准、退回、撤回）"
+                "从不出现。只读取早于服务器安全延迟（NATIONAL_FEED_LAG_SECONDS）的记录。"
+                " Rows after `cursor` in (updated_at, id) order: keep `next_cursor` and pass it back. A record"
+                " enters when first approved, comes again when it changes, leaves as a tombstone when revoked;"
+                " never-approved records never appear."),
+            "parameters": [
+                {"in": "query", "name": "cursor",
+                 "schema": {"type": "string", "pattern": "^(" + national.CURSOR_PATTERN + ")?$"},
+                 "description": "上一页返回的 next_cursor；空或不传：从头开始 (empty: from the start)"},
+                *_SCOPE_PARAMS,
+                {"in": "query", "name": "page_size",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": national.MAX_PAGE_SIZE,
+                            "default": national.DEFAULT_PAGE_SIZE}},
+            ],
+            "responses": {
+                "200": {"description": "一页 (one page of the feed)", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/NationalFeedPage"}}}},
+                "400": ref("BadParameter"), "401": ref("Unauthorized"), "403": ref("Forbidden"),
+            },
+        }},
+        "get": {"get": {
+            "description": "已核准的记录给出全部字段，已撤销的给出删除标记；从未核准或不在范围内：404。"
+                           " The record, or its tombstone once revoked; 404 when never approved or outside the scope.",
+            "parameters": [{"in": "path", "name": "pk", "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PK}}],
+            "responses": {
+                "200": {"description": "记录或删除标记 (the record or its tombstone)",
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/NationalFeedItem"}}}},
+                "401": ref("Unauthorized"), "403": ref("Forbidden"), "404": ref("NotFound"),
+            },
+        }},
+        "export": {"get": {
+            "description": (
+                "当前已核准的记录。列（app.services.columns.NATIONAL，行业导入读取的同一格式）：证件类型, 证件号码, "
+                "姓名, 单位名称, 单位统一社会信用代码, 行政区划代码, 年度, 科目类别, 学习形式, 课程名称, 举办单位, "
+                "开始日期, 结束日期, 学时, 来源, 认定时间（RFC 3339，+08:00）。CSV 为带 BOM 的 UTF-8。"
+                " Records approved now; CSV is UTF-8 with a BOM."),
+            "parameters": [
+                *_SCOPE_PARAMS,
+                {"in": "query", "name": "format",
+                 "schema": {"type": "string", "enum": ["csv", "xlsx"], "default": "csv"}},
+            ],
+            "responses": {
+                "200": {"description": "文件 (the file)", "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                        "schema": {"type": "string", "format": "binary"}},
+                }},
+                "400": ref("BadParameter"), "401": ref("Unauthorized"), "403": ref("Forbidden"),
+            },
+        }},
+    }
+
 
 def register(appbuilder):
     """Add the API and the OpenAPI document, and let API clients obtain a JWT: the
