@@ -13,16 +13,18 @@ npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 # tests/a11y/package-lock.json and handed to the browser from these files.
 npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
 PY=.venv/bin/python
+# Each stage is bounded (timeout): a test that waits for a lock its own process holds
+# fails the run in minutes instead of using up CI's 90.
 echo "== import contracts (.importlinter: layers, no circles) =="
 .venv/bin/lint-imports .importlinter
 echo "== tests on SQLite =="
-$PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
+timeout 1800 $PY -m pytest -q -n 2 -p no:cacheprovider "$@" tests
 echo "== tests on PostgreSQL =="
 PGURL=$(bash scripts/pg.sh start)
 trap 'bash scripts/pg.sh stop' EXIT
 # The axe-core page sweep checks markup, which does not depend on the database: it
 # runs once, on SQLite (the keyboard flows run on both).
-TEST_DATABASE_URL="$PGURL" $PY -m pytest -q -n 2 -p no:cacheprovider --ignore=tests/test_a11y_browser.py "$@" tests
+TEST_DATABASE_URL="$PGURL" timeout 1800 $PY -m pytest -q -n 2 -p no:cacheprovider --ignore=tests/test_a11y_browser.py "$@" tests
 bash scripts/pg.sh stop
 trap - EXIT
 
