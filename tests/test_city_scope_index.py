@@ -152,6 +152,10 @@ def test_deep_city_page_reads_the_city_code_index(city_app, login_as, args, inde
             # would not match the index on either database).
             assert "substr(hour_record.region_code, 1, 4)" in statement, statement
             plan = _plan(statement, parameters)
-            assert index in plan, plan
+            # On PostgreSQL's demo-sized statistics the planner may also walk the
+            # primary key newest first (no sort either); what must never happen is
+            # a sort of the city's rows read through another index.
+            walks_key = IS_PG and "Backward using hour_record_pkey" in plan and "Sort" not in plan
+            assert index in plan or walks_key, plan
         db.session.rollback()
         db.session.remove()
