@@ -40,6 +40,15 @@ class Config:
     # Where uploaded proof files and import files are kept: outside the web root.
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", os.path.join(VAR_DIR, "uploads"))
 
+    # Personal data encrypted at rest (app/models/crypto.py, docs/deploy-security.md):
+    # the SM4 / HMAC-SM3 keys live in this file, never in the database.  Left unset,
+    # the embedded default keeps it under var/ and creates it on first start; set,
+    # it must exist (a production server never makes up a key of its own).
+    DATA_KEY_FILE = os.environ.get("DATA_KEY_FILE") or os.path.join(VAR_DIR, "data.key")
+    DATA_KEY_CREATE = not os.environ.get("DATA_KEY_FILE")
+    # A process notices a rotation (a new active key in the file) within this time.
+    DATA_KEY_RELOAD_SECONDS = float(os.environ.get("DATA_KEY_RELOAD_SECONDS", "5"))
+
     # Flask-AppBuilder
     FAB_SECURITY_MANAGER_CLASS = "app.views.security.CESecurityManager"
     FAB_INDEX_VIEW = "app.views.home.HomeView"
@@ -180,6 +189,11 @@ class TestConfig(Config):
     TESTING = True
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     SQLALCHEMY_ENGINE_OPTIONS = {}
+    # One key file for every test process (created by the first one).
+    DATA_KEY_FILE = os.environ.get("TEST_DATA_KEY_FILE") or os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "ce-test-data-%d.key" % os.getuid())
+    DATA_KEY_CREATE = True
+    DATA_KEY_RELOAD_SECONDS = 0.2
     AUTH_RATE_LIMITED = False
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"

@@ -33,6 +33,9 @@ def create_app(config_class=None):
 
     if not event.contains(Engine, "connect", enforce_sqlite_foreign_keys):
         event.listen(Engine, "connect", enforce_sqlite_foreign_keys)
+    from app.models import crypto
+
+    crypto.init_app(app)
     db.init_app(app)
     ping_idle_connections(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))

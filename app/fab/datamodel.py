@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased, joinedload
 
+from app.models.crypto import Encrypted
 from app.models.regions import region_prefix, region_range
 from app.security.scope import current_scope
 from app.services.sqlplan import tally_clause, walk_by_key
@@ -301,6 +302,8 @@ def filter_value_problems(filters, label_columns):
 class CEFilterConverter(SQLAFilterConverter):
     conversion_table = (
         ("is_region_code", [FilterRegionSubtree, CEFilterEqual, CEFilterNotEqual]),
+        # Stored encrypted: only a whole value can be looked up (its blind index).
+        ("is_encrypted", [CEFilterEqual, CEFilterNotEqual]),
         ("is_relation_many_to_one", [FilterRelationFKEqual, FilterRelationFKNotEqual]),
     ) + tuple((test, [_TYPED_FILTERS.get(f, f) for f in filters])
               for test, filters in SQLAFilterConverter.conversion_table)
@@ -336,6 +339,10 @@ class GridPage:
 class CEInterface(SQLAInterface):
     filter_converter_class = CEFilterConverter
     count_cap = COUNT_CAP
+
+    def is_encrypted(self, col_name):
+        column = self.list_columns.get(col_name)
+        return isinstance(getattr(column, "type", None), Encrypted)
 
     def is_region_code(self, col_name):
         return col_name == "region_code"

@@ -2,6 +2,7 @@ from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
+from app.models.crypto import Encrypted
 from app.models.enums import UnitKind
 
 
@@ -43,7 +44,7 @@ class Unit(db.Model):
     region_code = Column(String(6), ForeignKey("region.code"), nullable=False)
     region = relationship("Region")
     contact_name = Column(String(50))
-    contact_phone = Column(String(30))
+    contact_phone = Column(Encrypted(160, "unit.contact_phone"))  # a person's number: stored encrypted
     # Registration approval (issue 6): a unit acts only once approved.
     approved = Column(db.Boolean, nullable=False, default=True)
 

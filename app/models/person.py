@@ -4,6 +4,7 @@ from sqlalchemy import Column, Date, DateTime, Enum, ForeignKey, Index, Integer,
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
+from app.models.crypto import Encrypted, index_default
 from app.models.enums import IdType
 
 
@@ -15,12 +16,16 @@ class Person(db.Model):
     id = Column(Integer, primary_key=True)
     name = Column(String(50), nullable=False)
     id_type = Column(Enum(IdType, native_enum=False, length=20), nullable=False, default=IdType.RESIDENT)
-    id_number = Column(String(32), nullable=False)
+    # Stored encrypted (SM4-GCM); looked up, and unique, through its blind index
+    # (HMAC-SM3): `Person.id_number == x` compares id_number_bidx (models.crypto).
+    id_number = Column(Encrypted(160, "person.id_number", index="id_number_bidx"), nullable=False)
+    id_number_bidx = Column(String(64), nullable=False,
+                            default=index_default("id_number", "person.id_number"))
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True)
     unit = relationship("Unit", foreign_keys=[unit_id])
     title = Column(String(50))  # 职称
     specialty = Column(String(100))  # 专业
-    phone = Column(String(30))
+    phone = Column(Encrypted(160, "person.phone"))
     is_freelancer = Column(db.Boolean, nullable=False, default=False)
     # The unit has confirmed this person belongs to it (issue 6).
     unit_confirmed = Column(db.Boolean, nullable=False, default=True)
@@ -34,7 +39,7 @@ class Person(db.Model):
     )
 
     __table_args__ = (
-        UniqueConstraint("id_type", "id_number", name="uq_person_id"),
+        UniqueConstraint("id_type", "id_number_bidx", name="uq_person_id"),
         Index("ix_person_unit", "unit_id"),
         # The persons not meeting the requirement, listed by unit and name (issue 19).
         Index("ix_person_unit_name", "unit_id", "name", "id"),

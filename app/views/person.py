@@ -23,7 +23,7 @@ class PersonView(ScopedModelView):
     show_columns = ["name", "id_type", "id_number", "unit", "title", "specialty", "phone", "is_freelancer", "history"]
     add_columns = edit_columns = ["name", "id_type", "id_number", "unit", "title", "specialty", "phone"]
     search_columns = ["name", "id_number", "unit", "title", "specialty", "is_freelancer"]
-    order_columns = ["name", "id_number", "title"]
+    order_columns = ["name", "title"]  # the ID number is stored encrypted: no order
     base_order = ("id", "desc")
     label_columns = {
         "name": _l("姓名"),
