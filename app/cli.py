@@ -75,6 +75,33 @@ def totals_check_cmd():
         raise SystemExit(1)
 
 
+keys = AppGroup("keys", help="personal data keys (SM4 / HMAC-SM3, DATA_KEY_FILE)")
+ce.add_command(keys)
+
+
+@keys.command("rotate")
+@click.option("--batch", default=2000, show_default=True, help="rows re-encrypted per transaction")
+@click.option("--settle", type=float, default=None,
+              help="seconds to wait for every process to read the new key (default: 2 x DATA_KEY_RELOAD_SECONDS)")
+def keys_rotate_cmd(batch, settle):
+    """Make a new data key active and re-encrypt every value with it, in batches, while the app serves."""
+    from app.services.data_keys import rotate
+
+    kid, n = rotate(batch=batch, settle_seconds=settle, echo=click.echo)
+    click.echo(f"ok: {n} values now under key {kid}; keep the old keys in the file for older backups")
+
+
+@keys.command("status")
+def keys_status_cmd():
+    """The active key and how many stored values each key encrypts."""
+    from app.services.data_keys import status
+
+    st = status()
+    click.echo(f"active: {st['active']}  keys: {', '.join(st['keys'])}")
+    for name, counts in st["rows"].items():
+        click.echo(f"{name}: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "empty"))
+
+
 @ce.command("requirement")
 @click.option("--year", type=int, required=True, help="认定年度 (0: every year without its own)")
 @click.option("--total", required=True, help="年度总学时")

@@ -190,6 +190,7 @@ def main(argv=None):
     n_demo_unit = int(DEMO_UNIT_PERSONS * args.scale) or 1
 
     step = max(1, n_persons // n_demo_unit)
+    ring = app.extensions["data_keys"]
     person_rows = []
     for i in range(n_persons):
         pid = max_person + 1 + i
@@ -197,15 +198,17 @@ def main(argv=None):
         region = unit_region[uid]
         birth = datetime.date(1960, 1, 1) + datetime.timedelta(days=i % 14600)
         name = rnd.choice(SURNAMES) + rnd.choice(GIVEN) + (rnd.choice(GIVEN) if rnd.random() < 0.6 else "")
+        number = resident_id(region, birth, 100 + i // 14600)
+        # Stored as the application stores it: SM4-GCM and the HMAC-SM3 blind index (app/models/crypto.py).
         person_rows.append((
-            pid, name, "RESIDENT", resident_id(region, birth, 100 + i // 14600), uid,
-            rnd.choice(TITLES), rnd.choice(SPECIALTIES), False, True,
+            pid, name, "RESIDENT", ring.encrypt(number, "person.id_number"), ring.blind_index(number, "person.id_number"),
+            uid, rnd.choice(TITLES), rnd.choice(SPECIALTIES), False, True,
         ))
     print(f"generated {len(units)} units, {len(person_rows)} persons ({time.time() - started:.0f}s)", flush=True)
 
     k_cw = cum(RECORDS_PER_PERSON_YEAR)
     forms_cw = cum(FORMS_PRO_W)
-    person_unit = [(p[0], p[4]) for p in person_rows]
+    person_unit = [(p[0], p[5]) for p in person_rows]
 
     stamp_limit = datetime.datetime.utcnow() - datetime.timedelta(hours=1)
 
@@ -251,8 +254,8 @@ def main(argv=None):
                     )
 
     unit_cols = ("id", "name", "credit_code", "kind", "region_code", "contact_name", "contact_phone", "approved")
-    unit_rows = [u + ("联系人", "025-%08d" % u[0], True) for u in units]
-    person_cols = ("id", "name", "id_type", "id_number", "unit_id", "title", "specialty", "is_freelancer", "unit_confirmed")
+    unit_rows = [u + ("联系人", ring.encrypt("025-%08d" % u[0], "unit.contact_phone"), True) for u in units]
+    person_cols = ("id", "name", "id_type", "id_number", "id_number_bidx", "unit_id", "title", "specialty", "is_freelancer", "unit_confirmed")
     record_cols = (
         "id", "person_id", "year", "category", "learning_form", "course_name", "organizer_name", "start_date",
         "end_date", "hours", "source", "status", "unit_id", "region_code", "late_report", "submitted_at",

@@ -4,7 +4,7 @@ from sqlalchemy import Column, Date, DateTime, Enum, ForeignKey, Index, Integer,
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.crypto import Encrypted, index_default
+from app.models.crypto import Encrypted, blind_index, index_default
 from app.models.enums import IdType
 
 
@@ -53,6 +53,12 @@ class Person(db.Model):
 
     def __repr__(self):
         return self.name
+
+    @staticmethod
+    def number_index(number):
+        """The blind index of an ID number (what id_number_bidx holds), for bulk
+        writers that set it themselves."""
+        return blind_index(number, "person.id_number")
 
 
 class PersonUnitHistory(db.Model):

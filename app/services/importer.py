@@ -884,13 +884,17 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
                 new_keys.setdefault((r.id_type, r.id_number), r.name)
         if new_keys:
             unit = ctx_unit
+            # The number is encrypted by its column type; its blind index is set here
+            # and read back to pair the new ids with the keys.
+            index_of = {key: Person.number_index(key[1]) for key in new_keys}
             created = db.session.execute(
-                insert(Person).returning(Person.id, Person.id_type, Person.id_number),
-                [{"name": name, "id_type": t, "id_number": n, "unit_id": unit.id,
-                  "is_freelancer": unit.kind == UnitKind.AGENCY, "unit_confirmed": True}
+                insert(Person).returning(Person.id, Person.id_type, Person.id_number_bidx),
+                [{"name": name, "id_type": t, "id_number": n, "id_number_bidx": index_of[(t, n)],
+                  "unit_id": unit.id, "is_freelancer": unit.kind == UnitKind.AGENCY, "unit_confirmed": True}
                  for (t, n), name in new_keys.items()],
             ).all()
-            pid_of = {(t, n): pid for pid, t, n in created}
+            key_of = {(key[0], i): key for key, i in index_of.items()}
+            pid_of = {key_of[(t, i)]: pid for pid, t, i in created}
             db.session.execute(
                 insert(PersonUnitHistory),
                 [{"person_id": pid, "unit_id": unit.id, "start_date": now.date(), "note": "导入登记",
