@@ -12,7 +12,8 @@ One place for the rule "a personal identifier is stored encrypted":
   unique constraint work on the index; `Person.id_number == "3201…"` is
   rewritten by the type's comparator into `person.id_number_bidx = <index>`,
   so every query keeps reading as it did when the number was stored in clear.
-  Other comparisons (LIKE, <, ORDER BY) have no meaning on ciphertext and raise.
+  IS [NOT] NULL applies as usual; other comparisons (LIKE, <) have no meaning on
+  ciphertext and raise (ORDER BY would sort ciphertexts: no view offers it).
 * The keys live in one file outside the database (`DATA_KEY_FILE`, JSON, mode
   0600): the data keys by id, the active one, and the index key.  Rotation
   (`flask ce keys rotate`, services in `rotate_column`) adds a key, makes it
@@ -236,6 +237,8 @@ class Encrypted(TypeDecorator):
     class Comparator(TypeDecorator.Comparator):
         def operate(self, op, *other, **kwargs):
             kind = self.type
+            if op in (operators.is_, operators.is_not):  # NULL or not: the stored value says it
+                return super().operate(op, *other, **kwargs)
             if kind.index and op in (operators.eq, operators.ne, operators.in_op, operators.not_in_op):
                 index_col = self.expr.table.c[kind.index]
                 value = other[0]

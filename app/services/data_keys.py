@@ -30,8 +30,8 @@ def rotate(batch=2000, settle_seconds=None, echo=print):
     Other processes read the new key from the key file when they meet a value
     written with it, and start writing with it within DATA_KEY_RELOAD_SECONDS:
     the rewrite starts after twice that time, and passes over the tables again
-    until no value of an older key is left (a slow process may still have
-    written one meanwhile).  Old keys stay in the file: backups taken before the
+    until a check made that long after the last pass finds no value of an older
+    key (a transaction that encrypted before the switch may commit late).  Old keys stay in the file: backups taken before the
     rotation need them.  Returns (new key id, rows rewritten)."""
     ring = keyring()
     kid = ring.add_key()
@@ -47,10 +47,13 @@ def rotate(batch=2000, settle_seconds=None, echo=print):
                 n = rotate_column(conn, table, col, ring, batch=batch)
                 total += n
                 echo(f"{table.name}.{col.name}: {n} rewritten")
+            # A transaction that encrypted with the old key before the switch and
+            # commits late is found by a check made one settle period later.
+            conn.commit()
+            time.sleep(settle_seconds)
             left = sum(count_not_active(conn, table, col, ring) for table, col, _kind in columns)
             conn.commit()
             if not left:
                 return kid, total
             echo(f"{left} values still under an older key; another pass")
-            time.sleep(settle_seconds)
     raise RuntimeError("values under an older key keep appearing: a process does not read the key file")
