@@ -149,7 +149,7 @@ def test_the_raw_database_holds_no_id_or_phone_number_in_clear(app):
     with app.app_context():
         unit = db.session.execute(select(Unit).where(Unit.name == "南京金陵科技有限公司")).scalar_one()
         accounts.register_person(name="吴十", id_number=resident_id("320102", datetime.date(1992, 6, 7), 88),
-                                 phone="13912345678", username="wushi", password="Ws#2026-long-pass",
+                                 phone="13912345678", username="", password="Ws#2026-long-pass",
                                  credit_code=unit.credit_code)
     store(app, "unknown_persons_unit.xlsx")
     with app.app_context():
@@ -235,3 +235,50 @@ def test_keys_status_command_counts_values_per_key(app):
     assert result.exit_code == 0, result.output
     assert f"active: {_ring(app).active}" in result.output
     assert "person.id_number: " in result.output and "unit.contact_phone: " in result.output
+
+
+def test_an_account_without_username_signs_in_with_its_number_stored_as_a_digest(app, client):
+    from tests.conftest import login
+
+    number = resident_id("320102", datetime.date(1993, 2, 3), 66)
+    with app.app_context():
+        unit = db.session.execute(select(Unit).where(Unit.name == "南京金陵科技有限公司")).scalar_one()
+        user = accounts.register_person(name="郑一", id_number=number, phone="13700001234", username="",
+                                        password="Zy#2026-long-pass", credit_code=unit.credit_code)
+        stored = user.username
+        assert stored.startswith("id-") and number not in stored and number not in user.email
+    html = login(client, number, "Zy#2026-long-pass").get_data(as_text=True)
+    assert "郑一" in html and "用户名或密码" not in html
+    with app.app_context():
+        from app.models import CEUser
+
+        assert db.session.execute(select(CEUser.login_count).where(CEUser.username == stored)).scalar() == 1
+
+
+def test_the_migration_converts_plaintext_rows_and_back(app):
+    from flask_migrate import downgrade, upgrade
+
+    from app.models import CEUser
+
+    number = resident_id("320102", datetime.date(1994, 4, 5), 55)
+    with app.app_context():
+        unit = db.session.execute(select(Unit).where(Unit.name == "南京金陵科技有限公司")).scalar_one()
+        accounts.register_person(name="冯二", id_number=number, phone="13600005678", username="",
+                                 password="Fe#2026-long-pass", credit_code=unit.credit_code)
+        before = {p.id: (p.id_number, p.phone) for p in db.session.execute(select(Person)).scalars()}
+        units = {u.id: u.contact_phone for u in db.session.execute(select(Unit)).scalars()}
+        db.session.remove()
+        downgrade(revision="i27a0001")
+        with db.engine.connect() as conn:
+            plain = dict(conn.execute(text("SELECT id, id_number FROM person")).all())
+            assert plain == {pid: v[0] for pid, v in before.items()}
+            assert conn.execute(text("SELECT username FROM ab_user WHERE username = :n"), {"n": number}).scalar() == number
+        upgrade()
+        db.session.remove()
+        stored = db.session.execute(text("SELECT id_number FROM person")).scalars().all()
+        assert all(s.startswith(_ring(app).active + "$") for s in stored)
+        assert {p.id: (p.id_number, p.phone) for p in db.session.execute(select(Person)).scalars()} == before
+        assert {u.id: u.contact_phone for u in db.session.execute(select(Unit)).scalars()} == units
+        user = db.session.execute(select(CEUser).join(Person, CEUser.person_id == Person.id)
+                                  .where(Person.id_number == number)).scalar_one()
+        assert user.username == accounts.id_account_name(number)

@@ -94,6 +94,27 @@ def _hash(password):
     )
 
 
+def id_account_name(number):
+    """The username stored for an account that signs in with its ID number: a
+    keyed digest of the number (its blind index), so the account table never holds
+    the number in clear.  The login page takes the number itself
+    (`sign_in_name`)."""
+    return "id-" + Person.number_index(number)[:24]
+
+
+def sign_in_name(typed):
+    """The stored username meant by `typed` when it is a valid resident ID number
+    (the accounts registered without a username of their own), else None."""
+    text = normalize_text(typed or "")
+    if len(text) != 18:
+        return None
+    try:
+        number = check_resident_id(text)
+    except ValidationFailed:
+        return None
+    return id_account_name(number)
+
+
 def _check_username(username):
     username = normalize_text(username)
     if not _USERNAME.fullmatch(username):
@@ -376,6 +397,8 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     with _field("phone"):
         phone = _check_phone(phone)
     username = normalize_text(username) or number
+    if username.upper() == number:
+        username = id_account_name(number)  # signs in with the number; stored as its digest
     freelancer = bool(freelancer)
     with _field("credit_code" if normalize_text(credit_code) else "unit_id"):
         unit = _unit_for_person(credit_code, unit_id, freelancer)

@@ -289,6 +289,22 @@ class CESecurityManager(SecurityManager):
             limits.check(username, request.remote_addr)
         return None
 
+    # ---- accounts that sign in with their ID number -------------------------
+
+    def find_user(self, username=None, email=None):
+        """FAB's lookup, plus: a typed resident ID number finds the account stored
+        under that number's digest (services.accounts.id_account_name), so the
+        account table holds no ID number in clear."""
+        if username:
+            from app.services.accounts import sign_in_name
+
+            alias = sign_in_name(username)
+            if alias:
+                user = super().find_user(username=alias)
+                if user is not None:
+                    return user
+        return super().find_user(username=username, email=email)
+
     # ---- audited logins -----------------------------------------------------
 
     def auth_user_db(self, username, password):

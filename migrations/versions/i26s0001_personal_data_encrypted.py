@@ -1,4 +1,4 @@
-"""personal data encrypted at rest: person.id_number / phone, unit.contact_phone (SM4-GCM, HMAC-SM3 index)
+"""personal data encrypted at rest: person.id_number / phone, unit.contact_phone (SM4-GCM, HMAC-SM3 index); ID-number usernames as digests
 
 Revision ID: i26s0001
 Revises: i27a0001
@@ -11,7 +11,9 @@ converted in batches with the application's key ring (this migration needs the k
 file, as the application does), then the columns are widened and the constraint
 moves to the index.  On SQLite the person and unit tables are rebuilt (batch mode):
 the triggers of i19a0001 (which name person) and the partial index of e7a1c0de0005 are made
-again afterwards.  The downgrade decrypts.
+again afterwards.  Accounts that sign in with their ID number (the username was
+the number) are renamed to the number's digest ("id-" + 24 hex digits of the
+index; the login page still takes the number).  The downgrade decrypts.
 """
 import importlib.util
 import os
@@ -78,6 +80,28 @@ def _convert(bind, encrypt):
                 bind.execute(table.update().where(table.c.id == sa.bindparam("pk")).values(values), changes)
 
 
+def _accounts(bind, to_digest):
+    """Accounts that sign in with their ID number: the username (and the made-up
+    e-mail built from it) becomes the number's digest, or back to the number."""
+    ring = current_app.extensions["data_keys"]
+    users = sa.table("ab_user", sa.column("id"), sa.column("username"), sa.column("email"), sa.column("person_id"))
+    person = sa.table("person", sa.column("id"), sa.column("id_number"))
+    rows = bind.execute(sa.select(users.c.id, users.c.username, person.c.id_number)
+                        .join(person, person.c.id == users.c.person_id)).all()
+    changes = []
+    for uid, username, number in rows:
+        if to_digest and username.upper() == number.upper():
+            new = "id-" + ring.blind_index(number, "person.id_number")[:24]
+        elif not to_digest and username.startswith("id-"):
+            new = ring.decrypt(number, "person.id_number")
+        else:
+            continue
+        changes.append({"pk": uid, "u": new, "e": f"{new}@users.invalid"})
+    if changes:
+        bind.execute(users.update().where(users.c.id == sa.bindparam("pk"))
+                     .values(username=sa.bindparam("u"), email=sa.bindparam("e")), changes)
+
+
 def _sqlite_rebuild(bind, person_changes, unit_changes):
     totals = _totals_migration()
     totals.drop_triggers(bind)  # SQLite checks every trigger naming person when the copy is renamed
@@ -97,6 +121,7 @@ def upgrade():
     if bind.dialect.name == "postgresql":
         for table, col, _p, _i in COLUMNS:
             op.alter_column(table, col, type_=sa.String(NEW_LENGTH), existing_type=sa.String(OLD_LENGTH[col]))
+    _accounts(bind, to_digest=True)
     _convert(bind, encrypt=True)
 
     def person(batch):
@@ -120,6 +145,7 @@ def upgrade():
 
 def downgrade():
     bind = op.get_bind()
+    _accounts(bind, to_digest=False)
     _convert(bind, encrypt=False)
 
     def person(batch):
