@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from flask import current_app, has_app_context
-from sqlalchemy import String, event
+from sqlalchemy import String, event, type_coerce
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
@@ -241,14 +241,11 @@ class Encrypted(TypeDecorator):
                 return super().operate(op, *other, **kwargs)
             if kind.index and op in (operators.eq, operators.ne, operators.in_op, operators.not_in_op):
                 index_col = self.expr.table.c[kind.index]
-                value = other[0]
-                if op in (operators.in_op, operators.not_in_op):
-                    value = [blind_index(v, kind.purpose) for v in value]
-                else:
-                    value = blind_index(value, kind.purpose)
-                if value is None:
+                if other[0] is None:
                     return index_col.is_(None) if op is operators.eq else index_col.is_not(None)
-                return op(index_col, value, **kwargs)
+                # The values are indexed when the statement is executed (BlindIndex's
+                # bind processor), so an expression can be built anywhere and cached.
+                return op(type_coerce(index_col, BlindIndex(kind.purpose)), other[0], **kwargs)
             raise NotImplementedError(
                 f"{kind.purpose} is stored encrypted: only ==, !=, IN and NOT IN (through its blind index) apply"
             )
@@ -257,6 +254,20 @@ class Encrypted(TypeDecorator):
             return self.operate(op, other, **kwargs)
 
     comparator_factory = Comparator
+
+
+class BlindIndex(TypeDecorator):
+    """A value compared with a blind-index column: bound as its HMAC-SM3 index."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, purpose):
+        super().__init__()
+        self.purpose = purpose
+
+    def process_bind_param(self, value, dialect):
+        return blind_index(value, self.purpose)
 
 
 def index_default(column_name, purpose):
