@@ -17,6 +17,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
+from app.models.crypto import Encrypted
 from app.security.scope import ScopeFilter, get_scoped, scope_clause
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
@@ -377,6 +378,7 @@ def unique_key_values(item):
     keys += [list(i.columns) for i in table.indexes if i.unique and len(i.columns)]
     keys += [[c] for c in table.columns if c.unique]
     pk = [getattr(item, mapper.get_property_by_column(c).key) for c in mapper.primary_key]
+    indexed = {c.type.index: c for c in table.columns if isinstance(c.type, Encrypted) and c.type.index}
     loaded = sa_inspect(item).dict  # (a relation not loaded stays so: no lazy load, no autoflush)
     out = []
     for columns in keys:
@@ -384,6 +386,9 @@ def unique_key_values(item):
         for column in columns:
             name = mapper.get_property_by_column(column).key
             value = shown = getattr(item, name)
+            if column.name in indexed:  # a blind index: named and shown as the number it indexes
+                name = mapper.get_property_by_column(indexed[column.name]).key
+                shown = getattr(item, name)
             rel = relation_of.get(column)
             target = loaded.get(rel.key) if rel is not None else None
             if target is not None:
