@@ -60,7 +60,7 @@ from app.models import (
 )
 from app.models.enums import Category, IdType, LearningForm
 from app.security.scope import scope_clause, scope_of
-from app.services import audit, jobs, validators, xlsx_stream
+from app.services import audit, jobs, totals, validators, xlsx_stream
 from app.services.columns import NATIONAL, get_kind, header_key, is_blank, is_blank_cell
 from app.services.errors import DomainError, ValidationFailed
 
@@ -925,6 +925,7 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
             "import_batch_id": batch.id, "reviewer_id": user.id, "reviewed_at": now,
             "created_by_id": user.id, "created_at": now, "updated_at": now,
         })
+        totals.count_import_batch(batch.id)
         audit.record("import", "ImportBatch", batch.id, user=user, unit_id=user.unit_id,
                      region_code=batch.region_code, kind=kind.code, filename=res.filename,
                      rows_added=len(rows), rows_duplicate=batch.rows_duplicate, rows_error=0,
