@@ -101,7 +101,7 @@ class Reviewer(Person):
     @task(1)
     def approve_one(self):
         page = self.client.get("/review/todo/list/", name="review_todo")
-        ids = re.findall(r'/review/(\d+)"', page.text)
+        ids = re.findall(r'/review/(?:todo/show/)?(\d+)"', page.text)
         if not ids:
             return
         rid = random.choice(ids)

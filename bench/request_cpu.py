@@ -1,0 +1,286 @@
+"""CPU cost per request kind of the deadline-day mix (issue 18), measured in process.
+
+    .venv/bin/python bench/request_cpu.py --url postgresql+psycopg://.../db          # 30 of each kind
+    .venv/bin/python bench/request_cpu.py --url ... -n 50 --profile my_hours          # + cProfile of one kind
+
+The database is a demo database (`bench/generate.py --url ... --scale 0.01` makes
+one with a small province around the demo accounts).  One process: Flask's test
+client calls the app (no HTTP server, no proxy), so `time.process_time()` of this
+process is the application's CPU per request (WSGI, Flask, FAB, SQLAlchemy,
+templates); the PostgreSQL side is the CPU of the cluster's processes over the same
+requests (psutil, the server being on this machine).  Both are CPU times, not wall
+times: valid on a machine shared with other work.
+
+Each kind of bench/load.py's mix is replayed N times after a warm-up, redirects
+followed (as a browser and locust do), in the order a session goes: /health (the
+baseline, same run), the login page and login (one person), then 我的学时, the
+declaration form and submitting it with a PDF proof (applicant zhangsan), 待核准申报,
+a review page and approving (clerk_a, the declarations just submitted), the grid
+filtered by year and category and the dashboard (bureau_nj), and a job's status.
+Prints per kind: CPU ms of the app, CPU ms of PostgreSQL, and the app's CPU as a
+multiple of /health's.
+"""
+import argparse
+import cProfile
+import datetime
+import io
+import os
+import pstats
+import re
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+PW = "Demo@2026"
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"')
+
+
+def _token(html):
+    m = _CSRF.search(html)
+    return next(g for g in m.groups() if g) if m else ""
+
+
+def _proof():
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    c.drawString(72, 720, "proof")
+    c.save()
+    return buf.getvalue()
+
+
+class PgCpu:
+    """CPU seconds of the PostgreSQL cluster's processes (postmaster and children)."""
+
+    def __init__(self, db):
+        import psutil
+
+        from sqlalchemy import text
+
+        self.root = None
+        if db.engine.dialect.name != "postgresql":
+            return
+        with db.engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        try:
+            self.root = psutil.Process(pid).parent()
+        except psutil.Error:
+            self.root = None
+
+    def __call__(self):
+        if self.root is None:
+            return 0.0
+        import psutil
+
+        total = 0.0
+        for p in [self.root] + self.root.children(recursive=True):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", default=os.environ.get("DATABASE_URL"), help="the demo database (DATABASE_URL)")
+    ap.add_argument("-n", type=int, default=30, help="requests of each kind (default 30)")
+    ap.add_argument("--profile", action="append", default=[], metavar="KIND",
+                    help="cProfile this kind (repeatable; 'all' for every kind) and print the top functions")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--only", help="comma-separated kinds to run (health always runs)")
+    args = ap.parse_args(argv)
+    if not args.url:
+        ap.error("--url or DATABASE_URL: a demo database (bench/generate.py makes one)")
+    os.environ["DATABASE_URL"] = args.url
+    os.environ.setdefault("DEMO", "0")
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("CE_VAR_DIR", "/tmp/ce-request-cpu")
+    os.environ.setdefault("UPLOAD_DIR", os.path.join(os.environ["CE_VAR_DIR"], "uploads"))
+    # One connection: the requests run one after the other.
+    os.environ.setdefault("DB_POOL_SIZE", "2")
+    os.environ.setdefault("DB_MAX_OVERFLOW", "0")
+
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app()
+    year = datetime.date.today().year
+    proof = _proof()
+    pending = []
+    job_ids = []
+
+    def client_for(username):
+        c = app.test_client()
+        page = c.get("/login/").get_data(as_text=True)
+        resp = c.post("/login/", data={"username": username, "password": PW, "csrf_token": _token(page)},
+                      follow_redirects=True)
+        assert "/login" not in resp.request.path, f"{username}: login refused"
+        return c
+
+    with app.app_context():
+        pg_cpu = PgCpu(db)
+        db.session.remove()
+    anon = app.test_client()
+    applicant = client_for("zhangsan")
+    reviewer = client_for("clerk_a")
+    bureau = client_for("bureau_nj")
+    login_client = app.test_client()
+    login_token = [_token(login_client.get("/login/").get_data(as_text=True))]
+    day = max(datetime.date(year, 1, 1), datetime.date.today() - datetime.timedelta(days=5))
+    declare_token = _token(applicant.get("/declare/new").get_data(as_text=True))
+
+    def health():
+        return anon.get("/health")
+
+    def login_page():
+        return anon.get("/login/")
+
+    def login():
+        resp = login_client.post("/login/", data={"username": "zhangsan", "password": PW,
+                                                  "csrf_token": login_token[0]}, follow_redirects=True)
+        assert "/login" not in resp.request.path, "login refused"
+        return resp
+
+    def after_login():  # signed out again, a fresh login page (not measured)
+        login_client.get("/logout/")
+        login_token[0] = _token(login_client.get("/login/").get_data(as_text=True))
+
+    def my_hours():
+        return applicant.get("/declare/mine")
+
+    def declare_form():
+        return applicant.get("/declare/new")
+
+    def declare_submit():
+        data = {"year": str(year), "category": "PRO", "learning_form": "TRAIN_ONSITE",
+                "course_name": f"CPU申报{time.time_ns()}", "organizer_name": "东南大学继续教育学院",
+                "start_date": day.isoformat(), "end_date": day.isoformat(), "hours": "8", "op": "submit",
+                "csrf_token": declare_token, "proof": (io.BytesIO(proof), "证明.pdf", "application/pdf")}
+        resp = applicant.post("/declare/new", data=data, content_type="multipart/form-data",
+                              follow_redirects=True)
+        assert "申报已提交" in resp.get_data(as_text=True), "declaration not submitted"
+        return resp
+
+    def review_todo():
+        resp = reviewer.get("/review/todo/list/")
+        if not pending:
+            pending.extend(re.findall(r'/review/(?:todo/show/)?(\d+)"', resp.get_data(as_text=True)))
+        return resp
+
+    review_state = {}
+
+    def review_page():
+        rid = pending[len(review_state) % len(pending)]
+        resp = reviewer.get(f"/review/{rid}")
+        review_state[rid] = _token(resp.get_data(as_text=True))
+        return resp
+
+    def approve():
+        rid, token = review_state.popitem()
+        resp = reviewer.post(f"/review/{rid}/decide", data={"op": "approve", "csrf_token": token},
+                             follow_redirects=True)
+        assert resp.status_code == 200, resp.status_code
+        return resp
+
+    flt = [0]
+
+    def grid_filter():
+        flt[0] += 1
+        y = [year - 2, year - 1, year][flt[0] % 3]
+        cat = ["PRO", "PUB"][flt[0] % 2]
+        return bureau.get(f"/hourrecordview/list/?_flt_0_year={y}&_flt_0_category={cat}")
+
+    def dashboard():
+        return bureau.get(f"/dashboard/?year={year - 1}")
+
+    def job_status():
+        return bureau.get(f"/imports/job/{job_ids[0]}/status")
+
+    kinds = [("health", health, None), ("login_page", login_page, None), ("login", login, after_login),
+             ("my_hours", my_hours, None), ("declare_form", declare_form, None),
+             ("declare_submit", declare_submit, None), ("review_todo", review_todo, None),
+             ("review_page", review_page, None), ("approve", approve, None),
+             ("grid_filter", grid_filter, None), ("dashboard", dashboard, None), ("job_status", job_status, None)]
+    if args.only:
+        wanted = set(args.only.split(",")) | {"health"}
+        kinds = [k for k in kinds if k[0] in wanted]
+    # A finished job of bureau_nj for job_status.
+    with app.app_context():
+        from sqlalchemy import text
+
+        row = db.session.execute(text(
+            "SELECT j.id FROM ce_job j JOIN ab_user u ON u.id = j.user_id WHERE u.username = 'bureau_nj' "
+            "ORDER BY j.id DESC LIMIT 1")).first()
+        if not row:  # a finished job to poll, as the export pages do
+            row = db.session.execute(text(
+                "INSERT INTO ce_job (kind, state, progress, message, user_id, created_at, finished_at) "
+                "SELECT 'export', 'done', 100, '', id, now(), now() FROM ab_user WHERE username = 'bureau_nj' "
+                "RETURNING id")).first()
+            db.session.commit()
+        db.session.remove()
+    if row:
+        job_ids.append(row[0])
+    if not job_ids:
+        kinds = [k for k in kinds if k[0] != "job_status"]
+
+    # Enough pending declarations for the review pages and approvals.
+    if any(k[0] == "approve" for k in kinds) and not any(k[0] == "declare_submit" for k in kinds):
+        for _ in range(args.n + 3):
+            declare_submit()
+
+    results = []
+    profiles = {}
+    for name, fn, after in kinds:
+        # Warm-up: templates compiled, caches filled, as in a long-running worker.
+        for _ in range(3 if name not in ("approve", "review_page", "declare_submit") else 1):
+            if name == "approve":
+                review_page()
+            fn()
+            if after:
+                after()
+        if name == "review_page":
+            review_state.clear()
+        prof = cProfile.Profile() if (name in args.profile or "all" in args.profile) else None
+        app_cpu = 0.0
+        pg0 = pg_cpu()
+        for _ in range(args.n):
+            if name == "approve":
+                review_page()
+            c0 = time.process_time()
+            if prof:
+                prof.enable()
+            fn()
+            if prof:
+                prof.disable()
+            app_cpu += time.process_time() - c0
+            if after:
+                after()
+        pg_used = pg_cpu() - pg0
+        if name == "approve":
+            # review_page's PostgreSQL share ran in the same window: subtract its measured mean.
+            rp = next((r for r in results if r[0] == "review_page"), None)
+            if rp:
+                pg_used -= rp[2] * args.n / 1000
+        results.append((name, 1000 * app_cpu / args.n, max(0.0, 1000 * pg_used / args.n)))
+        if prof:
+            profiles[name] = prof
+        print(f"  {name}: done", file=sys.stderr, flush=True)
+
+    base = results[0][1] or 1e-9
+    print(f"CPU per request ({args.n} of each, in process; PostgreSQL: the cluster's processes)")
+    print(f"{'kind':<16}{'app ms':>9}{'pg ms':>8}{'total':>8}{'x /health':>11}")
+    for name, cpu, pg in results:
+        print(f"{name:<16}{cpu:>9.1f}{pg:>8.1f}{cpu + pg:>8.1f}{cpu / base:>11.0f}")
+    for name, prof in profiles.items():
+        print(f"\n== cProfile: {name} ({args.n} requests), by cumulative time")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(args.top)
+        print(f"== cProfile: {name}, by own time")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
