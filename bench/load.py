@@ -250,34 +250,10 @@ def _accounts(env):
     Importer.accounts = ["clerk_a"]
 
 
-def _stack_cpu(stack_dir):
-    """CPU seconds used so far by the stack's processes (nginx, gunicorn, rq workers
-    and their finished work-horses, Redis, PostgreSQL and its backends): the
-    machine may be shared, CPU time per request is not."""
-    import psutil
+def _stack_cpu(stack_dir, by_group=False):
+    from bench.stackcpu import stack_cpu
 
-    roots = []
-    for name in ("nginx", "gunicorn", "rq1", "rq2", "redis"):
-        try:
-            with open(os.path.join(stack_dir, f"{name}.pid")) as fh:
-                roots.append(int(fh.read().split()[0]))
-        except (OSError, ValueError):
-            pass
-    try:
-        with open(os.path.join(stack_dir, "pg", "postmaster.pid")) as fh:
-            roots.append(int(fh.readline()))
-    except (OSError, ValueError):
-        pass
-    total = 0.0
-    for pid in roots:
-        try:
-            root = psutil.Process(pid)
-            for p in [root] + root.children(recursive=True):
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+    return stack_cpu(stack_dir, by_group)
 
 
 def _run(user_classes, users, seconds, host):

@@ -33,6 +33,9 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
+for _i, _a in enumerate(sys.argv):  # --app-root DIR: measure another checkout's app (before / after)
+    if _a == "--app-root" and _i + 1 < len(sys.argv):
+        sys.path.insert(0, os.path.abspath(sys.argv[_i + 1]))
 PW = "Demo@2026"
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"')
 
@@ -52,18 +55,66 @@ def _proof():
     return buf.getvalue()
 
 
+class _HttpResponse:
+    """requests' response as far as this bench reads Flask's test responses."""
+
+    def __init__(self, resp):
+        from urllib.parse import urlsplit
+
+        self._resp = resp
+        self.status_code = resp.status_code
+        self.headers = resp.headers
+        self.request = type("R", (), {"path": urlsplit(resp.url).path})()
+
+    def get_data(self, as_text=False):
+        return self._resp.text if as_text else self._resp.content
+
+
+class HttpClient:
+    """The test client's get/post over HTTP, for a running stack (--http)."""
+
+    def __init__(self, base):
+        import requests
+
+        self.base = base.rstrip("/")
+        self.session = requests.Session()
+
+    def get(self, path, follow_redirects=True):
+        return _HttpResponse(self.session.get(self.base + path, allow_redirects=follow_redirects))
+
+    def post(self, path, data=None, content_type=None, follow_redirects=True):
+        data = dict(data or {})
+        files = {k: (v[1], v[0].read(), v[2]) for k, v in data.items() if isinstance(v, tuple)}
+        for k in files:
+            data.pop(k)
+        return _HttpResponse(self.session.post(self.base + path, data=data, files=files or None,
+                                               allow_redirects=follow_redirects))
+
+
+class StackCpu:
+    """CPU seconds of a stack's processes by group (bench/stackcpu.py)."""
+
+    def __init__(self, stack_dir):
+        self.stack_dir = stack_dir
+
+    def __call__(self):
+        from bench.stackcpu import stack_cpu
+
+        return stack_cpu(self.stack_dir, by_group=True)
+
+
 class PgCpu:
     """CPU seconds of the PostgreSQL cluster's processes (postmaster and children)."""
 
-    def __init__(self, db):
+    def __init__(self, engine):
         import psutil
 
         from sqlalchemy import text
 
         self.root = None
-        if db.engine.dialect.name != "postgresql":
+        if engine.dialect.name != "postgresql":
             return
-        with db.engine.connect() as conn:
+        with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         try:
             self.root = psutil.Process(pid).parent()
@@ -109,8 +160,21 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--pages-per-login", type=int, default=10,
                     help="pages a person opens per login, for the mix's average (default 10)")
+    ap.add_argument("--http", metavar="URL",
+                    help="measure a running stack (scripts/stack.sh) through its proxy instead of in process: "
+                         "the CPU of the stack's processes per request ($STACK_DIR, default /tmp/ce-stack)")
+    ap.add_argument("--app-root", help="import the app from this checkout (compare before / after in one run)")
     ap.add_argument("--only", help="comma-separated kinds to run (health always runs)")
     args = ap.parse_args(argv)
+    if args.http:
+        stack_dir = os.environ.get("STACK_DIR", "/tmp/ce-stack")
+        with open(os.path.join(stack_dir, "stack.env")) as fh:
+            args.url = dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)["DATABASE_URL"]
+        return run(args, stack_dir)
+    return run(args, None)
+
+
+def run(args, stack_dir):
     if not args.url:
         ap.error("--url or DATABASE_URL: a demo database (bench/generate.py makes one)")
     os.environ["DATABASE_URL"] = args.url
@@ -122,31 +186,38 @@ def main(argv=None):
     os.environ.setdefault("DB_POOL_SIZE", "2")
     os.environ.setdefault("DB_MAX_OVERFLOW", "0")
 
-    from app import create_app
-    from app.extensions import db
+    from sqlalchemy import create_engine, text
 
-    app = create_app()
+    engine = create_engine(args.url)
+    if stack_dir:
+        stack_cpu = StackCpu(stack_dir)
+
+        def new_client():
+            return HttpClient(args.http)
+    else:
+        from app import create_app
+
+        app = create_app()
+        new_client = app.test_client
+        pg_cpu = PgCpu(engine)
     year = datetime.date.today().year
     proof = _proof()
     pending = []
     job_ids = []
 
     def client_for(username):
-        c = app.test_client()
+        c = new_client()
         page = c.get("/login/").get_data(as_text=True)
         resp = c.post("/login/", data={"username": username, "password": PW, "csrf_token": _token(page)},
                       follow_redirects=True)
         assert "/login" not in resp.request.path, f"{username}: login refused"
         return c
 
-    with app.app_context():
-        pg_cpu = PgCpu(db)
-        db.session.remove()
-    anon = app.test_client()
+    anon = new_client()
     applicant = client_for("zhangsan")
     reviewer = client_for("clerk_a")
     bureau = client_for("bureau_nj")
-    login_client = app.test_client()
+    login_client = new_client()
     login_token = [_token(login_client.get("/login/").get_data(as_text=True))]
     day = max(datetime.date(year, 1, 1), datetime.date.today() - datetime.timedelta(days=5))
     declare_token = _token(applicant.get("/declare/new").get_data(as_text=True))
@@ -228,19 +299,15 @@ def main(argv=None):
         wanted = set(args.only.split(",")) | {"health"}
         kinds = [k for k in kinds if k[0] in wanted]
     # A finished job of bureau_nj for job_status.
-    with app.app_context():
-        from sqlalchemy import text
-
-        row = db.session.execute(text(
+    with engine.begin() as conn:
+        row = conn.execute(text(
             "SELECT j.id FROM ce_job j JOIN ab_user u ON u.id = j.user_id WHERE u.username = 'bureau_nj' "
             "ORDER BY j.id DESC LIMIT 1")).first()
         if not row:  # a finished job to poll, as the export pages do
-            row = db.session.execute(text(
+            row = conn.execute(text(
                 "INSERT INTO ce_job (kind, state, progress, message, user_id, created_at, finished_at) "
                 "SELECT 'export', 'done', 100, '', id, now(), now() FROM ab_user WHERE username = 'bureau_nj' "
                 "RETURNING id")).first()
-            db.session.commit()
-        db.session.remove()
     if row:
         job_ids.append(row[0])
     if not job_ids:
@@ -263,9 +330,9 @@ def main(argv=None):
                 after()
         if name == "review_page":
             review_state.clear()
-        prof = cProfile.Profile() if (name in args.profile or "all" in args.profile) else None
+        prof = cProfile.Profile(time.process_time) if (name in args.profile or "all" in args.profile) else None
         times = []
-        pg0 = pg_cpu()
+        cpu0 = stack_cpu() if stack_dir else pg_cpu()
         for _ in range(args.n):
             if name == "approve":
                 review_page()
@@ -278,34 +345,54 @@ def main(argv=None):
             times.append(time.process_time() - c0)
             if after:
                 after()
-        pg_used = pg_cpu() - pg0
-        if name == "approve":
-            # review_page's PostgreSQL share ran in the same window: subtract its measured mean.
-            rp = next((r for r in results if r[0] == "review_page"), None)
-            if rp:
-                pg_used -= rp[3] * args.n / 1000
-        # The median request: robust against a busy machine's stalls (CPU time also
-        # grows when other processes thrash the caches); the mean for comparison.
-        results.append((name, 1000 * statistics.median(times), 1000 * statistics.fmean(times),
-                        max(0.0, 1000 * pg_used / args.n)))
+        if stack_dir:
+            # The stack's processes over the batch, by group (mean per request).
+            cpu1 = stack_cpu()
+            used = {k: 1000 * (cpu1[k] - cpu0[k]) / args.n for k in cpu1}
+            if name == "approve":
+                rp = next((r for r in results if r[0] == "review_page"), None)
+                if rp:
+                    used = {k: used[k] - rp[4][k] for k in used}
+            results.append((name, used["web"], used["web"], used["pg"], used))
+        else:
+            pg_used = pg_cpu() - cpu0
+            if name == "approve":
+                # review_page's PostgreSQL share ran in the same window: subtract its measured mean.
+                rp = next((r for r in results if r[0] == "review_page"), None)
+                if rp:
+                    pg_used -= rp[3] * args.n / 1000
+            # The median request: robust against a busy machine's stalls (CPU time also
+            # grows when other processes thrash the caches); the mean for comparison.
+            results.append((name, 1000 * statistics.median(times), 1000 * statistics.fmean(times),
+                            max(0.0, 1000 * pg_used / args.n), None))
         if prof:
             profiles[name] = prof
         print(f"  {name}: done", file=sys.stderr, flush=True)
 
     base = results[0][1] or 1e-9
-    print(f"CPU per request ({args.n} of each, in process; PostgreSQL: the cluster's processes, mean)")
-    print(f"{'kind':<16}{'app med':>9}{'app mean':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}")
+    if stack_dir:
+        print(f"CPU per request ({args.n} of each, through {args.http}: the stack's processes, mean; "
+              f"web = nginx + gunicorn, jobs = rq + Redis)")
+        print(f"{'kind':<16}{'web ms':>9}{'jobs ms':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}")
+    else:
+        print(f"CPU per request ({args.n} of each, in process; PostgreSQL: the cluster's processes, mean)")
+        print(f"{'kind':<16}{'app med':>9}{'app mean':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}")
     cost = {}
-    for name, med, mean, pg in results:
-        cost[name] = med + pg
-        print(f"{name:<16}{med:>9.1f}{mean:>10.1f}{pg:>8.1f}{med + pg:>8.1f}{med / base:>11.0f}")
+    for name, med, mean, pg, groups in results:
+        if groups:  # web, jobs, pg, total
+            mean = groups["jobs"]
+            cost[name] = med + mean + pg
+        else:  # app median, app mean, pg, total
+            cost[name] = med + pg
+        print(f"{name:<16}{med:>9.1f}{mean:>10.1f}{pg:>8.1f}{cost[name]:>8.1f}{med / base:>11.0f}")
     mix = mix_weights(args.pages_per_login)
     if all(k in cost for k in mix):
         total = sum(mix.values())
         avg = sum(cost[k] * w for k, w in mix.items()) / total
         print(f"mix of bench/load.py (one login per {args.pages_per_login} pages): {avg:.1f} ms per request "
-              f"(app median + PostgreSQL; the HTTP server and proxy add about 2-3 ms, see bench/load.py's "
-              f"/health CPU) -> {1000 * 0.7 * (os.cpu_count() or 2) / (avg + 2.5):.0f} req/s on a dedicated "
+              + ("(the stack's processes) -> " if stack_dir else
+                 "(app median + PostgreSQL; the HTTP server and proxy add about 2-3 ms: --http) -> ")
+              + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else 2.5)):.0f} req/s on a dedicated "
               f"{os.cpu_count() or 2}-core host at 70 % CPU")
     for name, prof in profiles.items():
         print(f"\n== cProfile: {name} ({args.n} requests), by cumulative time")
