@@ -8,6 +8,7 @@ work-horse exits afterwards; PreloadedWorker builds it in the worker process bef
 any fork, and every work-horse inherits it.  No database connection crosses the
 fork: the worker's pool is emptied after building, and a work-horse starts a pool
 of its own."""
+import logging
 import os
 
 from flask import has_app_context
@@ -24,6 +25,8 @@ def _build_app():
 
     _app = create_app()
     _app_pid = os.getpid()
+    # rq's own logger (configured by `rq worker`): the stack tests count these lines.
+    logging.getLogger("rq.worker").info("ce: app built in process %s", _app_pid)
     with _app.app_context():
         db.engine.dispose()  # nothing pooled is handed down to a work-horse
     return _app

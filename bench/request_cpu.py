@@ -37,6 +37,7 @@ for _i, _a in enumerate(sys.argv):  # --app-root DIR: measure another checkout's
     if _a == "--app-root" and _i + 1 < len(sys.argv):
         sys.path.insert(0, os.path.abspath(sys.argv[_i + 1]))
 PW = "Demo@2026"
+QUERIES = []  # statements the app sent (in process), for queries per request
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"')
 
 
@@ -136,6 +137,19 @@ class PgCpu:
         return total
 
 
+def _package(path):
+    """'jinja2', 'sqlalchemy', 'app/views', 'templates' ... of a profiled function's file."""
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    if path.endswith(".html"):
+        return "templates (compiled)"
+    if "/app/" in path:
+        return "app/" + path.split("/app/", 1)[1].split("/", 1)[0]
+    if path.startswith("~") or path.startswith("<"):
+        return "builtins"
+    return "stdlib/" + os.path.basename(path)
+
+
 def mix_weights(pages_per_login):
     """Requests of each kind per 10 tasks of bench/load.py's people (applicants 6 :
     reviewers 2 : bureau 2, each person's task weights), plus a login page and a
@@ -163,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--http", metavar="URL",
                     help="measure a running stack (scripts/stack.sh) through its proxy instead of in process: "
                          "the CPU of the stack's processes per request ($STACK_DIR, default /tmp/ce-stack)")
+    ap.add_argument("--queries", action="count", default=0,
+                    help="print the statements per request of each kind (-qq: and one request's statements)")
     ap.add_argument("--app-root", help="import the app from this checkout (compare before / after in one run)")
     ap.add_argument("--only", help="comma-separated kinds to run (health always runs)")
     args = ap.parse_args(argv)
@@ -200,6 +216,12 @@ def run(args, stack_dir):
         app = create_app()
         new_client = app.test_client
         pg_cpu = PgCpu(engine)
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        @event.listens_for(Engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, parameters, context, executemany):
+            QUERIES.append(statement)
     year = datetime.date.today().year
     proof = _proof()
     pending = []
@@ -332,6 +354,7 @@ def run(args, stack_dir):
             review_state.clear()
         prof = cProfile.Profile(time.process_time) if (name in args.profile or "all" in args.profile) else None
         times = []
+        del QUERIES[:]
         cpu0 = stack_cpu() if stack_dir else pg_cpu()
         for _ in range(args.n):
             if name == "approve":
@@ -365,6 +388,11 @@ def run(args, stack_dir):
             # grows when other processes thrash the caches); the mean for comparison.
             results.append((name, 1000 * statistics.median(times), 1000 * statistics.fmean(times),
                             max(0.0, 1000 * pg_used / args.n), None))
+            if args.queries:
+                print(f"  {name}: {len(QUERIES) / args.n:.1f} statements per request", file=sys.stderr)
+                if args.queries > 1:
+                    for q in QUERIES[:len(QUERIES) // args.n + 2]:
+                        print("     ", " ".join(q.split())[:200], file=sys.stderr)
         if prof:
             profiles[name] = prof
         print(f"  {name}: done", file=sys.stderr, flush=True)
@@ -398,7 +426,15 @@ def run(args, stack_dir):
         print(f"\n== cProfile: {name} ({args.n} requests), by cumulative time")
         pstats.Stats(prof).sort_stats("cumulative").print_stats(args.top)
         print(f"== cProfile: {name}, by own time")
-        pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+        st = pstats.Stats(prof)
+        st.sort_stats("tottime").print_stats(args.top)
+        by_package = {}
+        for (path, _line, _fn), (_cc, _nc, tt, _ct, _callers) in st.stats.items():
+            key = _package(path)
+            by_package[key] = by_package.get(key, 0.0) + tt
+        print(f"== cProfile: {name}, own CPU ms per request by package")
+        for key, tt in sorted(by_package.items(), key=lambda kv: -kv[1])[:15]:
+            print(f"  {key:<40}{1000 * tt / args.n:>8.2f}")
 
 
 if __name__ == "__main__":
