@@ -153,15 +153,15 @@ def _package(path):
 def mix_weights(pages_per_login):
     """Requests of each kind per 10 tasks of bench/load.py's people (applicants 6 :
     reviewers 2 : bureau 2, each person's task weights), plus a login page and a
-    login per `pages_per_login` pages.  Exports (jobs) are left out but for the
-    polling of their status."""
+    login per `pages_per_login` pages of an applicant (staff log in once a day).
+    Exports (jobs) are left out but for the polling of their status."""
     w = {
         "my_hours": 6 * 4 / 5, "declare_form": 6 / 5, "declare_submit": 6 / 5,
         "review_todo": 2 * 3 / 4 + 2 / 4, "review_page": 2 / 4, "approve": 2 / 4,
         "grid_filter": 2 * 3 / 6, "dashboard": 2 * 2 / 6, "job_status": 2 / 6 * 4,
     }
-    pages = sum(w.values())
-    w["login_page"] = w["login"] = pages / pages_per_login
+    applicant_pages = w["my_hours"] + w["declare_form"] + w["declare_submit"]
+    w["login_page"] = w["login"] = applicant_pages / pages_per_login if pages_per_login else 0
     return w
 
 
@@ -172,8 +172,8 @@ def main(argv=None):
     ap.add_argument("--profile", action="append", default=[], metavar="KIND",
                     help="cProfile this kind (repeatable; 'all' for every kind) and print the top functions")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--pages-per-login", type=int, default=10,
-                    help="pages a person opens per login, for the mix's average (default 10)")
+    ap.add_argument("--pages-per-login", type=int, default=8,
+                    help="pages an applicant opens per login, for the mix's average (default 8, as bench/load.py)")
     ap.add_argument("--http", metavar="URL",
                     help="measure a running stack (scripts/stack.sh) through its proxy instead of in process: "
                          "the CPU of the stack's processes per request ($STACK_DIR, default /tmp/ce-stack)")
@@ -417,7 +417,7 @@ def run(args, stack_dir):
     if all(k in cost for k in mix):
         total = sum(mix.values())
         avg = sum(cost[k] * w for k, w in mix.items()) / total
-        print(f"mix of bench/load.py (one login per {args.pages_per_login} pages): {avg:.1f} ms per request "
+        print(f"mix of bench/load.py (an applicant logs in every {args.pages_per_login} pages): {avg:.1f} ms per request "
               + ("(the stack's processes) -> " if stack_dir else
                  "(app median + PostgreSQL; the HTTP server and proxy add about 2-3 ms: --http) -> ")
               + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else 2.5)):.0f} req/s on a dedicated "
