@@ -322,6 +322,11 @@ def run(args, stack_dir):
         kinds = [k for k in kinds if k[0] in wanted]
     # A finished job of bureau_nj for job_status.
     with engine.begin() as conn:
+        # This bench's declarations of earlier runs go: 我的学时 of the current year
+        # (shown after each submission) stays the size a real person's is.
+        conn.execute(text("DELETE FROM attachment WHERE record_id IN "
+                          "(SELECT id FROM hour_record WHERE course_name LIKE 'CPU申报%')"))
+        conn.execute(text("DELETE FROM hour_record WHERE course_name LIKE 'CPU申报%'"))
         row = conn.execute(text(
             "SELECT j.id FROM ce_job j JOIN ab_user u ON u.id = j.user_id WHERE u.username = 'bureau_nj' "
             "ORDER BY j.id DESC LIMIT 1")).first()
