@@ -5,19 +5,26 @@ two rq workers), driven by locust used as a library.
     .venv/bin/python bench/load.py                 # starts the stack, 180 s of mix
     .venv/bin/python bench/load.py --seconds 60    # shorter
     .venv/bin/python bench/load.py --url http://127.0.0.1:18080 --no-start   # a running stack
+    .venv/bin/python bench/load.py --find-capacity --users 50 --think 5-30 --seconds 120   # the capacity figure
 
 Two phases, same run, same machine:
   1. the ceiling: the same nginx + gunicorn answering /health (no database),
-     as fast as `--users` clients can ask;
-  2. the mix for `--seconds`: applicants (log in, 我的学时, declare with a proof),
-     unit reviewers (待核准申报, approve one), bureau staff (filter the grid,
-     dashboard, export as a job), and one clerk importing a 5 000-row .xlsx
-     (runs in an rq worker), each person with a think time between pages.
+     as fast as `--health-users` clients can ask;
+  2. the mix for `--seconds`: applicants (log in, 我的学时, declare with a proof,
+     sign out after about `--pages-per-session` tasks and another person signs
+     in), unit reviewers (待核准申报, open one, approve it), bureau staff (filter
+     the grid, dashboard, export as a job) who stay signed in, and one clerk
+     importing a 5 000-row .xlsx (runs in an rq worker), each person with a
+     think time (`--think`) between pages.
 
-Prints requests/s, p50 / p95 / p99 per kind of request, failures, the ratio of
-the mix's throughput to the ceiling, and the targets (0 failures, p95 <= 300 ms
-for pages, mix >= 10 % of the ceiling).  Note: locust runs on the same 2 cores
-as the stack, so both phases pay for the client too.
+Prints requests/s, p50 / p95 / p99 per kind of request and whether each page
+kind's p95 is within 300 ms, failures, the ratio of the mix's throughput to the
+ceiling, and the stack's CPU per request by group (web, PostgreSQL, jobs).
+`--find-capacity` repeats the mix with more people each step (x `--step`) until a
+page's p95 passes 300 ms or a request fails, and prints the last number that
+held: the capacity of this host at that think time.  Note: locust runs on the
+same cores as the stack unless pointed at another host, so both phases pay for
+the client too.
 """
 from gevent import monkey
 

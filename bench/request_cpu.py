@@ -1,15 +1,21 @@
-"""CPU cost per request kind of the deadline-day mix (issue 18), measured in process.
+"""CPU cost per request kind of the deadline-day mix (issue 18).
 
-    .venv/bin/python bench/request_cpu.py --url postgresql+psycopg://.../db          # 30 of each kind
-    .venv/bin/python bench/request_cpu.py --url ... -n 50 --profile my_hours          # + cProfile of one kind
+    .venv/bin/python bench/request_cpu.py --url postgresql+psycopg://.../db          # 30 of each kind, in process
+    .venv/bin/python bench/request_cpu.py --url ... -n 50 --profile my_hours --queries   # + cProfile, SQL per request
+    STACK_DIR=/tmp/ce-stack .venv/bin/python bench/request_cpu.py --http http://127.0.0.1:18080   # a running stack
+    .venv/bin/python bench/request_cpu.py --url ... --app-root ../main                 # another checkout (before)
 
-The database is a demo database (`bench/generate.py --url ... --scale 0.01` makes
-one with a small province around the demo accounts).  One process: Flask's test
-client calls the app (no HTTP server, no proxy), so `time.process_time()` of this
-process is the application's CPU per request (WSGI, Flask, FAB, SQLAlchemy,
-templates); the PostgreSQL side is the CPU of the cluster's processes over the same
-requests (psutil, the server being on this machine).  Both are CPU times, not wall
-times: valid on a machine shared with other work.
+In process (default): the database is a demo database (`bench/generate.py --url ...
+--scale 0.01` makes one with a small province around the demo accounts); Flask's
+test client calls the app (no HTTP server, no proxy), so `time.process_time()` of
+this process is the application's CPU per request (WSGI, Flask, FAB, SQLAlchemy,
+templates), reported as the median request; the PostgreSQL side is the CPU of the
+cluster's processes over the same requests (psutil, the server being on this
+machine).  With --http: the CPU of a stack's processes (scripts/stack.sh; nginx +
+gunicorn, PostgreSQL, rq + Redis) over each kind's requests, sent one at a time
+through the proxy.  Both are CPU times, not wall times: valid on a machine shared
+with other work.  cProfile runs on CPU time too (a wall-clock profile would show
+the waits for PostgreSQL as the app's cost).
 
 Each kind of bench/load.py's mix is replayed N times after a warm-up, redirects
 followed (as a browser and locust do), in the order a session goes: /health (the
@@ -17,8 +23,9 @@ baseline, same run), the login page and login (one person), then 我的学时, t
 declaration form and submitting it with a PDF proof (applicant zhangsan), 待核准申报,
 a review page and approving (clerk_a, the declarations just submitted), the grid
 filtered by year and category and the dashboard (bureau_nj), and a job's status.
-Prints per kind: CPU ms of the app, CPU ms of PostgreSQL, and the app's CPU as a
-multiple of /health's.
+Prints per kind: CPU ms of the app (or web) and of PostgreSQL, the total, the
+multiple of /health's, and the mix's weighted average with what it means for a
+dedicated host.
 """
 import argparse
 import cProfile
@@ -26,8 +33,8 @@ import datetime
 import io
 import os
 import pstats
-import statistics
 import re
+import statistics
 import sys
 import time
 
