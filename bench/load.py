@@ -332,12 +332,14 @@ def _mix(args, host, stack_dir, users, seconds):
           f"{args.pages_per_session or 'run'} pages), {seconds} s: applicants 6 : reviewers 2 : bureau 2, plus 1 clerk importing "
           f"{args.import_rows} rows", flush=True)
     cpu0 = _stack_cpu(stack_dir, by_group=True)
+    client0 = time.process_time()
     load0 = os.getloadavg()[0]
     rps, failures, worst, p95 = _report(
         _run([Applicant, Reviewer, Bureau, Importer], users, seconds, host), seconds, verdict=True)
     cpu1 = _stack_cpu(stack_dir, by_group=True)
     n = max(1, rps * seconds)
     per = {k: 1000 * (cpu1[k] - cpu0[k]) / n for k in cpu1}
+    per["client"] = 1000 * (time.process_time() - client0) / n  # locust itself, not the stack
     return {"users": users, "rps": rps, "failures": failures, "worst": worst, "p95": p95, "cpu": per,
             "load0": load0}
 
@@ -415,11 +417,13 @@ def main(argv=None):
         if not IMPORTS:
             print(f"import of {args.import_rows} rows: not finished within the run")
         print(f"machine load average (1 min) at the start of the mix: {r['load0']:.1f} on {cores} cores")
-        cpu = r["cpu"]
+        cpu = dict(r["cpu"])
+        client = cpu.pop("client")
         mix_cpu = sum(cpu.values()) / 1000
         print(f"stack CPU per request: /health {1000 * health_cpu:.1f} ms; mix {1000 * mix_cpu:.1f} ms = "
               f"web (nginx + gunicorn) {cpu['web']:.1f} + PostgreSQL {cpu['pg']:.1f} + jobs (rq, Redis: the "
-              f"import and exports) {cpu['jobs']:.1f}")
+              f"import and exports) {cpu['jobs']:.1f}; the load generator (locust, same host unless --url "
+              f"points elsewhere) {client:.1f} more")
         if args.find_capacity:
             if held_runs:
                 best = held_runs[-1]
