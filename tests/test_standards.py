@@ -188,3 +188,33 @@ def test_a_years_requirement_set_in_the_console_drives_dashboard_and_certificate
     assert "年度总学时须大于0且不超过1000" in html and "专业科目比例须在0到1之间" in html
     with app.app_context():
         assert requirement.year_totals(pid, year).required_total == 999
+
+
+def test_reviewer_sees_rule_and_may_lower_never_raise(app, login_as):
+    with app.app_context():
+        rid = declare("zhangsan", learning_form="CONF_NATIONAL", addons="PAPER_GE2000", course_name="待审会议")
+    clerk = login_as("clerk_a")
+    page = clerk.get(f"/review/{rid}").get_data(as_text=True)
+    assert "参加全国学术会议" in page and "报告论文（2000字以上）加30学时" in page
+    assert 'id="computed-hours">40' in page
+    # Raising is refused, lowering without a reason too; nothing changes.
+    html = post(clerk, f"/review/{rid}/decide", {"op": "approve", "hours": "45", "comment": "多给"},
+                follow_redirects=True).get_data(as_text=True)
+    assert "只能核减，不能核增" in html
+    html = post(clerk, f"/review/{rid}/decide", {"op": "approve", "hours": "30", "comment": ""},
+                follow_redirects=True).get_data(as_text=True)
+    assert "核减学时须填写原因" in html
+    with app.app_context():
+        r = db.session.get(HourRecord, rid)
+        assert r.status == Status.SUBMITTED and float(r.hours) == 40
+    post(clerk, f"/review/{rid}/decide", {"op": "approve", "hours": "30", "comment": "论文未在大会报告"})
+    with app.app_context():
+        db.session.expire_all()
+        r = db.session.get(HourRecord, rid)
+        assert r.status == Status.APPROVED and float(r.hours) == 30 and float(r.computed_hours) == 40
+        assert "论文未在大会报告" in r.review_comment
+        entry = db.session.execute(select(AuditLog).where(AuditLog.action == "lower_hours",
+                                                          AuditLog.object_id == str(rid))).scalar_one()
+        detail = json.loads(entry.detail)
+        assert detail["old"]["hours"] == "40.0" and detail["new"]["hours"] == "30.0"
+        assert detail["reason"] == "论文未在大会报告"

@@ -403,6 +403,18 @@ class ApprovedHoursView(ScopedModelView):
         return redirect(url_for("ReviewView.show", record_id=pk))
 
 
+def _differs(text, record):
+    """The reviewer's hours differ from the record's (junk differs: the service says why)."""
+    from decimal import Decimal, InvalidOperation
+
+    if record is None:
+        return False
+    try:
+        return Decimal(text) != Decimal(record.hours)
+    except (InvalidOperation, ValueError):
+        return True
+
+
 class ReviewView(BaseView):
     """The review page of one declaration: approve / return; revoke after approval."""
 
@@ -439,6 +451,8 @@ class ReviewView(BaseView):
             history=self._history(record), may_decide=may_decide, may_revoke=may_revoke,
             Status=Status, id_number=id_number_for_list(record.person.id_number),
             action_label=approval.audit_action_label,
+            rule=standards.rule_of_record(record), describe=rules.describe, fmt_hours=rules.fmt,
+            inputs=standards.inputs_of(record),
         )
 
     @expose("/<int:record_id>/decide", methods=["POST"])
@@ -449,7 +463,11 @@ class ReviewView(BaseView):
         if op not in ("approve", "return"):
             abort(400)
         try:
-            approval.decide_one(record_id, op, user=g.user, comment=request.form.get("comment"))
+            lowered = (request.form.get("hours") or "").strip()
+            if op == "approve" and lowered and _differs(lowered, get_scoped(HourRecord, record_id)):
+                approval.approve_lowered(record_id, lowered, request.form.get("comment"), user=g.user)
+            else:
+                approval.decide_one(record_id, op, user=g.user, comment=request.form.get("comment"))
             flash(_("已核准") if op == "approve" else _("已退回申报人"), "success")
             return redirect(url_for("ReviewTodoView.list"))
         except OutOfScope:
