@@ -218,3 +218,31 @@ def test_reviewer_sees_rule_and_may_lower_never_raise(app, login_as):
         detail = json.loads(entry.detail)
         assert detail["old"]["hours"] == "40.0" and detail["new"]["hours"] == "30.0"
         assert detail["reason"] == "论文未在大会报告"
+
+
+def test_import_row_refused_by_a_cap_and_stored_rows_keep_their_rule(app):
+    import os
+
+    from tests.test_import import DATA, TODAY, _user, analyse
+
+    with app.app_context():
+        year = standards.catalogue_year(2026)
+        row = _rule_row("TRAIN_ONSITE", year)
+        values = {f: getattr(row, f) for f in standards.EDIT_FIELDS}
+        values.update(params={}, cap_record=10)
+        standards.save_rule(year, "TRAIN_ONSITE", values, user=_user("admin"))
+        db.session.commit()
+    res = analyse(app, "good_unit.xlsx")
+    assert res.rows_error == 1 and res.rows_new == 2
+    (err,) = res.errors
+    assert err[1] == "学时" and err[2] == "超过“培训（面授）”每项最多10学时的上限"
+    # The cap lifted again: the same file (its checked rows cached) is checked anew.
+    with app.app_context():
+        values.update(cap_record=None)
+        standards.save_rule(year, "TRAIN_ONSITE", values, user=_user("admin"))
+        db.session.commit()
+        res = __import__("app.services.importer", fromlist=["x"]).store(
+            os.path.join(DATA, "good_unit.xlsx"), "unit", _user("clerk_a"), filename="good_unit.xlsx", today=TODAY)
+        assert res.rows_stored == 3
+        recs = db.session.execute(select(HourRecord).where(HourRecord.course_name == "工程项目管理实务")).scalars().all()
+        assert [(r.form_code, r.rule_id) for r in recs] == [("TRAIN_ONSITE", _rule_row("TRAIN_ONSITE", year).id)]

@@ -237,6 +237,21 @@ def recognise(rule, inputs, category=None, used_this_year=Decimal(0)):
     return Recognised(hours, rule, _("%(how)s = %(h)s 学时", how=how, h=fmt(hours)))
 
 
+def check_stated(rule, hours, category=None):
+    """A record whose hours are stated (an import row): the form must be active,
+    count for `category`, and the hours stay within the rule's cap per record.
+    Raises RuleRefused naming the rule."""
+    if not rule.active:
+        raise RuleRefused(_("学习形式“%(rule)s”已停用", rule=rule.name), "learning_form")
+    if category is not None and category not in rule.categories:
+        raise RuleRefused(
+            _("学习形式“%(rule)s”只能认定为%(cats)s", rule=rule.name,
+              cats="、".join(category_label(c) for c in rule.categories)), "category")
+    if rule.cap_record is not None and Decimal(hours) > Decimal(rule.cap_record):
+        raise RuleRefused(_("超过“%(rule)s”每项最多%(cap)s学时的上限", rule=rule.name, cap=fmt(rule.cap_record)),
+                          "hours")
+
+
 def describe(rule):
     """The rule as one line of Chinese text, shown on the form and to reviewers."""
     p = rule.params or {}

@@ -316,6 +316,11 @@ def copy_year(source, target, *, user=None):
     return len(rows)
 
 
+def newest_rule_id():
+    """The highest rule version id (0: none): changes with every edit or copy."""
+    return db.session.execute(select(func.coalesce(func.max(LearningFormRule.id), 0))).scalar()
+
+
 def years():
     """Years that have a catalogue, newest first."""
     return [y for (y,) in db.session.execute(
