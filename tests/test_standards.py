@@ -246,3 +246,29 @@ def test_import_row_refused_by_a_cap_and_stored_rows_keep_their_rule(app):
         assert res.rows_stored == 3
         recs = db.session.execute(select(HourRecord).where(HourRecord.course_name == "工程项目管理实务")).scalars().all()
         assert [(r.form_code, r.rule_id) for r in recs] == [("TRAIN_ONSITE", _rule_row("TRAIN_ONSITE", year).id)]
+
+
+def test_national_feed_carries_the_form_code_and_name_as_stored(app):
+    from app.security.scope import Scope
+    from app.services import national
+
+    with app.app_context():
+        rid = declare("zhangsan", learning_form="CONF_NATIONAL", course_name="对接会议")
+        approval.decide_one(rid, "approve", user=user("clerk_a"), scope=scope_of(user("clerk_a")))
+        old = db.session.execute(select(HourRecord).where(HourRecord.form_code.is_(None),
+                                                          HourRecord.status == Status.APPROVED)).scalars().first()
+        province = scope_of(user("bureau_js"))
+        got = national.feed_record(rid, scope=province)
+        assert (got["form_code"], got["form_name"], got["learning_form"]) == ("CONF_NATIONAL", "参加全国学术会议",
+                                                                              "CONFERENCE")
+        # Renamed later: the record keeps the name of the version it was recognised under.
+        row = _rule_row("CONF_NATIONAL")
+        values = {f: getattr(row, f) for f in standards.EDIT_FIELDS}
+        values.update(params=json.loads(row.params), name="全国性学术会议")
+        standards.save_rule(YEAR, "CONF_NATIONAL", values, user=user("admin"))
+        db.session.commit()
+        assert national.feed_record(rid, scope=province)["form_name"] == "参加全国学术会议"
+        # A record from before the rules: its learning form.
+        if old is not None:
+            got = national.feed_record(old.id, scope=province)
+            assert got["form_code"] == old.learning_form.name and got["form_name"] == old.learning_form.value

@@ -216,7 +216,7 @@ class DeclarationView(BaseView):
             "workflow/mine.html", title=_("我的学时"), person=person, years=years, year=year,
             totals=requirement.year_totals(person.id, year),
             records=declarations.my_records(person.id, year),
-            editable=approval.EDITABLE, Status=Status,
+            editable=approval.EDITABLE, Status=Status, form_name=standards.form_name_of,
         )
 
 
