@@ -938,7 +938,7 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
             "person_id": pids, "year": field["year"], "category": field["category"],
             "learning_form": field["learning_form"], "course_name": field["course_name"],
             "form_code": [f.name for f in field["learning_form"]],
-            "rule_id": [_rule_id(y, f) for y, f in zip(field["year"], field["learning_form"])],
+            "rule_id": _rule_ids(field["year"], field["learning_form"]),
             "organizer_name": [o or None for o in field["organizer_name"]],
             "start_date": field["start_date"], "end_date": field["end_date"], "hours": field["hours"],
             "unit_id": unit_ids, "region_code": [region_of.get(u) for u in unit_ids], "late_report": lates,
@@ -960,10 +960,13 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
     return res
 
 
-def _rule_id(year, form):
-    """The id of `year`'s current rule for the learning form (None: none)."""
-    rule = standards.rule_for(year, form.name)
-    return rule.rule_id if rule is not None else None
+def _rule_ids(years, forms):
+    """Per row, the id of its year's current rule for its learning form (None: none)."""
+    memo = {}
+    for key in set(zip(years, forms)):
+        rule = standards.rule_for(key[0], key[1].name)
+        memo[key] = rule.rule_id if rule is not None else None
+    return [memo[key] for key in zip(years, forms)]
 
 
 def _insert_records(conn, varying, common):
