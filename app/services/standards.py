@@ -129,6 +129,18 @@ def form_name_of(record):
     return label(record.learning_form)
 
 
+def form_names(records):
+    """{record id: the form's name as stored} for many records, in one query.  A
+    record from before the rules shows its learning form's label (the name of
+    version 1 of that form, which the migration seeded from the label)."""
+    from app.models.enums import label
+
+    ids = {r.rule_id for r in records if r.rule_id}
+    names = dict(db.session.execute(
+        select(LearningFormRule.id, LearningFormRule.name).where(LearningFormRule.id.in_(ids))).all()) if ids else {}
+    return {r.id: names.get(r.rule_id) or label(r.learning_form) for r in records}
+
+
 def _form_clause(code):
     return or_(HourRecord.form_code == code, and_(HourRecord.form_code.is_(None), HourRecord.learning_form == code))
 

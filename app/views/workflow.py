@@ -212,11 +212,12 @@ class DeclarationView(BaseView):
             return redirect("/")
         years = declarations.years_of(person.id)
         year = request.args.get("year", type=int) or years[0]
+        records = declarations.my_records(person.id, year)
+        names = standards.form_names(records)
         return self.render_template(
             "workflow/mine.html", title=_("我的学时"), person=person, years=years, year=year,
-            totals=requirement.year_totals(person.id, year),
-            records=declarations.my_records(person.id, year),
-            editable=approval.EDITABLE, Status=Status, form_name=standards.form_name_of,
+            totals=requirement.year_totals(person.id, year), records=records,
+            editable=approval.EDITABLE, Status=Status, form_name=lambda r: names.get(r.id, ""),
         )
 
 
