@@ -50,6 +50,8 @@ def test_declaration_computed_from_the_years_rules_and_caps_refused(app, login_a
         r = record_by_course("全国结构工程学术会议")
         assert float(r.hours) == 40 and float(r.computed_hours) == 40 and r.form_code == "CONF_NATIONAL"
         assert r.rule_id == _rule_row("CONF_NATIONAL").id and r.learning_form.name == "CONFERENCE"
+    mine = c.get(f"/declare/mine?year={YEAR}").get_data(as_text=True)
+    assert "全国结构工程学术会议" in mine and "<td>参加全国学术会议</td>" in mine
     # Per day, capped per record (出国（境）培训: 8 a day, at most 30 per trip).
     resp = http_declare(c, op="save", learning_form="ABROAD", days="5", course_name="境外研修")
     html = resp.get_data(as_text=True)
