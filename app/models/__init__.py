@@ -9,3 +9,4 @@ from app.models.job import Job  # noqa: F401
 from app.models.certificate import Certificate, CertificateStatus  # noqa: F401
 from app.models.totals import PersonYearTotal, UnitPersons, UnitYearSource, UnitYearTotal, YearRequirement  # noqa: F401
 from app.models.portal import PortalTicket  # noqa: F401
+from app.models.rules import LearningFormRule  # noqa: F401,E402

@@ -187,3 +187,10 @@ for _role in (APPLICANT, UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _CERT_OWN
 for _role in (UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _grid("CertificatePrintView", "can_print_batch")
+
+# 学时认定标准 console (issue 20): Admin only (Admin holds every permission).  The
+# rules are province-wide policy; a city bureau must not change them, and the
+# Bureau role does not tell province staff from city staff, so it is not granted.
+# To let another role (e.g. a SysAdmin role) maintain the rules, add this list
+# to its ROLE_PERMISSIONS entry.
+STANDARDS_PERMISSIONS = _grid("StandardsView", "can_index", "can_edit") + _menus("Standards")

@@ -152,6 +152,11 @@ def load_demo(seed=2023):
         place_record(r, p)
         db.session.add(r)
         created += 1
+    # 学时认定标准: the example table of issue 20 joins this year's catalogue,
+    # labelled as an example to edit (services.standards.EXAMPLE).
+    from app.services.standards import seed_example
+
+    seed_example(today.year)
     db.session.commit()
 
     _user(sm, "admin", "系统", "管理员", R.ADMIN)
