@@ -40,6 +40,10 @@ def create_app(config_class=None):
         views.register(appbuilder)
         appbuilder.post_init()
 
+    from app.services import audit_chain
+
+    audit_chain.init_app(app)
+
     from app import cli, web
 
     cli.register(app)

@@ -21,13 +21,47 @@ class AuditLog(db.Model):
     unit_id = Column(Integer, nullable=True)
     region_code = Column(String(6), nullable=True)
     detail = Column(Text, nullable=True)  # JSON: {"old": {...}, "new": {...}, ...}
+    # Tamper evidence (app/services/audit_chain.py): the row's place in its chain
+    # and the HMAC-SM3 over its content and the previous row's MAC.
+    chain_id = Column(Integer, nullable=True)
+    seq = Column(Integer, nullable=True)
+    mac = Column(String(64), nullable=True)
 
     __table_args__ = (
         Index("ix_audit_at", "at"),
         Index("ix_audit_object", "object_type", "object_id"),
         Index("ix_audit_region", "region_code"),
         Index("ix_audit_unit", "unit_id"),
+        Index("ux_audit_chain_seq", "chain_id", "seq", unique=True),
     )
+
+
+class AuditChain(db.Model):
+    """The head of each audit chain: its last sequence number and MAC.  A writer
+    takes a head no other open transaction holds (see audit_chain.py)."""
+
+    __tablename__ = "audit_chain"
+    chain_id = Column(Integer, primary_key=True, autoincrement=False)
+    seq = Column(Integer, nullable=False, default=0)
+    mac = Column(String(64), nullable=False, default="")
+
+
+class AuditArchive(db.Model):
+    """Insert-only: one row per chain per `ce audit archive` run, the anchor the
+    chain continues from once its older rows have left for a sealed file."""
+
+    __tablename__ = "audit_archive"
+    id = Column(Integer, primary_key=True)
+    chain_id = Column(Integer, nullable=False)
+    through_seq = Column(Integer, nullable=False)
+    mac = Column(String(64), nullable=False)  # MAC of the row through_seq
+    archived_at = Column(DateTime, nullable=False)
+    file_name = Column(String(255), nullable=False)
+    file_digest = Column(String(64), nullable=False)  # SM3 of the sealed file
+    rows = Column(Integer, nullable=False)
+    seal = Column(String(64), nullable=False)  # HMAC-SM3 over the fields above
+
+    __table_args__ = (Index("ix_audit_archive_chain", "chain_id", "through_seq"),)
 
 
 class AuditLogIsAppendOnly(Exception):
