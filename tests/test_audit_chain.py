@@ -216,3 +216,21 @@ def test_application_role_cannot_drop_the_triggers(app, ctx):
         db.session.execute(text(f"REVOKE ALL ON audit_log, audit_chain FROM {role}"))
         db.session.execute(text(f"DROP ROLE {role}"))
         db.session.commit()
+
+
+@pytest.mark.skipif(not IS_PG, reason="concurrent writers: PostgreSQL (SQLite has one writer at a time)")
+def test_writers_do_not_wait_for_each_other(app, ctx):
+    """A transaction holding a chain head (a long import, say) does not hold up another writer."""
+    other = db.engine.connect()
+    trans = other.begin()
+    held = audit_chain.seal(other, [{"action": "import", "object_type": "Probe"}])[0]
+    other.execute(AuditLog.__table__.insert(), held)
+    try:
+        db.session.execute(text("SET lock_timeout = '2s'"))
+        rid = write(1)[0]
+        assert row(rid).chain_id != held["chain_id"]
+    finally:
+        trans.commit()
+        other.close()
+    code, out = verify_cli(app)
+    assert code == 0, out
