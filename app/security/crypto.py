@@ -58,9 +58,15 @@ def load_key(config, name):
         return _decode(f.read())
 
 
+_KEYED = {}  # key -> an HMAC-SM3 object keyed once; each MAC starts from a copy
+
+
 def hmac_sm3(key, data):
     """HMAC-SM3 of `data` (bytes) as 64 hex characters."""
-    h = hmac.HMAC(key, hashes.SM3())
+    base = _KEYED.get(key)
+    if base is None:
+        base = _KEYED[key] = hmac.HMAC(key, hashes.SM3())
+    h = base.copy()
     h.update(data)
     return h.finalize().hex()
 
