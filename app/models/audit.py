@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Text, event
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Text, event
 
 from app.extensions import db
 
@@ -76,3 +76,27 @@ def _no_update(mapper, connection, target):
 @event.listens_for(AuditLog, "before_delete")
 def _no_delete(mapper, connection, target):
     raise AuditLogIsAppendOnly("audit_log rows cannot be deleted")
+
+
+class AuditCheck(db.Model):
+    """One run of the audit chain check (`ce audit verify --record` from cron or a
+    systemd timer, the 安全审计员's button): when, by whom or what, the outcome.
+    A failed run is shown to the auditors until one of them acknowledges it.
+    Each run is also an entry of the audit log itself (action audit_verify)."""
+
+    __tablename__ = "audit_check"
+    id = Column(Integer, primary_key=True)
+    started_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    finished_at = Column(DateTime, nullable=True)
+    trigger = Column(String(20), nullable=False)  # nightly / console
+    user_id = Column(Integer, nullable=True)
+    username = Column(String(100), nullable=True)
+    job_id = Column(Integer, nullable=True)
+    ok = Column(Boolean, nullable=False)
+    rows_checked = Column(Integer, nullable=False, default=0)
+    findings = Column(Text, nullable=True)  # JSON: [{kind, chain_id, seq, row_id, message}]
+    acknowledged_at = Column(DateTime, nullable=True)
+    acknowledged_by = Column(String(100), nullable=True)
+
+    __table_args__ = (Index("ix_audit_check_open", "ok", "acknowledged_at"),
+                      Index("ix_audit_check_job", "job_id"))
