@@ -69,3 +69,21 @@ def record(action, object_type=None, object_id=None, *, unit_id=None, region_cod
     )
     db.session.add(entry)
     return entry
+
+
+def record_full_ids_shown(response_status):
+    """After a request that showed whole ID numbers (validators.id_number_for_list
+    noted them): one audit entry with how many and which (masked here too), the
+    page and its filters; committed on its own.  Nothing for a refused request."""
+    from flask import g
+
+    seen = g.pop("_ce_full_ids", None)
+    if not seen or response_status >= 400 or not has_request_context():
+        return None
+    user = current_user if current_user and current_user.is_authenticated else None
+    entry = record("view_id_number", "Person", None, user=user, unit_id=getattr(user, "unit_id", None),
+                   region_code=getattr(user, "region_code", None), path=request.path,
+                   query=request.query_string.decode("utf-8", "replace")[:500], count=len(seen),
+                   id_numbers=sorted(seen)[:20])
+    db.session.commit()
+    return entry
