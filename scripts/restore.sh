@@ -2,10 +2,13 @@
 # Restore a backup made by scripts/backup.sh into a NEW database (never over the old one).
 #
 # PostgreSQL, to a moment (point-in-time recovery):
-#   scripts/restore.sh pg BACKUP WALDIR NEW_PGDATA PORT [TARGET_TIME] [UPLOAD_DIR]
+#   scripts/restore.sh pg BACKUP WALDIR NEW_PGDATA PORT [TARGET_TIME] [UPLOAD_DIR] [LIVE_UPLOADS]
 #     copies BACKUP/base to NEW_PGDATA, replays the archived WAL from WALDIR up
 #     to TARGET_TIME (recovery_target_time, e.g. '2026-12-06 16:04:00+08'; empty:
 #     all of it), promotes, starts the server on PORT and prints its URL.
+#     LIVE_UPLOADS: an uploads folder that survived (or its latest rsync copy);
+#     the files uploaded after the base backup are added from it.  Uploaded
+#     files are content-addressed and never changed, so nothing is overwritten.
 # SQLite:
 #   scripts/restore.sh sqlite BACKUP NEW_DB_FILE [UPLOAD_DIR]
 # Uploads are unpacked into UPLOAD_DIR (must be empty or missing).  The keys
@@ -21,7 +24,7 @@ unpack_uploads() {  # $1 backup, $2 upload dir
 }
 case "$kind" in
   pg)
-    BK="$2"; WAL=$(cd "$3" && pwd); NEW="$4"; PORT="$5"; TARGET="${6:-}"; UP="${7:-}"
+    BK="$2"; WAL=$(cd "$3" && pwd); NEW="$4"; PORT="$5"; TARGET="${6:-}"; UP="${7:-}"; LIVE="${8:-}"
     [ ! -e "$NEW" ] || { echo "restore: $NEW exists; restore into a new directory" >&2; exit 2; }
     BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     RUN=""; [ "$(id -u)" = 0 ] && RUN="runuser -u postgres --"
@@ -46,6 +49,7 @@ case "$kind" in
     [ "$($RUN "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -Atc 'select pg_is_in_recovery()' postgres)" = f ] \
       || { echo "restore: recovery did not finish, see $NEW/server.log" >&2; exit 1; }
     unpack_uploads "$BK" "$UP"
+    if [ -n "$UP" ] && [ -n "$LIVE" ] && [ -d "$LIVE" ]; then cp -a -n "$LIVE/." "$UP/"; fi
     echo "postgresql+psycopg://postgres@127.0.0.1:$PORT/"
     ;;
   sqlite)
