@@ -1,7 +1,7 @@
 """scripts/backup.sh and scripts/restore.sh on the embedded SQLite database
 (issue 26): an online backup while the app holds the database, the uploads, the
 keys apart; a restore into a new file that the app opens with the records, the
-proofs and an audit log that verifies.  (PostgreSQL PITR: tests/drill_backup.py.)"""
+proofs and an audit log that verifies.  (PostgreSQL PITR: tests/stack/test_stack_restore_drill.py.)"""
 import os
 import sqlite3
 import subprocess
@@ -15,7 +15,7 @@ from tests.conftest import IS_PG
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pytestmark = pytest.mark.skipif(IS_PG, reason="the SQLite path; PostgreSQL has tests/drill_backup.py")
+pytestmark = pytest.mark.skipif(IS_PG, reason="the SQLite path; PostgreSQL has tests/stack/test_stack_restore_drill.py")
 
 
 def test_sqlite_backup_and_restore(app, tmp_path):
