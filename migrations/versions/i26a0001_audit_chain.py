@@ -1,7 +1,7 @@
 """audit chain: HMAC-SM3 chain columns, chain heads, archive anchors, triggers
 
 Revision ID: i26a0001
-Revises: i27a0001
+Revises: i19a0002
 Create Date: 2026-12-06 03:40:00
 
 audit_log gets chain_id, seq and mac (app/services/audit_chain.py); audit_chain
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i26a0001"
-down_revision = "i27a0001"
+down_revision = "i19a0002"
 branch_labels = None
 depends_on = None
 
