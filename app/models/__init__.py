@@ -1,5 +1,5 @@
 """All models, imported once so that Alembic and the mappers see every table."""
-from app.models.audit import AuditLog  # noqa: F401
+from app.models.audit import AuditArchive, AuditChain, AuditCheck, AuditLog  # noqa: F401
 from app.models.enums import Category, IdType, LearningForm, ReviewKind, Source, Status, UnitKind  # noqa: F401
 from app.models.hours import Attachment, HourRecord, HourTally, ImportBatch, PersonReview  # noqa: F401
 from app.models.org import Region, Unit  # noqa: F401

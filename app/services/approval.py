@@ -28,7 +28,7 @@ from app.extensions import db
 from app.models import AuditLog, HourRecord, Status
 from app.models.enums import label
 from app.security.scope import Scope, current_scope, scope_clause
-from app.services import audit
+from app.services import audit, audit_chain
 from app.services.errors import DomainError, InvalidTransition, OutOfScope, ValidationFailed
 
 H = HourRecord
@@ -281,6 +281,7 @@ def _audit_many(action, changed, new_values, user, now):
         for rid, unit_id, region_code, old in changed
     ]
     for chunk in _chunks(rows):
+        audit_chain.seal(db.session.connection(), chunk)
         db.session.execute(AuditLog.__table__.insert(), chunk)
 
 

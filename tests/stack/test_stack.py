@@ -294,3 +294,23 @@ def test_rq_workers_build_the_app_once(stack):
     # One line per worker, by the worker process itself (not by a work-horse).
     assert {name: [int(p) for p in pids] for name, pids in built.items()} == {
         name: [stack.pid(name)] for name in built}, built
+
+
+# ---------------------------------------------------------------- audit chain check (issue 26)
+
+
+def test_the_auditor_checks_the_audit_log_in_an_rq_worker(stack):
+    auditor = stack.browser("auditor")
+    assert "校验审计日志完整性" in auditor.get("/auditlogview/list/").text
+    resp = auditor.post("/auditlogview/verify", token_from="/auditlogview/list/")
+    m = re.search(r"/auditlogview/check/(\d+)", resp.url)
+    assert m, resp.url
+    job = int(m.group(1))
+    deadline = time.monotonic() + 120
+    while "正在校验审计日志" in resp.text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        resp = auditor.get(f"/auditlogview/check/{job}")
+    assert "审计日志校验通过：共校验" in resp.text, resp.text[-2000:]
+    assert _rq_worker_of(stack, job).startswith("ce-stack-w")
+    row = stack.rows("SELECT ok, trigger, username FROM audit_check WHERE job_id = :j", j=job)
+    assert [tuple(r) for r in row] == [(True, "console", "auditor")]
