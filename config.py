@@ -110,6 +110,15 @@ class Config:
         "en": {"flag": "gb", "name": "English"},
     }
 
+    # Tamper-evident audit log (app/services/audit_chain.py, docs/deploy-security.md).
+    # The HMAC-SM3 key lives outside the database: AUDIT_KEY (hex) or AUDIT_KEY_FILE;
+    # unset, the embedded default creates <VAR_DIR>/audit_key.key on the first start.
+    AUDIT_KEY = os.environ.get("AUDIT_KEY")
+    AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE")
+    # Audit rows are kept at least this many days (refused below 180); older rows
+    # leave only through `flask ce audit archive` (a sealed file first).
+    AUDIT_KEEP_DAYS = int(os.environ.get("AUDIT_KEEP_DAYS", "180"))
+
     # Yearly requirement (SPEC §4): total hours and the professional share.
     REQUIRED_HOURS_TOTAL = float(os.environ.get("REQUIRED_HOURS_TOTAL", "90"))
     REQUIRED_PROFESSIONAL_RATIO = float(os.environ.get("REQUIRED_PROFESSIONAL_RATIO", str(2 / 3)))
@@ -198,3 +207,5 @@ class TestConfig(Config):
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     SERVER_NAME = "localhost"
+    # Each test run makes its own audit key (a subprocess gets it as AUDIT_KEY).
+    AUDIT_KEY = os.environ.get("AUDIT_KEY") or os.urandom(32).hex()

@@ -51,6 +51,10 @@ def create_app(config_class=None):
         national_api.register(appbuilder)
         appbuilder.post_init()
 
+    from app.services import audit_chain
+
+    audit_chain.init_app(app)
+
     from app import cli, web
 
     cli.register(app)

@@ -46,6 +46,61 @@ def init_cmd(demo):
     click.echo("ok")
 
 
+audit = AppGroup("audit", help="tamper-evident audit log: verify the chains, archive old rows")
+ce.add_command(audit)
+
+
+@audit.command("verify")
+@click.option("--record", is_flag=True,
+              help="run as the nightly job: record the outcome (shown to the auditors when it fails)")
+def audit_verify_cmd(record):
+    """Check every HMAC-SM3 chain; exit 1 naming the first row changed, removed or inserted."""
+    if record:
+        from app.services import audit_checks
+
+        job = audit_checks.submit(audit_checks.NIGHTLY, inline=True)
+        check = audit_checks.check_of_job(job.id)
+        if check is None:  # the job itself failed (its reason is on the job)
+            click.echo(f"TAMPERED or unchecked: job {job.id} {job.state}: {job.message}", err=True)
+            sys.exit(1)
+        for f in audit_checks.findings_of(check):
+            click.echo("TAMPERED: " + f["message"], err=True)
+        if not check.ok:
+            sys.exit(1)
+        click.echo(f"audit log ok: {check.rows_checked} rows in their chains (check {check.id}, job {job.id})")
+        return
+    from app.services.audit_chain import verify
+
+    checked, findings = verify()
+    for f in findings:
+        click.echo("TAMPERED: " + str(f), err=True)
+    if findings:
+        sys.exit(1)
+    click.echo(f"audit log ok: {checked} rows in their chains")
+
+
+@audit.command("archive")
+@click.option("--out", "out_dir", required=True, help="folder for the sealed file")
+def audit_archive_cmd(out_dir):
+    """Write the rows older than AUDIT_KEEP_DAYS (>= 180) to a sealed file, then remove them."""
+    from app.services.audit_chain import archive
+
+    path, count = archive(out_dir)
+    click.echo(f"archived {count} rows to {path}" if path else "nothing older than AUDIT_KEEP_DAYS")
+
+
+@audit.command("check-archive")
+@click.argument("path")
+def audit_check_archive_cmd(path):
+    """Check a sealed archive file (exit 1 when it was altered)."""
+    from app.services.audit_chain import check_archive_file
+
+    if not check_archive_file(path):
+        click.echo(f"TAMPERED: {path} does not match its seal", err=True)
+        sys.exit(1)
+    click.echo(f"{path}: seal ok")
+
+
 totals = AppGroup("totals", help="per-person and per-unit yearly totals (达标)")
 ce.add_command(totals)
 
@@ -115,6 +170,8 @@ def requirement_cmd(year, total, ratio, public):
     n = set_requirement(year, total, ratio, public)
     db.session.commit()
     click.echo(f"met flags changed: {n}")
+
+
 national_account = AppGroup("national-account", help="部省对接 machine accounts (role NationalSync)")
 ce.add_command(national_account)
 

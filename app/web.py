@@ -89,6 +89,20 @@ def register(app):
         g.pop("_ce_refused", None)
 
     @app.after_request
+    def audit_full_ids(response):
+        # Every display of a whole ID number is in the audit log (等保, issue 26).
+        if g.get("_ce_full_ids"):
+            from app.extensions import db
+            from app.services import audit
+
+            try:
+                audit.record_full_ids_shown(response.status_code)
+            except Exception:  # never lose the page for its audit entry; say so in the log
+                log.exception("audit entry of the ID numbers shown on %s not written", request.path)
+                db.session.rollback()
+        return response
+
+    @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

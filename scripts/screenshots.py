@@ -259,6 +259,14 @@ def run(s, tmp):
     s.expect("申报已提交，等待单位核准")
     s.mark(f"#my-records tr:has-text('{course}') form:has(button:has-text('撤回'))")
     s.shot("person_mine", height=1000)
+    # 学时认定标准: the form asks for what the rule needs and shows the hours it recognises.
+    s.go("/declare/new")
+    p.check("input[name=category][value=PRO]")
+    p.select_option("#learning_form", "CONF_NATIONAL")
+    p.check("input[name=addons][value=PAPER_GE2000]")
+    s.expect("认定学时：40")
+    s.mark("#rule-box")
+    s.shot("person_declare_rule", height=700)
 
     # A second declaration, withdrawn to show the withdraw step's result.
     s.go("/declare/new")
@@ -536,6 +544,17 @@ def run(s, tmp):
     s.shot("admin_audit")
     s.go("/regionview/list/")
     s.shot("admin_regions")
+    s.go(f"/standards/?year={datetime.date.today().year}")
+    s.expect("学时认定标准")
+    s.mark("#rules tr[data-code=CONF_NATIONAL]")
+    s.shot("admin_standards", height=1500)
+    s.go(f"/standards/edit/{datetime.date.today().year}/ABROAD")
+    p = s.page
+    p.fill("#cap_record", "40")
+    s.submit("#btn-preview")
+    s.expect("出国（境）培训（3天） → 24 学时")
+    s.mark("#preview")
+    s.shot("admin_standard_edit", height=1100)
 
 
 def main():

@@ -4,7 +4,8 @@
 #
 #   nginx (reverse proxy, STACK_HTTP_PORT) -> gunicorn (2 workers x threads,
 #   gunicorn.conf.py, TRUSTED_PROXY_HOPS=1) -> PostgreSQL (scripts/pg.sh, own
-#   cluster) + redis-server (limits, job queue) <- two `rq worker` processes.
+#   cluster, WAL archived to $STACK_DIR/wal-archive) + redis-server (limits, job
+#   queue) <- two `rq worker` processes.
 #
 #   scripts/stack.sh start      a fresh database with the demo data; prints the URL
 #   scripts/stack.sh stop       stops every process it started
@@ -112,6 +113,24 @@ with eng.connect() as c:
     c.execute(text('CREATE DATABASE ce_stack'))
 EOF
 
+# 1b. continuous WAL archiving, as in production (point-in-time recovery:
+# scripts/backup.sh, scripts/restore.sh, docs/deploy-security.md).  Kept in the
+# cluster's postgresql.auto.conf, so a restart (the fault drills) keeps it.
+WAL_DIR="$D/wal-archive"
+rm -rf "$WAL_DIR"; mkdir -p "$WAL_DIR"
+[ "$(id -u)" = 0 ] && chown postgres "$WAL_DIR"
+"$VENV/python" - "$BASE_URL" "$WAL_DIR" <<'EOF'
+import sys
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+eng = create_engine(make_url(sys.argv[1]).set(database="postgres"), isolation_level="AUTOCOMMIT")
+with eng.connect() as c:
+    c.execute(text("ALTER SYSTEM SET archive_mode = 'on'"))
+    cmd = f"test ! -f {sys.argv[2]}/%f && cp %p {sys.argv[2]}/%f".replace("'", "''")
+    c.execute(text(f"ALTER SYSTEM SET archive_command = '{cmd}'"))
+EOF
+pg stop; pg start >/dev/null
+
 # 2. the variables every process gets
 cat >"$D/stack.env" <<EOF
 DATABASE_URL=$DB_URL
@@ -138,6 +157,7 @@ STACK_URL=http://127.0.0.1:$HTTP_PORT
 STACK_APP_URL=http://127.0.0.1:$APP_PORT
 STACK_PG_PORT=$PG_PORT
 STACK_REDIS_PORT=$REDIS_PORT
+WAL_ARCHIVE_DIR=$WAL_DIR
 EOF
 set -a; . "$D/stack.env"; set +a
 
@@ -149,6 +169,7 @@ start_redis
 # 4. two RQ workers (each forks a work-horse per job)
 for n in 1 2; do
   setsid "$VENV/rq" worker ce-jobs --url "$REDIS_URL" --name "ce-stack-w$n-$$" --path "$ROOT" \
+    --worker-class app.worker.PreloadedWorker \
     >"$D/logs/rq$n.log" 2>&1 < /dev/null &
   echo $! >"$D/rq$n.pid"
 done

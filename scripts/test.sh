@@ -30,7 +30,10 @@ trap - EXIT
 
 echo "== production stack: nginx -> gunicorn -> PostgreSQL, Redis, rq workers =="
 # One stack for the whole stage (started and stopped by the tests' session fixture;
-# stopped here too if the run is interrupted).  Bounded: a few minutes.
+# stopped here too if the run is interrupted).  Bounded: a few minutes.  Its last
+# test is the backup / point-in-time restore drill (issue 26, ~2 min): a new
+# cluster on port 18084 and a gunicorn on 18085 (STACK_RESTORE_PG_PORT /
+# STACK_RESTORE_APP_PORT), both stopped by the test.
 export STACK_DIR="${STACK_DIR:-/tmp/ce-stack}"
 trap 'bash scripts/stack.sh stop' EXIT
 CE_STACK_TESTS=1 timeout 1200 $PY -m pytest -q -p no:cacheprovider "$@" tests/stack

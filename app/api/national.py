@@ -54,7 +54,8 @@ RECORD_SCHEMAS = {
         "required": [
             "id", "status", "updated_at", "removed", "id_type", "id_type_label", "id_number", "name",
             "unit_name", "unit_credit_code", "region_code", "year", "category", "category_label",
-            "learning_form", "learning_form_label", "course_name", "organizer_name", "start_date",
+            "learning_form", "learning_form_label", "form_code", "form_name", "course_name", "organizer_name",
+            "start_date",
             "end_date", "hours", "source", "source_label", "approved_at",
         ],
         "properties": {
@@ -74,6 +75,10 @@ RECORD_SCHEMAS = {
             "category_label": {"type": "string", "enum": _labels(Category)},
             "learning_form": {"type": "string", "enum": _names(LearningForm)},
             "learning_form_label": {"type": "string", "enum": _labels(LearningForm)},
+            "form_code": {"type": "string", "maxLength": 40,
+                          "description": "学习形式代码（本年度学时认定标准中的代码，按记录保存） (form code as stored)"},
+            "form_name": {"type": "string", "maxLength": 100,
+                          "description": "学习形式名称（认定时的标准版本） (form name as stored)"},
             "course_name": {"type": "string"},
             "organizer_name": {"type": "string", "nullable": True},
             "start_date": {"type": "string", "format": "date"},

@@ -41,6 +41,13 @@ class HourRecord(db.Model):
     start_date = Column(Date, nullable=False)
     end_date = Column(Date, nullable=False)
     hours = Column(Numeric(6, 1), nullable=False)
+    # 学时认定标准 (issue 20): the form's code as stored in the year's catalogue, the
+    # rule version it was recognised under, what the applicant stated (JSON) and
+    # the hours the rule computed (hours may be lower: a reviewer lowered them).
+    form_code = Column(String(40), nullable=True)
+    rule_id = Column(Integer, nullable=True)
+    rule_inputs = Column(String(500), nullable=True)
+    computed_hours = Column(Numeric(6, 1), nullable=True)
     source = Column(_enum(Source), nullable=False, default=Source.DECLARED)
     status = Column(_enum(Status), nullable=False, default=Status.DRAFT)
 

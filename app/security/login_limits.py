@@ -107,6 +107,13 @@ class FailedLoginLimits:
                             time=local, minutes=minutes)
             raise LoginRefused(message, retry_at, scope)
 
+    def locked(self, username, address):
+        """"account" or "address" when that one has used up its failures now, else None."""
+        for item, ids, scope in self._checks(username, address):
+            if not self._call("test", item, *ids):
+                return scope
+        return None
+
     def failed(self, username, address):
         """Count one failed login against the account and the address."""
         for item, ids, _scope in self._checks(username, address):

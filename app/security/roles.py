@@ -187,3 +187,24 @@ for _role in (APPLICANT, UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _CERT_OWN
 for _role in (UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _grid("CertificatePrintView", "can_print_batch")
+
+# 学时认定标准 console (issue 20): Admin only (Admin holds every permission).  The
+# rules are province-wide policy; a city bureau must not change them, and the
+# Bureau role does not tell province staff from city staff, so it is not granted.
+# To let another role (e.g. a SysAdmin role) maintain the rules, add this list
+# to its ROLE_PERMISSIONS entry.
+STANDARDS_PERMISSIONS = _grid("StandardsView", "can_index", "can_edit") + _menus("Standards")
+
+# 三员分立 (issue 25, 等保 2.0 三级): the 安全审计员.  Issue 25 makes it with the
+# system and security administrators; the audit chain check (issue 26) needs it.
+AUDITOR = "Auditor"
+ROLE_LABELS[AUDITOR] = N_("安全审计员")
+ROLE_PERMISSIONS[AUDITOR] = (  # reads, filters and exports the audit log; changes nothing
+    _grid("AuditLogView", "can_list", "can_show", "can_export") + _menus("System", "AuditLog")
+)
+ALL_ROLES += [AUDITOR]
+# Administrator roles whose row scope is the whole province for what they may open.
+WHOLE_PROVINCE_ROLES = frozenset({ADMIN, AUDITOR})
+# The audit chain check (issue 26): the auditor runs it from the audit log page and
+# acknowledges a failed run (nightly or not), which is shown on the auditors' pages.
+ROLE_PERMISSIONS[AUDITOR] = list(ROLE_PERMISSIONS[AUDITOR]) + _grid("AuditLogView", "can_verify", "can_acknowledge")

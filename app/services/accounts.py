@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import not_, select
+from sqlalchemy import func, not_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -755,6 +755,30 @@ def record_login(user, success, username=None, provider=None):
                             provider=provider)
     return audit.record("login" if success else "login_failed", "CEUser", user.id, user=user,
                         provider=provider, **_user_place(user))
+
+
+def record_lockout(username, scope, what, retry_at=None):
+    """Audit entry of a lockout: `what` "locked" (this failure used up the account's
+    or the address's attempts) or "refused" (an attempt while locked, the password
+    not even checked); `scope` "account" or "address"."""
+    from flask import has_app_context
+
+    user = None
+    if has_app_context() and username:
+        user = db.session.execute(select(CEUser).where(func.lower(CEUser.username) == normalize_text(username).lower())
+                                  ).scalars().first()
+    who = user or SimpleNamespace(id=None, username=normalize_text(username)[:100] or None)
+    return audit.record("login_locked" if what == "locked" else "login_refused_locked", "CEUser",
+                        getattr(user, "id", None), user=who, lock=scope, outcome=what,
+                        retry_at=retry_at.isoformat() if retry_at else None,
+                        **(_user_place(user) if user is not None else {}))
+
+
+def record_logout(user, reason):
+    """Audit entry of the end of a signed-in session: `reason` "logout" (the user
+    signed out) or "timeout"."""
+    return audit.record("logout" if reason == "logout" else "session_timeout", "CEUser", user.id, user=user,
+                        reason=reason, **_user_place(user))
 
 
 # ---------------------------------------------------------------- machine accounts

@@ -28,7 +28,7 @@ from app.extensions import db
 from app.models import AuditLog, HourRecord, Status
 from app.models.enums import label
 from app.security.scope import Scope, current_scope, scope_clause
-from app.services import audit
+from app.services import audit, audit_chain
 from app.services.errors import DomainError, InvalidTransition, OutOfScope, ValidationFailed
 
 H = HourRecord
@@ -281,6 +281,7 @@ def _audit_many(action, changed, new_values, user, now):
         for rid, unit_id, region_code, old in changed
     ]
     for chunk in _chunks(rows):
+        audit_chain.seal(db.session.connection(), chunk)
         db.session.execute(AuditLog.__table__.insert(), chunk)
 
 
@@ -342,3 +343,48 @@ def approve_filtered(query_of_ids, confirmed_count, **kw):
             _("筛选结果已变化（当前为 %(n)d 条待核准），请确认后重试", n=len(ids))
         )
     return transition(ids, "approve", **kw)
+
+
+# ---------------------------------------------------------------- lowering hours
+
+
+def approve_lowered(record_id, hours, reason, *, user=None, scope=None):
+    """Approve a pending declaration with fewer hours than its rule computed (学时
+    认定标准, issue 20): a reviewer may lower, never raise, and must say why.  The
+    lowering and the approval are one transaction, audited with the old and new
+    hours and the reason.  Raises ValidationFailed, InvalidTransition, OutOfScope."""
+    from decimal import Decimal, InvalidOperation
+
+    from app.services import validators
+
+    reason = validators.normalize_text(reason)
+    if not reason:
+        raise ValidationFailed(_("核减学时须填写原因"))
+    record = db.session.execute(
+        select(H).where(H.id == record_id, scope_clause(H, reviewer_scope(scope)))).scalars().first()
+    if record is None:
+        raise OutOfScope(_("记录不存在或不在您的权限范围内"))
+    try:
+        new = Decimal(str(hours).strip()).quantize(Decimal("0.1"))
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed(_("核定学时须为数字"))
+    old = Decimal(record.hours)
+    if not Decimal(0) < new < old:
+        raise ValidationFailed(_("核定学时须大于0且小于申报的%(h)s学时（只能核减，不能核增）", h=f"{old:g}"))
+    try:
+        done = db.session.execute(
+            update(H).where(H.id == record.id, H.status == Status.SUBMITTED, H.hours == old)
+            .values(hours=new).execution_options(synchronize_session=False)).rowcount
+        if done != 1:
+            raise InvalidTransition(_("该申报已被他人处理，请刷新后查看"))
+        audit.record("lower_hours", "HourRecord", record.id, old={"hours": old}, new={"hours": new},
+                     reason=reason, unit_id=record.unit_id, region_code=record.region_code, user=user)
+        result = transition([record.id], "approve", user=user, scope=scope,
+                            comment=_("核减学时：%(reason)s", reason=reason), commit=False)
+        if not result.done:
+            raise InvalidTransition(_("该申报已被他人处理，请刷新后查看"))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return result

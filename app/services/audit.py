@@ -3,12 +3,23 @@ import datetime
 import decimal
 import enum
 import json
+import re
 
 from flask import has_request_context, request
 from flask_login import current_user
 
 from app.extensions import db
 from app.models import AuditLog
+from app.services import audit_chain  # noqa: F401  (seals every row as it is inserted)
+from app.services.validators import mask_id_number
+
+# An ID number written anywhere in an entry's detail (18 characters of a 居民身份证,
+# 15 of an old one) is masked: the log names the person, it does not copy the number.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+
+
+def mask_ids(text):
+    return _ID_NUMBER.sub(lambda m: mask_id_number(m.group(1)), text) if text else text
 
 
 def _jsonable(value):
@@ -53,8 +64,26 @@ def record(action, object_type=None, object_id=None, *, unit_id=None, region_cod
         object_id=None if object_id is None else str(object_id),
         unit_id=unit_id,
         region_code=region_code,
-        detail=json.dumps({k: _jsonable(v) for k, v in payload.items()}, ensure_ascii=False, default=str)
-        if payload else None,
+        detail=mask_ids(json.dumps({k: _jsonable(v) for k, v in payload.items()}, ensure_ascii=False,
+                                   default=str)) if payload else None,
     )
     db.session.add(entry)
+    return entry
+
+
+def record_full_ids_shown(response_status):
+    """After a request that showed whole ID numbers (validators.id_number_for_list
+    noted them): one audit entry with how many and which (masked here too), the
+    page and its filters; committed on its own.  Nothing for a refused request."""
+    from flask import g
+
+    seen = g.pop("_ce_full_ids", None)
+    if not seen or response_status >= 400 or not has_request_context():
+        return None
+    user = current_user if current_user and current_user.is_authenticated else None
+    entry = record("view_id_number", "Person", None, user=user, unit_id=getattr(user, "unit_id", None),
+                   region_code=getattr(user, "region_code", None), path=request.path,
+                   query=request.query_string.decode("utf-8", "replace")[:500], count=len(seen),
+                   id_numbers=sorted(seen)[:20])
+    db.session.commit()
     return entry

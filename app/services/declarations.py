@@ -7,6 +7,7 @@ through app.services.approval (the one status machine); edits are conditional on
 the record still being editable, and audited with old and new values.
 """
 import datetime
+import json
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -15,12 +16,14 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Category, HourRecord, LearningForm, Person, PersonYearTotal, Source, Status
 from app.security.scope import get_scoped, scope_clause
-from app.services import approval, audit, requirement, validators
+from app.services import approval, audit, requirement, standards, validators
+from app.services import rules
 from app.services.errors import InvalidTransition, OutOfScope, ValidationFailed
 from app.services.records import place_record, validate_record
 
 FIELDS = ("year", "category", "learning_form", "course_name", "organizer_name",
-          "start_date", "end_date", "hours")
+          "start_date", "end_date", "hours", "form_code", "rule_id", "rule_inputs", "computed_hours")
+RULE_FIELDS = ("rule_id", "rule_inputs", "computed_hours")
 AUDIT_FIELDS = FIELDS + ("person_id", "unit_id", "status")
 MAX_TEXT = 200
 
@@ -40,10 +43,12 @@ def _enum(cls, value):
     return cls.__members__.get(value)
 
 
-def parse(form):
+def parse(form, person_id=None, record_id=None):
     """Read a submitted declaration form.  Returns (values, errors): values by
     field (typed where valid), errors {field: Chinese message}.  Every field is
-    checked, so the form can show all problems at once."""
+    checked, so the form can show all problems at once.  The hours are those the
+    year's 学时认定标准 recognise for the form's quantities (services.rules):
+    whatever hours the client computed are ignored."""
     errors = {}
     values = {}
     year_text = validators.normalize_text(form.get("year"))
@@ -57,9 +62,16 @@ def parse(form):
     values["category"] = _enum(Category, form.get("category"))
     if values["category"] is None:
         errors["category"] = _("请选择科目类别")
-    values["learning_form"] = _enum(LearningForm, form.get("learning_form"))
-    if values["learning_form"] is None:
+    code = validators.normalize_text(form.get("learning_form"))
+    values["form_code"] = code or None
+    values["learning_form"] = None
+    rule = standards.rule_for(values["year"], code) if code and values["year"] else None
+    if not code:
         errors["learning_form"] = _("请选择学习形式")
+    elif values["year"] and (rule is None or not rule.active):
+        errors["learning_form"] = _("%(year)s年度的学时认定标准中没有这一学习形式", year=values["year"])
+    elif rule is not None:
+        values["learning_form"] = LearningForm.__members__.get(rule.national_form, LearningForm.OTHER)
     for name, message in (("course_name", _("请填写课程（项目）名称")), ("organizer_name", _("请填写举办单位"))):
         text = validators.normalize_text(form.get(name))
         values[name] = text
@@ -74,11 +86,30 @@ def parse(form):
             errors[name] = message
         elif d is False:
             errors[name] = _("日期格式应为 年-月-日")
-    try:
-        values["hours"] = validators.check_hours(form.get("hours"), current_app.config["MAX_HOURS_PER_RECORD"])
-    except ValidationFailed as exc:
-        values["hours"] = validators.normalize_text(form.get("hours"))
-        errors["hours"] = exc.message
+    getlist = getattr(form, "getlist", None)
+    inputs = rules.Inputs.from_form(lambda n: validators.normalize_text(form.get(n)), getlist)
+    values["inputs"] = inputs
+    values["rule_inputs"] = values["computed_hours"] = values["rule_id"] = None
+    values["hours"] = validators.normalize_text(form.get("hours"))
+    if rule is not None and rule.active and rule.quantity() == "hours":
+        # The hours entered keep the record's own checks (range, half-hour steps).
+        try:
+            validators.check_hours(form.get("hours"), current_app.config["MAX_HOURS_PER_RECORD"])
+        except ValidationFailed as exc:
+            errors["hours"] = exc.message
+    if rule is not None and rule.active and "hours" not in errors:
+        try:
+            recognised = standards.apply(person_id, values["year"], code, inputs,
+                                         values["category"], exclude_id=record_id)
+            values["hours"] = validators.check_hours(recognised.hours, current_app.config["MAX_HOURS_PER_RECORD"])
+            values["rule_id"], values["computed_hours"] = rule.rule_id, recognised.hours
+            values["rule_inputs"] = json.dumps(inputs.as_dict(), ensure_ascii=False)[:500]
+            values["recognised"] = recognised
+        except rules.RuleRefused as exc:
+            errors[exc.field if exc.field in ("category", "learning_form", "days", "addons", "level", "rank")
+                   else "hours"] = exc.message
+        except ValidationFailed as exc:
+            errors["hours"] = exc.message
     start, end, year = values["start_date"], values["end_date"], values["year"]
     if start and end and "end_date" not in errors:
         try:
@@ -129,7 +160,7 @@ def create_draft(user, form):
     person's current unit (or agency).  Returns the record; raises ValidationFailed
     (details['errors'] by field).  Commits."""
     person = person_of(user)
-    values, errors = parse(form)
+    values, errors = parse(form, person.id)
     record = HourRecord(person=person, person_id=person.id, source=Source.DECLARED,
                         status=Status.DRAFT, created_by_id=user.id)
     for name in FIELDS:
@@ -164,7 +195,7 @@ def update_draft(record_id, user, form, scope=None):
     record = get_own(record_id, scope)
     if record.status not in approval.EDITABLE:
         raise InvalidTransition(_("当前状态为“%(status)s”，不能修改", status=_(record.status.value)))
-    values, errors = parse(form)
+    values, errors = parse(form, record.person_id, record.id)
     old = audit.snapshot(record, FIELDS)
     probe = HourRecord(id=record.id, person_id=record.person_id, person=record.person)
     for name in FIELDS:
@@ -174,7 +205,9 @@ def update_draft(record_id, user, form, scope=None):
     _check(probe, values, errors)
     new = audit.snapshot(probe, FIELDS)
     changes = {k: getattr(probe, k) for k in FIELDS if new[k] != old[k]}
-    if not changes:
+    # The rule bookkeeping follows the visible fields; the audit shows those.
+    shown = [k for k in changes if k not in RULE_FIELDS]
+    if not shown:
         return record
     try:
         # Conditional on the status, so an edit never lands on a record that was
@@ -189,7 +222,7 @@ def update_draft(record_id, user, form, scope=None):
         if res.rowcount != 1:
             raise InvalidTransition(_("该申报的状态已变化，不能修改，请刷新后查看"))
         audit.record("edit", "HourRecord", record.id,
-                     old={k: old[k] for k in changes}, new={k: new[k] for k in changes},
+                     old={k: old[k] for k in shown}, new={k: new[k] for k in shown},
                      unit_id=record.unit_id, region_code=record.region_code, user=user)
         db.session.commit()
     except Exception:

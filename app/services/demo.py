@@ -152,9 +152,15 @@ def load_demo(seed=2023):
         place_record(r, p)
         db.session.add(r)
         created += 1
+    # 学时认定标准: the example table of issue 20 joins this year's catalogue,
+    # labelled as an example to edit (services.standards.EXAMPLE).
+    from app.services.standards import seed_example
+
+    seed_example(today.year)
     db.session.commit()
 
     _user(sm, "admin", "系统", "管理员", R.ADMIN)
+    _user(sm, "auditor", "安全", "审计员", R.AUDITOR)
     _user(sm, "bureau_js", "省厅", "经办", R.BUREAU, region_code="320000")
     _user(sm, "bureau_nj", "南京市人社局", "经办", R.BUREAU, region_code="320100")
     _user(sm, "bureau_sz", "苏州市人社局", "经办", R.BUREAU, region_code="320500")

@@ -229,9 +229,22 @@ def _job_export(job_id, params, progress):
     from app.services import audit
 
     audit.record("export", view.datamodel.obj.__name__, None, user=user, unit_id=user.unit_id,
-                 region_code=user.region_code, rows=n, query=params.get("query", ""), job=job_id)
+                 region_code=user.region_code, rows=n, query=params.get("query", ""), job=job_id,
+                 id_numbers=id_numbers_in(view, scope))
     db.session.commit()
     return {"rows": n, "seconds": round(seconds, 2), "_path": path, "filename": params.get("filename")}
+
+
+def id_numbers_in(view, scope=None):
+    """"full" or "masked" when the view's export has an ID number column, else None
+    (for the export's audit entry)."""
+    from app.security.scope import sees_full_id
+    from app.services.validators import id_number_for_list
+
+    fmts = getattr(view, "formatters_columns", {}) or {}
+    if not any(fmts.get(c) is id_number_for_list for c in view.list_columns):
+        return None
+    return "full" if sees_full_id(scope) else "masked"
 
 
 def _find_view(class_name):

@@ -165,7 +165,7 @@ def run_job(job_id):
 
 # Modules whose @handler functions a worker must know (they register on import).
 HANDLER_MODULES = ["app.services.importer", "app.services.exporter", "app.services.national",
-                   "app.services.certificates"]
+                   "app.services.certificates", "app.services.audit_checks"]
 
 
 def _import_handlers():

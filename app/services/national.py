@@ -205,11 +205,22 @@ def _feed_columns():
         H.id, H.status, H.updated_at, Person.id_type, Person.id_number, Person.name,
         Unit.name.label("unit_name"), Unit.credit_code, H.region_code, H.year, H.category,
         H.learning_form, H.course_name, H.organizer_name, H.start_date, H.end_date, H.hours,
-        H.source, H.reviewed_at, H.created_at,
+        H.source, H.reviewed_at, H.created_at, H.form_code, H.rule_id,
     )
 
 
-def record_payload(r):
+def _form_names(rows):
+    """{rule version id: the form's name as stored} for a page of rows (one small query)."""
+    from app.models import LearningFormRule
+
+    ids = {r.rule_id for r in rows if getattr(r, "rule_id", None)}
+    if not ids:
+        return {}
+    return dict(db.session.execute(
+        select(LearningFormRule.id, LearningFormRule.name).where(LearningFormRule.id.in_(ids))).all())
+
+
+def record_payload(r, form_names=None):
     """One delivered row (a row of `_feed_columns`): the national layout's fields plus
     id, status and updated_at; a row that no longer counts is a tombstone without
     personal data."""
@@ -231,6 +242,10 @@ def record_payload(r):
         category_label=r.category.value,
         learning_form=r.learning_form.name,
         learning_form_label=r.learning_form.value,
+        # 学时认定标准 (issue 20): the form of the year's catalogue, as stored on the
+        # record (a record from before the rules: its learning form).
+        form_code=r.form_code or r.learning_form.name,
+        form_name=(form_names or {}).get(r.rule_id) or r.learning_form.value,
         course_name=r.course_name,
         organizer_name=r.organizer_name,
         start_date=r.start_date.isoformat(),
@@ -317,7 +332,8 @@ def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now
         next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id)
     else:
         next_cursor = cursor or ""
-    return FeedPage([record_payload(r) for r in rows], next_cursor, has_more, horizon)
+    names = _form_names(rows)
+    return FeedPage([record_payload(r, names) for r in rows], next_cursor, has_more, horizon)
 
 
 def feed_record(record_id, scope=None):
@@ -330,7 +346,7 @@ def feed_record(record_id, scope=None):
         .join(Person, Person.id == H.person_id).outerjoin(Unit, Unit.id == H.unit_id)
         .where(H.id == record_id, H.status.in_(ONCE_APPROVED), scope_clause(H, scope))
     ).first()
-    return record_payload(row) if row is not None else None
+    return record_payload(row, _form_names([row])) if row is not None else None
 
 
 def in_scope_count(region=None, year=None, scope=None):

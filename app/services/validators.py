@@ -156,8 +156,23 @@ def mask_id_number(number):
 
 def id_number_for_list(number, scope=None):
     """ID numbers in lists and exports: whole for roles that need them
-    (security.scope.sees_full_id), masked otherwise."""
-    return number if sees_full_id(scope) else mask_id_number(number)
+    (security.scope.sees_full_id), masked otherwise.  A whole number shown in a
+    request is noted for its audit entry (audit.record_full_ids_shown)."""
+    if sees_full_id(scope):
+        if number:
+            _note_full_id(number)
+        return number
+    return mask_id_number(number)
+
+
+def _note_full_id(number):
+    from flask import g, has_request_context
+
+    if has_request_context():
+        seen = g.get("_ce_full_ids")
+        if seen is None:
+            seen = g._ce_full_ids = set()
+        seen.add(str(number))
 
 
 def mask_name(name):

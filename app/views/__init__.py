@@ -20,6 +20,12 @@ def register(appbuilder):
         AuditLogView, "AuditLog", label=_l("操作日志"), icon="fa-history",
         category="System", category_label=_l("系统"), category_icon="fa-cogs",
     )
+    from app.views.standards import StandardsView
+
+    appbuilder.add_view(
+        StandardsView, "Standards", label=_l("学时认定标准"), icon="fa-balance-scale",
+        category="System", category_label=_l("系统"), category_icon="fa-cogs",
+    )
     from app.views.workflow import DeclarationView, ProofView, ReviewTodoView, ReviewView, UnitReviewView
 
     wf = _l("申报审核")

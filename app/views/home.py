@@ -46,6 +46,9 @@ class HomeView(IndexView):
         if g.user.person_id and scope.person_ids:
             mine = workbench.my_year(g.user.person_id)
         role_labels = [R.ROLE_LABELS.get(r, r) for r in sorted(scope.roles)]
+        from app.views.audit import audit_notices
+
         return self.render_template(
             self.index_template, role_labels=role_labels, user=g.user, shortcuts=shortcuts, mine=mine,
+            ce_audit_notices=audit_notices(sm),
         )

@@ -192,7 +192,8 @@ def export_grid(view):
     path = exporter.temp_path()
     n = exporter.export_view(view, path)
     audit.record("export", view.datamodel.obj.__name__, None, unit_id=current_user.unit_id,
-                 region_code=current_user.region_code, rows=n, query=exporter.request_query())
+                 region_code=current_user.region_code, rows=n, query=exporter.request_query(),
+                 id_numbers=exporter.id_numbers_in(view))
     db.session.commit()
     resp = send_file(path, mimetype=XLSX, as_attachment=True, download_name=filename)
     resp.call_on_close(lambda: os.path.exists(path) and os.remove(path))

@@ -4,7 +4,7 @@ rate-limit page, and the
 account gate (forced password change, units awaiting approval)."""
 from functools import cached_property
 
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import current_app, g, has_request_context, redirect, render_template, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security import views as fab_views
@@ -160,6 +160,52 @@ class RoleModelView(RequestFiltersMixin, fab_views.RoleModelView):
 
     search_columns = ["name", "permissions", "groups"]
 
+    # Role and permission changes are in the audit log (等保: who changed which
+    # role's permissions, when, from where).  The roles the app defines are
+    # builtin (roles.py); these entries cover the rows FAB's pages edit.
+    @staticmethod
+    def _perms(role):
+        return {str(p) for p in role.permissions}
+
+    def post_add(self, item):
+        from app.extensions import db
+        from app.services import audit
+
+        audit.record("create_role", "Role", item.id, new={"name": item.name, "permissions": sorted(self._perms(item))})
+        db.session.commit()
+
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        # As CEUserDBModelView.edit: the old permissions, before the form fills the row.
+        from app.extensions import db
+        from flask_appbuilder.security.sqla.models import Role
+
+        if request.method == "POST" and str(pk).isdigit():
+            role = db.session.get(Role, int(pk))
+            if role is not None:
+                g._ce_role_before = (role.name, self._perms(role))
+        return super().edit(pk)
+
+    def pre_update(self, item):
+        from app.services import audit
+
+        super().pre_update(item)
+        before = g.pop("_ce_role_before", None)
+        if before is None:
+            return
+        name, had = before
+        now = self._perms(item)
+        if name != item.name or had != now:
+            audit.record("change_role", "Role", item.id, old={"name": name}, new={"name": item.name},
+                         granted=sorted(now - had), revoked=sorted(had - now))
+
+    def pre_delete(self, item):
+        from app.services import audit
+
+        super().pre_delete(item)
+        audit.record("delete_role", "Role", item.id, old={"name": item.name, "permissions": sorted(self._perms(item))})
+
 
 class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
     """FAB's group grid, searched without the drop-down of every account (as
@@ -231,6 +277,17 @@ class CESecurityManager(SecurityManager):
             .where(user.id == bindparam("pk"))
         )
 
+    def get_public_permissions(self):
+        """The Public role's permissions, read once per request: FAB reads the role
+        and its permissions (two queries) for every menu item an anonymous visitor's
+        page checks, fourteen queries on the login page.  Per request, not longer:
+        an administrator may change the Public role at run time."""
+        if not has_request_context():
+            return super().get_public_permissions()
+        if "_ce_public_permissions" not in g:
+            g._ce_public_permissions = list(super().get_public_permissions())
+        return g._ce_public_permissions
+
     def _has_access_builtin_roles(self, role, permission_name, view_name):
         # Builtin roles are fixed configuration (app/security/roles.py): remember
         # each answer instead of matching every regex again (~30 checks a page).
@@ -286,7 +343,7 @@ class CESecurityManager(SecurityManager):
         payload = request.get_json(silent=True)
         username = payload.get("username") if isinstance(payload, dict) else None
         if isinstance(username, str):
-            limits.check(username, request.remote_addr)
+            _check_audited(limits, username, request.remote_addr)
         return None
 
     # ---- accounts that sign in with their ID number -------------------------
@@ -314,7 +371,7 @@ class CESecurityManager(SecurityManager):
         limits = self.failed_logins
         address = request.remote_addr if request else None
         if limits is not None:
-            limits.check(username, address)
+            _check_audited(limits, username, address)
         g._ce_login_audited = False
         user = super().auth_user_db(username, password)
         if user is not None and request.blueprint == "AuthDBView" and is_machine_account(user):
@@ -329,6 +386,13 @@ class CESecurityManager(SecurityManager):
             db.session.commit()
         if user is None and limits is not None and username:
             limits.failed(username, address)
+            scope = limits.locked(username, address)
+            if scope is not None:  # this failure used up the account's (or address's) attempts
+                from app.extensions import db
+                from app.services.accounts import record_lockout
+
+                record_lockout(username, scope, "locked")
+                db.session.commit()
         return user
 
     def update_user_auth_stat(self, user, success=True):
@@ -344,9 +408,13 @@ class CESecurityManager(SecurityManager):
     def on_user_logout(self, user):
         """FAB's hook after logout: the whole session ends; after a portal login
         the login page offers the portal's logout (app/security/portal.py)."""
+        from app.extensions import db
         from app.security.portal import end_portal_session
+        from app.services.accounts import record_logout
 
         super().on_user_logout(user)
+        record_logout(user, "logout")
+        db.session.commit()
         end_portal_session()
 
     # ---- FAB's password reset views ------------------------------------------
@@ -382,6 +450,19 @@ class CESecurityManager(SecurityManager):
         if unit_pending(current_user):
             return redirect(url_for("AccountStatusView.pending"))
         return None
+
+
+def _check_audited(limits, username, address):
+    """limits.check, with a refused attempt (account or address locked) in the audit log."""
+    try:
+        limits.check(username, address)
+    except LoginRefused as exc:
+        from app.extensions import db
+        from app.services.accounts import record_lockout
+
+        record_lockout(username, exc.scope, "refused", retry_at=exc.retry_at)
+        db.session.commit()
+        raise
 
 
 def _login_refused(exc):

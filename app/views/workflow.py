@@ -5,6 +5,7 @@ Thin views: every rule (status machine, scope, validation, totals) lives in
 app.services.approval / declarations / attachments / reviews / requirement.
 """
 import datetime
+import json
 
 from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditLog, Category, HourRecord, LearningForm, Status
 from app.security.scope import ScopeFilter, current_scope, get_scoped, scope_clause
-from app.services import approval, attachments, declarations, requirement, reviews
+from app.services import approval, attachments, declarations, requirement, reviews, rules, standards
 from app.services.errors import DomainError, OutOfScope
 from app.views.base import ScopedModelView
 from app.fab.datamodel import CEInterface
@@ -40,6 +41,14 @@ def _flash_error(exc):
 # ============================================================== applicant
 
 
+def _rule_json(rule):
+    """A rule as the declaration page's script reads it (display only: the server recomputes)."""
+    return {"code": rule.code, "name": rule.name, "kind": rule.kind, "categories": list(rule.categories),
+            "params": rule.params, "cap_record": None if rule.cap_record is None else float(rule.cap_record),
+            "cap_year": None if rule.cap_year is None else float(rule.cap_year),
+            "proof": rule.proof_text, "text": rules.describe(rule)}
+
+
 class DeclarationView(BaseView):
     """The applicant's one-page declaration form and the "my hours" page."""
 
@@ -51,20 +60,31 @@ class DeclarationView(BaseView):
         if record is not None and record.year not in years:
             years.append(record.year)
         totals = {y: requirement.year_totals(person.id, y) for y in years}
+        values = values or {}
+        year = values.get("year") if values.get("year") in years else years[0]
+        catalogues = {y: standards.catalogue(y) for y in years}
+        forms = catalogues.get(year, [])
+        current = next((f for f in forms if f.code == values.get("form_code")), None)
         return dict(
-            person=person, record=record, values=values or {}, errors=errors or {},
-            years=years, totals=totals, categories=list(Category), forms=list(LearningForm),
+            person=person, record=record, values=values, errors=errors or {},
+            years=years, totals=totals, categories=list(Category), forms=forms, current_rule=current,
+            describe=rules.describe, fmt_hours=rules.fmt,
+            rules_json=json.dumps({str(y): [_rule_json(f) for f in fs] for y, fs in catalogues.items()},
+                                  ensure_ascii=False),
             max_hours=current_app.config["MAX_HOURS_PER_RECORD"],
             max_size_mb=attachments.MAX_SIZE // (1024 * 1024),
             today=datetime.date.today().isoformat(),
         )
 
     def _values_of(self, record):
+        inputs = standards.inputs_of(record)
         return {
             "year": record.year, "category": record.category, "learning_form": record.learning_form,
+            "form_code": standards.form_code_of(record),
             "course_name": record.course_name, "organizer_name": record.organizer_name or "",
             "start_date": record.start_date, "end_date": record.end_date,
-            "hours": hours_text(record.hours),
+            "hours": inputs.hours if inputs.hours is not None else hours_text(record.hours),
+            "inputs": inputs,
         }
 
     def _attach_uploads(self, record_id):
@@ -192,11 +212,12 @@ class DeclarationView(BaseView):
             return redirect("/")
         years = declarations.years_of(person.id)
         year = request.args.get("year", type=int) or years[0]
+        records = declarations.my_records(person.id, year)
+        names = standards.form_names(records)
         return self.render_template(
             "workflow/mine.html", title=_("我的学时"), person=person, years=years, year=year,
-            totals=requirement.year_totals(person.id, year),
-            records=declarations.my_records(person.id, year),
-            editable=approval.EDITABLE, Status=Status,
+            totals=requirement.year_totals(person.id, year), records=records,
+            editable=approval.EDITABLE, Status=Status, form_name=lambda r: names.get(r.id, ""),
         )
 
 
@@ -383,6 +404,18 @@ class ApprovedHoursView(ScopedModelView):
         return redirect(url_for("ReviewView.show", record_id=pk))
 
 
+def _differs(text, record):
+    """The reviewer's hours differ from the record's (junk differs: the service says why)."""
+    from decimal import Decimal, InvalidOperation
+
+    if record is None:
+        return False
+    try:
+        return Decimal(text) != Decimal(record.hours)
+    except (InvalidOperation, ValueError):
+        return True
+
+
 class ReviewView(BaseView):
     """The review page of one declaration: approve / return; revoke after approval."""
 
@@ -419,6 +452,8 @@ class ReviewView(BaseView):
             history=self._history(record), may_decide=may_decide, may_revoke=may_revoke,
             Status=Status, id_number=id_number_for_list(record.person.id_number),
             action_label=approval.audit_action_label,
+            rule=standards.rule_of_record(record), describe=rules.describe, fmt_hours=rules.fmt,
+            inputs=standards.inputs_of(record),
         )
 
     @expose("/<int:record_id>/decide", methods=["POST"])
@@ -429,7 +464,11 @@ class ReviewView(BaseView):
         if op not in ("approve", "return"):
             abort(400)
         try:
-            approval.decide_one(record_id, op, user=g.user, comment=request.form.get("comment"))
+            lowered = (request.form.get("hours") or "").strip()
+            if op == "approve" and lowered and _differs(lowered, get_scoped(HourRecord, record_id)):
+                approval.approve_lowered(record_id, lowered, request.form.get("comment"), user=g.user)
+            else:
+                approval.decide_one(record_id, op, user=g.user, comment=request.form.get("comment"))
             flash(_("已核准") if op == "approve" else _("已退回申报人"), "success")
             return redirect(url_for("ReviewTodoView.list"))
         except OutOfScope:

@@ -1,7 +1,7 @@
 """personal data encrypted at rest: person.id_number / phone, unit.contact_phone (SM4-GCM, HMAC-SM3 index); ID-number usernames as digests
 
 Revision ID: i26s0001
-Revises: i27a0001
+Revises: i26a0002
 Create Date: 2026-12-06 05:40:00
 
 The ID number and the mobile numbers are stored as SM4-GCM ciphertexts under the
@@ -23,7 +23,7 @@ from alembic import op
 from flask import current_app
 
 revision = "i26s0001"
-down_revision = "i27a0001"
+down_revision = "i26a0002"
 branch_labels = None
 depends_on = None
 
@@ -39,9 +39,9 @@ NEW_LENGTH = 160
 PENDING_WHERE = sa.text("pending_unit_id IS NOT NULL")
 
 
-def _totals_migration():
-    path = os.path.join(os.path.dirname(__file__), "i19a0001_person_year_totals.py")
-    spec = importlib.util.spec_from_file_location("i19a0001_person_year_totals", path)
+def _migration(name):
+    path = os.path.join(os.path.dirname(__file__), name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -103,7 +103,7 @@ def _accounts(bind, to_digest):
 
 
 def _sqlite_rebuild(bind, person_changes, unit_changes):
-    totals = _totals_migration()
+    totals = _migration("i19a0001_person_year_totals")
     totals.drop_triggers(bind)  # SQLite checks every trigger naming person when the copy is renamed
     op.drop_index("ix_person_pending_unit", table_name="person")
     with op.batch_alter_table("person", recreate="always") as batch:
@@ -113,6 +113,9 @@ def _sqlite_rebuild(bind, person_changes, unit_changes):
     with op.batch_alter_table("unit", recreate="always") as batch:
         unit_changes(batch)
     totals.create_triggers(bind)
+    # i19a0002's change to the hour_record insert trigger made again (import batches
+    # are counted set-based on SQLite).
+    _migration("i19a0002_sqlite_import_batches_set_based")._rewrite(0, 1)
 
 
 def upgrade():

@@ -270,3 +270,47 @@ def test_dashboard_and_national_api(stack):
     expected = {r.id for r in stack.rows("SELECT id FROM hour_record WHERE status = 'APPROVED' "
                                          "AND region_code LIKE '3201%'")}
     assert len(got) == len(set(got)) and set(got) == expected
+
+
+def test_rq_workers_build_the_app_once(stack):
+    """The app is built once in each rq worker process (app.worker.PreloadedWorker),
+    not again in the work-horse rq forks for every job (~2 s of CPU a job)."""
+    bureau = stack.browser("bureau_nj")
+    jobs = []
+    for query in ("?_flt_0_category=PUB", "?_flt_0_category=PRO", ""):  # each above the inline size
+        resp = bureau.get(f"/hourrecordview/export/{query}")
+        m = re.search(r"/imports/job/(\d+)", resp.url)
+        if m:
+            jobs.append(int(m.group(1)))
+            assert bureau.wait_job(f"/imports/job/{m.group(1)}/status")["state"] == "done"
+    assert jobs, "no export ran as a job"
+    logs = {}
+    for name in ("rq1", "rq2"):
+        with open(os.path.join(stack.dir, "logs", f"{name}.log"), encoding="utf-8") as fh:
+            logs[name] = fh.read()
+    done = sum(log.count("Job OK") for log in logs.values())
+    assert done >= len(jobs), logs
+    built = {name: re.findall(r"ce: app built in process (\d+)", log) for name, log in logs.items()}
+    # One line per worker, by the worker process itself (not by a work-horse).
+    assert {name: [int(p) for p in pids] for name, pids in built.items()} == {
+        name: [stack.pid(name)] for name in built}, built
+
+
+# ---------------------------------------------------------------- audit chain check (issue 26)
+
+
+def test_the_auditor_checks_the_audit_log_in_an_rq_worker(stack):
+    auditor = stack.browser("auditor")
+    assert "校验审计日志完整性" in auditor.get("/auditlogview/list/").text
+    resp = auditor.post("/auditlogview/verify", token_from="/auditlogview/list/")
+    m = re.search(r"/auditlogview/check/(\d+)", resp.url)
+    assert m, resp.url
+    job = int(m.group(1))
+    deadline = time.monotonic() + 120
+    while "正在校验审计日志" in resp.text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        resp = auditor.get(f"/auditlogview/check/{job}")
+    assert "审计日志校验通过：共校验" in resp.text, resp.text[-2000:]
+    assert _rq_worker_of(stack, job).startswith("ce-stack-w")
+    row = stack.rows("SELECT ok, trigger, username FROM audit_check WHERE job_id = :j", j=job)
+    assert [tuple(r) for r in row] == [(True, "console", "auditor")]
