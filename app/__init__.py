@@ -39,6 +39,9 @@ def create_app(config_class=None):
 
         views.register(appbuilder)
         appbuilder.post_init()
+        from app.security import sessions
+
+        sessions.init_app(app)  # server-side sessions, the second factor's gate, API token checks
 
     from app import cli, web
 

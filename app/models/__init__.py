@@ -7,3 +7,4 @@ from app.models.person import Person, PersonUnitHistory  # noqa: F401
 from app.models.user import CEUser  # noqa: F401
 from app.models.job import Job  # noqa: F401
 from app.models.certificate import Certificate, CertificateStatus  # noqa: F401
+from app.models.security import AccountSecurity, UserSession  # noqa: F401

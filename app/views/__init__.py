@@ -69,3 +69,6 @@ def register(appbuilder):
     from app.views.accounts import register as register_accounts
 
     register_accounts(appbuilder)
+    from app.views.sessions import register as register_sessions
+
+    register_sessions(appbuilder)
