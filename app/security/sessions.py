@@ -57,7 +57,7 @@ def reason_message(reason):
         "idle": _("您已连续 %(minutes)s 分钟未操作，系统已自动退出，请重新登录。",
                   minutes=cfg.get("SESSION_IDLE_MINUTES", 30)),
         "max": _("本次登录已超过 %(hours)s 小时，系统已自动退出，请重新登录。",
-                 hours=cfg.get("SESSION_MAX_HOURS", 12)),
+                 hours=f'{float(cfg.get("SESSION_MAX_HOURS", 12)):g}'),
         "password": _("账号密码已修改，此会话已结束，请使用新密码重新登录。"),
         "disabled": _("账号已被停用，会话已结束。如有疑问请联系安全管理员。"),
         "roles": _("账号的角色已变更，会话已结束，请重新登录。"),
