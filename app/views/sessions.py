@@ -5,6 +5,7 @@ from flask import flash, g, redirect, request, session, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
 from markupsafe import Markup
 
@@ -162,7 +163,8 @@ class SessionAdminView(BaseView):
 def register(appbuilder):
     appbuilder.add_view_no_menu(MfaView)
     appbuilder.add_view_no_menu(MySessionsView)
-    appbuilder.add_view_no_menu(SessionAdminView)
+    appbuilder.add_view(SessionAdminView, "AccountSecurity", label=_l("会话与动态口令"), icon="fa-key",
+                        category="Security")
     _register_banner(appbuilder)
 
 
