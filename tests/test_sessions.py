@@ -233,3 +233,39 @@ def test_purge_drops_stale_anonymous_sessions(app, clock):
     with app.app_context():
         assert S.purge() >= 1
         assert db.session.query(UserSession).count() < before
+
+
+def test_home_page_shows_the_previous_login_and_failures_since(app):
+    c = app.test_client()
+    html = text(login(c, "clerk_a"))
+    assert "这是您的账号第一次登录" in html and "我的会话" in html
+    c.get("/logout/")
+    login(app.test_client(), "clerk_a", "wrong-password-1")
+    login(app.test_client(), "clerk_a", "wrong-password-2")
+    c = app.test_client()
+    html = text(login(c, "clerk_a"))
+    assert "上次登录：" in html and "127.0.0.1" in html
+    assert "有 2 次登录失败" in html
+    c.get("/logout/")
+    html = text(login(app.test_client(), "clerk_a"))
+    assert "自上次登录以来没有失败的登录尝试" in html
+
+
+def test_password_rule_refuses_the_last_five_passwords(app, login_as):
+    c = login_as("clerk_a")
+    current = "Demo@2026"
+    used = [current]
+    for i in range(6):
+        new = f"Fresh#Start{i}x"
+        resp = post(c, "/account/password", {"current": current, "password": new, "confirm": new},
+                    follow_redirects=True)
+        assert "密码已修改" in text(resp)
+        current = new
+        used.append(new)
+    for old in used[1:-1]:  # the 5 before the current one (Demo@2026 is the 6th back)
+        resp = post(c, "/account/password", {"current": current, "password": old, "confirm": old},
+                    follow_redirects=True)
+        assert "新密码不能与最近 5 次使用过的密码相同" in text(resp), old
+    resp = post(c, "/account/password", {"current": current, "password": "Demo@2026", "confirm": "Demo@2026"},
+                follow_redirects=True)
+    assert "不能与最近" not in text(resp) and "密码已修改" in text(resp)

@@ -287,9 +287,35 @@ def _account_changes(orm_session, flush_context, instances):
                 keep = getattr(session, "row_id", None)
                 session.rotate = session.rotate or "reissue"
         with orm_session.no_autoflush:
-            end_user_sessions(obj.id, reason, keep_row_id=keep, conn=orm_session.connection())
+            conn = orm_session.connection()
+            end_user_sessions(obj.id, reason, keep_row_id=keep, conn=conn)
+            old = [h for h in state.attrs.password.history.deleted if h]
+            if old:
+                _remember_passwords(conn, obj.id, old)
         hist = g.setdefault("_ce_sessions_ended", []) if has_request_context() else []
         hist.append((obj.id, reason))
+
+
+PASSWORD_HISTORY = 5
+
+
+def _remember_passwords(conn, user_id, old_hashes):
+    """Keep the hashes of the account's last passwords (the rule refuses them again)."""
+    current = conn.execute(select(AccountSecurity.password_history)
+                           .where(AccountSecurity.user_id == user_id)).scalar()
+    history = (json.loads(current) if current else []) + list(old_hashes)
+    conn.execute(update(AccountSecurity).where(AccountSecurity.user_id == user_id)
+                 .values(password_history=json.dumps(history[-PASSWORD_HISTORY:])))
+
+
+def password_reused(user, password):
+    """The password is the account's current one or one of its last 5."""
+    from werkzeug.security import check_password_hash
+
+    stored = db.session.execute(select(AccountSecurity.password_history)
+                                .where(AccountSecurity.user_id == user.id)).scalar()
+    hashes = ([user.password] if user.password else []) + (json.loads(stored) if stored else [])
+    return any(check_password_hash(h, password or "") for h in hashes)
 
 
 # ---------------------------------------------------------------- login / logout
@@ -302,10 +328,31 @@ def _logged_in(sender, user, **kwargs):
     # A new id for the authenticated session: an id known before login is worthless after.
     sess.rotate = "login"
     for key in list(sess.keys()):
-        if key not in ("_user_id", "_fresh", "_id", "locale", "csrf_token", "_flashes", "next"):
+        if key not in ("_user_id", "_fresh", "_id", "locale", "csrf_token", "_flashes", "next", PREV_LOGIN_KEY):
             sess.pop(key, None)
     if mfa.required(user):
         sess[MFA_KEY] = "pending"
+    _note_login(sess, user)
+
+
+PREV_LOGIN_KEY = "_ce_prev_login"
+
+
+def _note_login(sess, user):
+    """鉴别警示: keep the previous successful login (time, address) for the home
+    page, and record this one."""
+    now, (ip, _ua) = utcnow(), _client()
+    with db.engine.begin() as conn:
+        prev = conn.execute(select(AccountSecurity.last_login_at, AccountSecurity.last_login_ip)
+                            .where(AccountSecurity.user_id == user.id)).first()
+        if prev is None:
+            conn.execute(insert(AccountSecurity).values(user_id=user.id, token_version=1, last_login_at=now,
+                                                        last_login_ip=ip))
+        else:
+            conn.execute(update(AccountSecurity).where(AccountSecurity.user_id == user.id)
+                         .values(last_login_at=now, last_login_ip=ip))
+    if prev is not None and prev.last_login_at is not None:
+        sess[PREV_LOGIN_KEY] = {"at": prev.last_login_at.isoformat(), "ip": prev.last_login_ip or ""}
 
 
 def _logged_out(sender, user, **kwargs):

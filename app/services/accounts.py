@@ -673,6 +673,10 @@ def change_own_password(user, current, new, confirm):
     if check_password_hash(user.password, new or ""):
         raise ValidationFailed(_("新密码不能与当前密码相同"))
     check_password(new, user.username)
+    from app.security.sessions import PASSWORD_HISTORY, password_reused
+
+    if password_reused(user, new):
+        raise ValidationFailed(_("新密码不能与最近 %(n)s 次使用过的密码相同", n=PASSWORD_HISTORY))
     user.password = _hash(new)
     user.must_change_password = False
     audit.record("change_password", "CEUser", user.id, user=user, **_user_place(user))

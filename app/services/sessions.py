@@ -133,3 +133,24 @@ def account_status(user):
 
 def live_session_count(user_id):
     return len(S.live_sessions(user_id))
+
+
+def login_notice(user):
+    """鉴别警示 for the home page: the previous successful login (time, address)
+    and the failed attempts on the account since then, or None on a first login."""
+    import datetime
+
+    from flask import session
+
+    from app.models import AuditLog
+
+    prev = session.get(S.PREV_LOGIN_KEY) if session else None
+    if not prev:
+        return None
+    at = datetime.datetime.fromisoformat(prev["at"])
+    failed = db.session.execute(
+        select(func.count()).select_from(AuditLog).where(
+            AuditLog.object_type == "CEUser", AuditLog.object_id == str(user.id),
+            AuditLog.action == "login_failed", AuditLog.at > at)
+    ).scalar()
+    return {"at": at, "ip": prev["ip"], "failed": failed}

@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.security import roles as R
 from app.security.scope import current_scope
-from app.services import workbench
+from app.services import sessions, workbench
 
 # Shortcuts on the home page: (view, permission, label, endpoint, figure key).
 # A shortcut shows only when the user has that permission.
@@ -48,4 +48,5 @@ class HomeView(IndexView):
         role_labels = [R.ROLE_LABELS.get(r, r) for r in sorted(scope.roles)]
         return self.render_template(
             self.index_template, role_labels=role_labels, user=g.user, shortcuts=shortcuts, mine=mine,
+            login_notice=sessions.login_notice(g.user),
         )
