@@ -253,7 +253,8 @@ def test_home_page_shows_the_previous_login_and_failures_since(app):
 
 def test_password_rule_refuses_the_last_five_passwords(app, login_as):
     c = login_as("clerk_a")
-    current = "Demo@2026"
+    current = "Base#First01"
+    post(c, "/account/password", {"current": "Demo@2026", "password": current, "confirm": current})
     used = [current]
     for i in range(6):
         new = f"Fresh#Start{i}x"
@@ -262,10 +263,10 @@ def test_password_rule_refuses_the_last_five_passwords(app, login_as):
         assert "密码已修改" in text(resp)
         current = new
         used.append(new)
-    for old in used[1:-1]:  # the 5 before the current one (Demo@2026 is the 6th back)
+    for old in used[1:-1]:  # the 5 before the current one (Base#First01 is the 6th back)
         resp = post(c, "/account/password", {"current": current, "password": old, "confirm": old},
                     follow_redirects=True)
         assert "新密码不能与最近 5 次使用过的密码相同" in text(resp), old
-    resp = post(c, "/account/password", {"current": current, "password": "Demo@2026", "confirm": "Demo@2026"},
+    resp = post(c, "/account/password", {"current": current, "password": used[0], "confirm": used[0]},
                 follow_redirects=True)
     assert "不能与最近" not in text(resp) and "密码已修改" in text(resp)
