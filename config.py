@@ -51,7 +51,7 @@ class Config:
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", os.path.join(VAR_DIR, "uploads"))
 
     # Flask-AppBuilder
-    FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CESecurityManager"
+    FAB_SECURITY_MANAGER_CLASS = "app.views.security.CESecurityManager"
     FAB_INDEX_VIEW = "app.views.home.HomeView"
     FAB_BASE_TEMPLATE = "ce/base.html"
     # Migrations own the schema; permissions and roles are synced by `flask ce sync-roles`.
@@ -61,6 +61,10 @@ class Config:
     # /api/v1/_openapi and the (locally served) Swagger UI describe the REST APIs;
     # JWT login (/api/v1/security/login) is FAB's SecurityApi, always registered.
     FAB_API_SWAGGER_UI = True
+    # The app registers its own OpenApi view (documented as it answers, app/security/api.py);
+    # FAB's menu API (/api/v1/menu/) serves no page of this app and is not exposed.
+    FAB_ADD_OPENAPI_VIEWS = False
+    FAB_ADD_MENU_API = False
     # National interchange feed: only rows older than this are read, so rows of a
     # transaction that commits late cannot fall behind a cursor already handed out.
     NATIONAL_FEED_LAG_SECONDS = float(os.environ.get("NATIONAL_FEED_LAG_SECONDS", "60"))
@@ -68,10 +72,24 @@ class Config:
     AUTH_USER_REGISTRATION = False
     AUTH_ROLE_ADMIN = "Admin"
     AUTH_ROLE_PUBLIC = "Public"
+    # Logins are limited by their failures (app/security/login_limits.py): per
+    # account, then that account is refused from any address for a while; and per
+    # client address.  Successful logins are never limited.  AUTH_RATE_LIMITED=0
+    # turns these and the registration pages' limit off.
     AUTH_RATE_LIMITED = _env_bool("AUTH_RATE_LIMITED", True)
+    AUTH_FAILED_PER_ACCOUNT = os.environ.get("AUTH_FAILED_PER_ACCOUNT", "10 per 10 minute")
+    AUTH_FAILED_PER_ADDRESS = os.environ.get("AUTH_FAILED_PER_ADDRESS", "30 per minute")
+    # Posts to the self-registration pages, per client address.
     AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 60 second")
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    # Redis down: the limits count in each process's memory instead of failing requests.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    # Reverse proxies in front of the app whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed (werkzeug's ProxyFix).  0: the headers are ignored, the client
+    # address is the connection's.  Behind one nginx: 1.  Never more than there are.
+    TRUSTED_PROXY_HOPS = int(os.environ.get("TRUSTED_PROXY_HOPS", "0"))
     # FAB_ROLES is filled from app/security/roles.py in create_app().
 
     # CSRF on every state-changing request (FAB does not enable it itself).
@@ -148,6 +166,35 @@ class Config:
     # this many processes (0: one per CPU, at most 4).
     CERT_BATCH_INLINE_MAX = int(os.environ.get("CERT_BATCH_INLINE_MAX", "100"))
     CERT_RENDER_PROCESSES = int(os.environ.get("CERT_RENDER_PROCESSES", "0"))
+
+
+    # Login through the provincial government portal (统一身份认证, issue 23;
+    # docs/portal-login.md).  PORTAL_PROVIDER: "" (off), "ticket" or "oidc".
+    PORTAL_PROVIDER = os.environ.get("PORTAL_PROVIDER", "")
+    PORTAL_LOGIN_MAX_AGE = int(os.environ.get("PORTAL_LOGIN_MAX_AGE", "300"))  # seconds from button to return
+    PORTAL_REGISTER_MAX_AGE = int(os.environ.get("PORTAL_REGISTER_MAX_AGE", "1800"))  # to finish registration
+    PORTAL_HTTP_TIMEOUT = float(os.environ.get("PORTAL_HTTP_TIMEOUT", "10"))
+    # The ticket → token → user-info scheme.
+    PORTAL_TICKET_LOGIN_URL = os.environ.get("PORTAL_TICKET_LOGIN_URL")
+    PORTAL_TICKET_LEGAL_LOGIN_URL = os.environ.get("PORTAL_TICKET_LEGAL_LOGIN_URL")
+    PORTAL_TICKET_TOKEN_URL = os.environ.get("PORTAL_TICKET_TOKEN_URL")
+    PORTAL_TICKET_USERINFO_URL = os.environ.get("PORTAL_TICKET_USERINFO_URL")
+    PORTAL_TICKET_LEGAL_USERINFO_URL = os.environ.get("PORTAL_TICKET_LEGAL_USERINFO_URL")
+    PORTAL_TICKET_LOGOUT_URL = os.environ.get("PORTAL_TICKET_LOGOUT_URL")
+    PORTAL_TICKET_SERVICE_CODE = os.environ.get("PORTAL_TICKET_SERVICE_CODE")
+    PORTAL_TICKET_SECRET = os.environ.get("PORTAL_TICKET_SECRET")  # servicepwd
+    PORTAL_TICKET_METHOD = os.environ.get("PORTAL_TICKET_METHOD", "POST")
+    PORTAL_TICKET_TIME_FORMAT = os.environ.get("PORTAL_TICKET_TIME_FORMAT", "%Y%m%d%H%M%S")
+    PORTAL_TICKET_SUCCESS = os.environ.get("PORTAL_TICKET_SUCCESS", "0")
+    PORTAL_TICKET_PARAMS = os.environ.get("PORTAL_TICKET_PARAMS")  # JSON: parameter names
+    PORTAL_TICKET_FIELDS = os.environ.get("PORTAL_TICKET_FIELDS")  # JSON: answer field names
+    # OpenID Connect.
+    PORTAL_OIDC_DISCOVERY_URL = os.environ.get("PORTAL_OIDC_DISCOVERY_URL")
+    PORTAL_OIDC_CLIENT_ID = os.environ.get("PORTAL_OIDC_CLIENT_ID")
+    PORTAL_OIDC_CLIENT_SECRET = os.environ.get("PORTAL_OIDC_CLIENT_SECRET")
+    PORTAL_OIDC_SCOPE = os.environ.get("PORTAL_OIDC_SCOPE", "openid profile")
+    PORTAL_OIDC_CLAIMS = os.environ.get("PORTAL_OIDC_CLAIMS")  # JSON: claim names
+    PORTAL_OIDC_LEEWAY = int(os.environ.get("PORTAL_OIDC_LEEWAY", "60"))  # clock skew allowed, seconds
 
 
 class TestConfig(Config):

@@ -37,3 +37,16 @@ preload_app = False
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker):
+    """The app's own warnings (database unavailable, Redis unreachable, failed jobs)
+    go to gunicorn's error log: a daemonized worker has no stderr to print them on."""
+    import logging
+
+    app_log = logging.getLogger("app")
+    for handler in logging.getLogger("gunicorn.error").handlers:
+        if handler not in app_log.handlers:
+            app_log.addHandler(handler)
+    app_log.setLevel(logging.INFO)
+    app_log.propagate = False

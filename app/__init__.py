@@ -13,6 +13,13 @@ def create_app(config_class=None):
 
     app.config.setdefault("FAB_ROLES", fab_roles())
     os.makedirs(app.config["VAR_DIR"], exist_ok=True)
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        # The client's address and scheme as the trusted proxies saw them (the audit
+        # log, the rate limits and the failed-login limits read request.remote_addr).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     from flask_appbuilder import AppBuilder
 
@@ -22,12 +29,11 @@ def create_app(config_class=None):
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from app.extensions import enforce_sqlite_foreign_keys, keep_prepared_statements, ping_idle_connections
+    from app.extensions import enforce_sqlite_foreign_keys, ping_idle_connections
 
     if not event.contains(Engine, "connect", enforce_sqlite_foreign_keys):
         event.listen(Engine, "connect", enforce_sqlite_foreign_keys)
     db.init_app(app)
-    keep_prepared_statements(app)
     ping_idle_connections(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)
@@ -36,8 +42,10 @@ def create_app(config_class=None):
     with app.app_context():
         appbuilder.init_app(app, db.session)
         from app import views
+        from app.api import national as national_api
 
         views.register(appbuilder)
+        national_api.register(appbuilder)
         appbuilder.post_init()
         from app.security import sessions
 

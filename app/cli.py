@@ -46,6 +46,88 @@ def init_cmd(demo):
     click.echo("ok")
 
 
+totals = AppGroup("totals", help="per-person and per-unit yearly totals (达标)")
+ce.add_command(totals)
+
+
+@totals.command("rebuild")
+def totals_rebuild_cmd():
+    """Recompute the totals from the records; rewrite only what differs (0 when right)."""
+    from app.extensions import db
+    from app.services.totals import rebuild
+
+    changed = rebuild()
+    db.session.commit()
+    for name, n in changed.items():
+        click.echo(f"{name}: {n} changed")
+    click.echo(f"total changes: {sum(changed.values())}")
+
+
+@totals.command("check")
+def totals_check_cmd():
+    """Compare the totals with the records without writing; exit 1 when they differ."""
+    from app.services.totals import differences
+
+    diff = differences()
+    for name, n in diff.items():
+        click.echo(f"{name}: {n} differ")
+    if any(diff.values()):
+        raise SystemExit(1)
+
+
+@ce.command("requirement")
+@click.option("--year", type=int, required=True, help="认定年度 (0: every year without its own)")
+@click.option("--total", required=True, help="年度总学时")
+@click.option("--ratio", required=True, help="专业科目比例 (e.g. 0.6667)")
+@click.option("--public", default=None, help="公需科目最低学时 (optional)")
+def requirement_cmd(year, total, ratio, public):
+    """Set a year's requirement and recompute the met flags."""
+    from app.extensions import db
+    from app.services.requirement import set_requirement
+
+    n = set_requirement(year, total, ratio, public)
+    db.session.commit()
+    click.echo(f"met flags changed: {n}")
+
+
+national_account = AppGroup("national-account", help="部省对接 machine accounts (role NationalSync)")
+ce.add_command(national_account)
+
+
+@national_account.command("create")
+@click.option("--region", required=True, help="region code of the account's scope (32, 3201, 320102)")
+@click.option("--username", default=None, help="default: national_<region>")
+def national_account_create(region, username):
+    """Create the national system's account; print its password once."""
+    from app.services.accounts import create_national_account
+    from app.services.errors import DomainError
+
+    try:
+        user, password = create_national_account(region, username)
+    except DomainError as e:
+        raise click.ClickException(str(e))
+    click.echo(f"username: {user.username}")
+    click.echo(f"region:   {user.region_code}")
+    click.echo(f"password: {password}")
+    click.echo("The password is shown once and stored only as a hash: hand it over now.")
+
+
+@national_account.command("reset")
+@click.argument("username")
+def national_account_reset(username):
+    """Give a national account a new password (printed once)."""
+    from app.services.accounts import reset_national_account
+    from app.services.errors import DomainError
+
+    try:
+        user, password = reset_national_account(username)
+    except DomainError as e:
+        raise click.ClickException(str(e))
+    click.echo(f"username: {user.username}")
+    click.echo(f"password: {password}")
+    click.echo("The password is shown once and stored only as a hash: hand it over now.")
+
+
 @ce.group("admins")
 def admins():
     """三员分立: the system, security and audit administrators."""

@@ -1,5 +1,8 @@
-"""Request-wide behaviour: security headers, error pages in the user's language."""
-from flask import g, jsonify, render_template, request
+"""Request-wide behaviour: security headers, error pages in the user's language,
+the database-unavailable page (503) and /health."""
+import logging
+
+from flask import g, jsonify, make_response, render_template, request
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -11,7 +14,9 @@ ERRORS = {
     405: (_l("请求方式不允许"), _l("此页面不接受该请求方式。")),
     413: (_l("文件过大"), _l("上传的内容超过了系统允许的大小，请拆分或压缩后重试。")),
     500: (_l("系统错误"), _l("系统处理请求时出错，请稍后重试；如问题持续存在，请联系系统管理员。")),
+    503: (_l("服务暂时不可用"), _l("系统暂时无法连接数据库，刚才的操作没有完成，请稍候片刻后重试。")),
 }
+log = logging.getLogger(__name__)
 CSRF_MESSAGE = _l("页面已过期或请求来源无法验证（CSRF 校验失败），请刷新页面后重试。")
 
 
@@ -25,17 +30,59 @@ def _error_response(code, message=None):
     ), code
 
 
-def register(app):
-    from app.views import fastrender
+def _database_unavailable(error):
+    """The database did not answer (restarted, unreachable, pool exhausted): 503 in
+    the user's language, nothing stored.  The dead connection has been dropped from
+    the pool (SQLAlchemy invalidates it; app/extensions.py pings idle ones), so the
+    next request connects again without restarting the worker."""
+    from app.extensions import db
 
-    fastrender.register(app)
+    log.warning("database unavailable: %s", str(error).splitlines()[0][:300])
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone already
+        pass
+    # The page must not ask the database again: Flask-Login's template context
+    # would load the signed-in user.  This response shows no user.
+    from flask import current_app
+
+    g._login_user = current_app.login_manager.anonymous_user()
+    response = make_response(*_error_response(503))
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def register(app):
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    @app.route("/health")
+    def health():
+        """For the proxy's and the load benchmark's checks: no database, no session."""
+        return "ok", 200, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
+
+    for exc in (OperationalError, InterfaceError, PoolTimeout):
+        app.register_error_handler(exc, _database_unavailable)
+
+    from app.services.jobs import QueueUnavailable
+
+    @app.errorhandler(QueueUnavailable)
+    def queue_unavailable(error):
+        # A long job the queue (Redis) did not take: said at once, not left waiting.
+        response = make_response(*_error_response(503, str(error)))
+        response.headers["Retry-After"] = "30"
+        return response
+
+    from app.views import display, gridrender, pagecache
+
+    gridrender.register(app)
+    pagecache.register(app)
+    display.register(app)
 
     @app.before_request
     def fresh_scope():
-        # The row scope and the user's render key are cached per request
-        # (security.scope.current_scope, views.fastrender.user_key).
+        # The row scope is cached per request (security.scope.current_scope).
         g.pop("_ce_scope", None)
-        g.pop("_ce_user_key", None)
         # Per request too: the forms' related-row counts and refusal flag
         # (views.base.ScopedModelView).
         g.pop("_ce_many_related", None)
@@ -54,3 +101,13 @@ def register(app):
 
     for code in ERRORS:
         app.register_error_handler(code, lambda error, code=code: _error_response(code))
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        # RFC 9110: a 405 names the methods the resource accepts.
+        body, code = _error_response(405)
+        response = app.make_response((body, code))
+        methods = getattr(error, "valid_methods", None)
+        if methods:
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response

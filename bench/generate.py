@@ -207,6 +207,8 @@ def main(argv=None):
     forms_cw = cum(FORMS_PRO_W)
     person_unit = [(p[0], p[4]) for p in person_rows]
 
+    stamp_limit = datetime.datetime.utcnow() - datetime.timedelta(hours=1)
+
     def records():
         rid = max_record
         for year in years:  # chronological, as records arrive: ids grow with time
@@ -235,9 +237,11 @@ def main(argv=None):
                         status = "SUBMITTED" if s < 0.35 else "APPROVED" if s < 0.85 else "RETURNED" if s < 0.95 else "DRAFT"
                     else:
                         status = "REVOKED" if rnd.random() < 0.002 else "APPROVED"
-                    submitted = datetime.datetime.combine(end, datetime.time(9)) if status != "DRAFT" else None
-                    reviewed = datetime.datetime.combine(end, datetime.time(15)) if status in ("APPROVED", "RETURNED", "REVOKED") else None
-                    created = datetime.datetime.combine(end, datetime.time(8))
+                    submitted = min(datetime.datetime.combine(end, datetime.time(9)), stamp_limit) if status != "DRAFT" else None
+                    reviewed = min(datetime.datetime.combine(end, datetime.time(15)), stamp_limit) if status in ("APPROVED", "RETURNED", "REVOKED") else None
+                    # (never in the future: a row cannot have been written after now,
+                    # and the national feed reads nothing stamped after its horizon)
+                    created = min(datetime.datetime.combine(end, datetime.time(8)), stamp_limit)
                     yield (
                         rid, pid, year, cat, form, course, ORGANIZERS[(pid + j) % len(ORGANIZERS)], start, end,
                         HOURS[(pid * 7 + j + year) % len(HOURS)], source, status, uid, unit_region[uid],

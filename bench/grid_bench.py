@@ -49,9 +49,10 @@ def _stock_view():
     from flask_appbuilder.models.sqla.interface import SQLAInterface
 
     from app.models import HourRecord
-    from app.security.scope import region_prefix
+    from app.models.regions import region_prefix
     from app.views.formatting import hours_text, id_number_for_list, translated
-    from app.views.hours import HOUR_LABELS, HourRecordView
+    from app.fab.labels import HOUR_LABELS
+    from app.views.hours import HourRecordView
 
     class StockScope(BaseFilter):
         """The scope the stock way: FAB's own filter classes, per user."""

@@ -22,7 +22,7 @@ from app.models import HourRecord
 from app.security import roles as R
 from app.security.scope import ScopeFilter
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 
 GRIDS = ["HourRecordView", "PersonView", "UnitView", "RegionView", "AuditLogView"]
 CRUD = ["can_list", "can_show", "can_add", "can_edit", "can_delete"]

@@ -599,17 +599,19 @@ def test_secure_cookie_when_configured(backend, app):
 
 
 def test_login_rate_limit_answers_in_chinese(backend, app):
+    """Failed logins are limited per account (tests/test_login_limits.py has the rest);
+    the registration pages keep their per-address limit."""
     other = _other_app(backend, AUTH_RATE_LIMITED=True, RATELIMIT_ENABLED=True, AUTH_RATE_LIMIT="3 per minute",
-                       WTF_CSRF_ENABLED=False)
-    c = other.test_client()
-    codes = [c.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code for _ in range(3)]
+                       AUTH_FAILED_PER_ACCOUNT="3 per minute", WTF_CSRF_ENABLED=False)
+    codes = [other.test_client().post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code
+             for _ in range(3)]
     assert codes == [302, 302, 302]
-    resp = c.post("/login/", data={"username": "clerk_a", "password": "Demo@2026"})
+    resp = other.test_client().post("/login/", data={"username": "clerk_a", "password": "Demo@2026"})
     assert resp.status_code == 429
-    assert "操作过于频繁，请稍后再试" in text(resp)
-    # The registration pages share the limit.
+    assert "该账号登录失败次数过多" in text(resp) and "分钟后）再试" in text(resp)
+    c = other.test_client()
     codes = [c.post("/register/person", data={}).status_code for _ in range(4)]
-    assert codes[-1] == 429
+    assert codes[-1] == 429 and "操作过于频繁，请稍后再试" in text(c.post("/register/person", data={}))
 
 
 def test_fab_security_views_stay_admin_only(app, login_as):
@@ -787,15 +789,15 @@ def redis_url(tmp_path):
 
 def test_login_rate_limit_is_shared_between_workers_through_redis(backend, app, redis_url):
     """Two app instances (two gunicorn workers) share one Redis counter."""
-    settings = dict(AUTH_RATE_LIMITED=True, RATELIMIT_ENABLED=True, AUTH_RATE_LIMIT="3 per minute",
-                    WTF_CSRF_ENABLED=False, RATELIMIT_STORAGE_URI=redis_url)
+    settings = dict(AUTH_RATE_LIMITED=True, RATELIMIT_ENABLED=True, AUTH_FAILED_PER_ACCOUNT="3 per minute",
+                    WTF_CSRF_ENABLED=False, RATELIMIT_STORAGE_URI=redis_url, REDIS_URL=redis_url)
     one, two = _other_app(backend, **settings), _other_app(backend, **settings)
     a, b = one.test_client(), two.test_client()
     assert a.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
     assert b.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
     assert a.post("/login/", data={"username": "clerk_a", "password": "wrong-one"}).status_code == 302
-    resp = b.post("/login/", data={"username": "clerk_a", "password": "Demo@2026"})
-    assert resp.status_code == 429 and "操作过于频繁" in text(resp)
+    resp = two.test_client().post("/login/", data={"username": "clerk_a", "password": "Demo@2026"})
+    assert resp.status_code == 429 and "该账号登录失败次数过多" in text(resp)
 
 
 def test_deactivation_ends_an_open_session(app, login_as):

@@ -89,6 +89,13 @@ def test_figures_equal_independent_queries(app, ctx, username):
         expected[key_of(p)][0] += 1
         expected[key_of(p)][1] += p.id in met
     assert {g.key: [g.persons, g.met] for g in s.groups} == dict(expected)
+    # The aggregate over hour_record (what the totals replaced) says the same.
+    r = dashboard.summary(YEAR, scope=scope, from_records=True)
+    assert [(g.key, g.persons, g.met, g.professional, g.public) for g in r.groups] == \
+        [(g.key, g.persons, g.met, g.professional, g.public) for g in s.groups]
+    assert (r.by_category, r.by_source) == (s.by_category, s.by_source)
+    assert dashboard.unmet_persons(YEAR, scope=scope, page_size=10000, from_records=True) == \
+        dashboard.unmet_persons(YEAR, scope=scope, page_size=10000)
     # The unmet list is exactly the persons the requirement service says are short.
     count, rows = dashboard.unmet_persons(YEAR, scope=scope, page_size=10000)
     assert count == len(persons) - len(met)
@@ -116,14 +123,23 @@ def test_levels_and_drill_down(app, ctx):
     assert [g.key for g in one.groups] == [unit_a.id]
 
 
-def test_thresholds_come_from_configuration(app, ctx, monkeypatch):
+def test_thresholds_come_from_the_years_requirement(app, ctx):
+    """The requirement is data (year_requirement, seeded from REQUIRED_HOURS_TOTAL):
+    setting a year's recomputes the met flags the dashboard reads."""
     scope = scope_of(_user(app, "bureau_js"))
-    before = dashboard.summary(YEAR, scope=scope).met
-    monkeypatch.setitem(app.config, "REQUIRED_HOURS_TOTAL", 20)
+    before = dashboard.summary(YEAR, scope=scope)
+    assert before.required_total == Decimal(str(app.config["REQUIRED_HOURS_TOTAL"]))
+    requirement.set_requirement(YEAR, 20, app.config["REQUIRED_PROFESSIONAL_RATIO"])
+    db.session.commit()
     after = dashboard.summary(YEAR, scope=scope)
     persons, met, _c, _s = _independent(_user(app, "bureau_js"), YEAR)
-    assert after.met == len(met) > before
+    assert after.met == len(met) > before.met
     assert after.required_total == Decimal(20)
+    assert dashboard.summary(YEAR - 1, scope=scope).required_total == before.required_total  # other years keep it
+    # A public floor no one reaches: nobody meets it.
+    requirement.set_requirement(YEAR, 20, 0, public=500)
+    db.session.commit()
+    assert dashboard.summary(YEAR, scope=scope).met == 0
 
 
 def test_scope_refusals_in_the_service(app, ctx):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import HourRecord, Person, Status, Unit
 from app.models.enums import Category
-from app.security.scope import region_range
+from app.models.regions import region_range
 
 LIST = "/hourrecordview/list/"
 EXPORT = "/hourrecordview/export/"

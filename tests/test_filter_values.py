@@ -76,10 +76,10 @@ def test_bureau_and_export_see_the_same(login_as):
 
 
 def test_the_search_panel_is_open_while_filters_are_active(login_as):
-    """The rows' filters are in sight (FAB kept its search panel folded), also on
-    the kept frame of a page (fastrender.framed: a frame per state)."""
+    """The rows' filters are in sight (FAB kept its search panel folded), also
+    when the page is loaded again."""
     clerk = login_as("clerk_a")
-    for _ in range(2):  # the second request of each is filled into the kept frame
+    for _ in range(2):
         _t, _n, plain = _page(clerk, "")
         _t, _n, filtered = _page(clerk, f"_flt_0_year={YEAR}")
         assert 'id="accordion1_href" class="panel-collapse collapse"' in plain

@@ -353,8 +353,16 @@ def test_a_duplicate_stored_while_confirming_stores_nothing(app):
     before = total(app)
 
     def someone_else_first(conn, cursor, statement, parameters, context, executemany):
-        if executemany and statement.startswith("INSERT INTO hour_record"):
+        if not statement.startswith("INSERT INTO hour_record"):
+            return
+        if executemany:
             cursor.execute(statement, parameters[0])  # the file's first record, just in time
+        elif statement.count("), (") and not getattr(someone_else_first, "done", False):
+            # PostgreSQL: one multi-row INSERT a chunk; its first row alone.
+            someone_else_first.done = True
+            head, rows = statement.split(" VALUES ", 1)
+            first = rows[:rows.index(")") + 1]
+            cursor.execute(f"{head} VALUES {first}", parameters[:first.count("%s")])
 
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", someone_else_first)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import HourRecord, Person
 from app.models.enums import Category
-from app.security.scope import region_range
+from app.models.regions import region_range
 from tests.conftest import browser_login, screenshot
 
 

@@ -129,6 +129,118 @@ def test_cursor_never_skips_or_repeats_under_inserts_and_updates(app, ctx, no_la
     assert page.items == [] and page.next_cursor == cursor and not page.has_more
 
 
+def _pull_all(scope, cursor=None, page_size=500, **filters):
+    items = []
+    while True:
+        page = national.changes(cursor=cursor, page_size=page_size, scope=scope, **filters)
+        items += page.items
+        cursor = page.next_cursor
+        if not page.has_more:
+            return items, cursor
+
+
+def test_never_approved_records_never_appear_and_a_full_pull_is_exact(app, ctx, no_lag):
+    """Drafts, pending, returned and withdrawn records, with their personal data,
+    never leave the province; a full pull from an empty cursor returns exactly the
+    records in scope that are approved or once were (revoked), each once."""
+    scope = _scope(app, "bureau_nj")
+    nj = _person_in("3201")
+    for status in (Status.DRAFT, Status.SUBMITTED, Status.RETURNED, Status.WITHDRAWN):
+        _new_record(nj, f"从未核准的课程{status.name}", status=status)
+    revoked = _new_record(nj, "已撤销的课程", status=Status.REVOKED, revoke_reason="证明材料不实")
+    db.session.commit()
+    items, _cursor = _pull_all(scope, page_size=7)
+    ids = [i["id"] for i in items]
+    assert len(ids) == len(set(ids)), "a record came twice"
+    H = HourRecord
+    never = set(db.session.execute(select(H.id).where(
+        H.region_code.like("3201%"), H.status.notin_((Status.APPROVED, Status.REVOKED)))).scalars())
+    assert len(never) >= 4 and not never & set(ids)
+    once = set(db.session.execute(select(H.id).where(
+        H.region_code.like("3201%"), H.status.in_((Status.APPROVED, Status.REVOKED)))).scalars())
+    assert set(ids) == once and national.in_scope_count(scope=scope) == len(once)
+    assert not any(i.get("course_name", "").startswith("从未核准") for i in items)
+    tomb = next(i for i in items if i["id"] == revoked.id)
+    assert tomb == {"id": revoked.id, "status": "REVOKED", "updated_at": tomb["updated_at"], "removed": True}
+
+
+def test_a_record_enters_when_first_approved_and_leaves_as_a_tombstone(app, ctx, no_lag):
+    from app.services import approval
+
+    scope = _scope(app, "bureau_nj")
+    _items, cursor = _pull_all(scope)
+    pending = db.session.execute(select(HourRecord).where(
+        HourRecord.region_code.like("3201%"), HourRecord.status == Status.SUBMITTED)
+        .order_by(HourRecord.id)).unique().scalars().first()
+    pending.organizer_name = "核准前的更正"
+    db.session.commit()
+    items, cursor = _pull_all(scope, cursor)
+    assert items == []  # a change before approval sends nothing
+    admin = app.appbuilder.sm.find_user(username="admin")
+    assert approval.transition([pending.id], "approve", user=admin, scope=scope_of(admin)).done
+    items, cursor = _pull_all(scope, cursor)
+    assert [(i["id"], i["status"], i["organizer_name"]) for i in items] == [(pending.id, "APPROVED", "核准前的更正")]
+    # Changed while approved: sent again.
+    db.session.get(HourRecord, pending.id).course_name = "核准后的更正"
+    db.session.commit()
+    items, cursor = _pull_all(scope, cursor)
+    assert [(i["id"], i["course_name"]) for i in items] == [(pending.id, "核准后的更正")]
+    assert approval.transition([pending.id], "revoke", user=admin, scope=scope_of(admin),
+                               comment="证明材料不实").done
+    items, cursor = _pull_all(scope, cursor)
+    assert items == [{"id": pending.id, "status": "REVOKED", "updated_at": items[0]["updated_at"], "removed": True}]
+
+
+def test_once_approved_is_what_follows_approval_and_nothing_before_it():
+    """The feed reads the statuses reachable from 已核准 (app.services.approval's
+    state machine).  None of them may be reachable without passing 已核准, or a
+    never-approved record could enter the feed: then a stored "first approved"
+    mark would be needed instead."""
+    from app.services.approval import TRANSITIONS
+
+    assert set(national.ONCE_APPROVED) == {Status.APPROVED, Status.REVOKED}
+    before, todo = {Status.DRAFT}, [Status.DRAFT]
+    while todo:  # every status a record can have without ever being approved
+        status = todo.pop()
+        for sources, target in TRANSITIONS.values():
+            if status in sources and target != Status.APPROVED and target not in before:
+                before.add(target)
+                todo.append(target)
+    assert before == {Status.DRAFT, Status.SUBMITTED, Status.RETURNED, Status.WITHDRAWN}
+    assert not before & set(national.ONCE_APPROVED)
+
+
+def test_times_are_rfc3339_with_the_beijing_offset(app, ctx, no_lag):
+    """Stored naive UTC, answered as +08:00 (15:00 UTC is 23:00 in Beijing)."""
+    nj = _person_in("3201")
+    r = _new_record(nj, "时间格式的课程", reviewed_at=datetime.datetime(2024, 8, 15, 15, 0))
+    db.session.commit()
+    item = national.feed_record(r.id, scope=_scope(app, "bureau_nj"))
+    assert item["approved_at"] == "2024-08-15T23:00:00+08:00"
+    stamp = datetime.datetime.fromisoformat(item["updated_at"])
+    assert stamp.utcoffset() == datetime.timedelta(hours=8)
+    assert stamp.replace(tzinfo=None) - datetime.timedelta(hours=8) == r.updated_at
+    assert item["hours"] == 12 and isinstance(item["hours"], int)
+    r.hours = Decimal("7.5")
+    db.session.commit()
+    assert national.feed_record(r.id, scope=_scope(app, "bureau_nj"))["hours"] == 7.5
+    assert national.rfc3339(None) is None
+    # The cursor keeps the stored UTC value exactly.
+    cursor = national.encode_cursor(r.updated_at, r.id)
+    assert national.decode_cursor(cursor) == (r.updated_at, r.id)
+
+
+def test_csv_export_writes_rfc3339_approval_times(app, client):
+    auth = _token(client, "bureau_nj")
+    raw = client.get("/api/v1/national_record/export", headers=auth,
+                     query_string={"region": "320100", "year": YEAR}).get_data().decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(raw)))
+    col = rows[0].index("认定时间")
+    assert len(rows) > 1
+    for row in rows[1:]:
+        assert datetime.datetime.fromisoformat(row[col]).utcoffset() == datetime.timedelta(hours=8), row[col]
+
+
 def _drain(scope, now, cursor=None):
     while True:
         page = national.changes(cursor=cursor, page_size=500, scope=scope, now=now)
@@ -180,7 +292,9 @@ def test_moving_a_person_bumps_updated_at_and_redelivers(app, ctx, no_lag):
             break
     person = _person_in("3201")
     suzhou_unit = db.session.execute(select(Unit).where(Unit.region_code.like("3205%"))).scalars().first()
-    moved = set(db.session.execute(select(HourRecord.id).where(HourRecord.person_id == person.id)).scalars())
+    moved = set(db.session.execute(select(HourRecord.id).where(
+        HourRecord.person_id == person.id, HourRecord.status.in_(national.ONCE_APPROVED))).scalars())
+    assert moved
     attach_person(person, suzhou_unit)
     db.session.commit()
     page = national.changes(cursor=cursor, page_size=1000, scope=province)
@@ -260,11 +374,11 @@ def test_bureau_client_pulls_every_nanjing_record_exactly_once(app, client, no_l
     assert len(got) == len(set(got))
     assert set(got) == expected
 
-    # The same pull with Rison arguments and a year filter.
+    # The same pull for one district and year.
     got_year, cursor = [], ""
     while True:
-        q = f"(page_size:25,region:'320100',year:{YEAR}" + (f",cursor:'{cursor}'" if cursor else "") + ")"
-        body = client.get("/api/v1/national_record/changes", query_string={"q": q}, headers=auth).get_json()
+        body = client.get("/api/v1/national_record/changes", headers=auth, query_string={
+            "page_size": 25, "region": "320100", "year": YEAR, "cursor": cursor}).get_json()
         got_year.extend(i["id"] for i in body["items"] if not i["removed"])
         cursor = body["next_cursor"]
         if not body["has_more"]:
@@ -274,7 +388,7 @@ def test_bureau_client_pulls_every_nanjing_record_exactly_once(app, client, no_l
     assert sorted(got_year) == sorted(expected_year)
 
 
-def test_api_list_get_info_are_scoped(app, client):
+def test_api_get_is_scoped_and_answers_as_the_feed(app, client, no_lag):
     with app.app_context():
         nj_ids = _nanjing_approved_ids()
         sz_id = db.session.execute(select(HourRecord.id).where(
@@ -282,101 +396,76 @@ def test_api_list_get_info_are_scoped(app, client):
         pending_nj = db.session.execute(select(HourRecord.id).where(
             HourRecord.region_code.like("3201%"), HourRecord.status != Status.APPROVED)).scalars().first()
     auth = _token(client, "bureau_nj")
-    body = client.get("/api/v1/national_record/", query_string={"q": "(page_size:1000)"}, headers=auth).get_json()
-    assert body["count"] == len(nj_ids)
-    assert set(body["ids"]) == nj_ids
-    # Rison filter by region subtree and year.
-    q = f"(filters:!((col:region_code,opr:rgn,value:'320102'),(col:year,opr:eq,value:{YEAR})),page_size:1000)"
-    body = client.get("/api/v1/national_record/", query_string={"q": q}, headers=auth).get_json()
-    with app.app_context():
-        expected = set(db.session.execute(select(HourRecord.id).where(
-            HourRecord.region_code == "320102", HourRecord.year == YEAR,
-            HourRecord.status == Status.APPROVED)).scalars())
-    assert set(body["ids"]) == expected and expected
-    # get: own row yes, foreign or unapproved rows are not found.
     one = sorted(nj_ids)[0]
     resp = client.get(f"/api/v1/national_record/{one}", headers=auth)
-    assert resp.status_code == 200 and resp.get_json()["id"] == one
-    assert client.get(f"/api/v1/national_record/{sz_id}", headers=auth).status_code == 404
-    assert client.get(f"/api/v1/national_record/{pending_nj}", headers=auth).status_code == 404
-    # Suzhou's bureau sees the Suzhou row and none of Nanjing's.
+    assert resp.status_code == 200
+    body = resp.get_json()
+    with app.app_context():
+        page = national.changes(page_size=1000, scope=_scope(app, "bureau_nj"))
+    assert body == next(i for i in page.items if i["id"] == one)
+    # foreign, never-approved or unknown rows are not found
+    for pk in (sz_id, pending_nj, 2 ** 31 - 1):
+        resp = client.get(f"/api/v1/national_record/{pk}", headers=auth)
+        assert resp.status_code == 404 and "权限范围" in resp.get_json()["message"]
+    # Suzhou's bureau sees the Suzhou row and not Nanjing's.
     sz_auth = _token(app.test_client(), "bureau_sz")
     assert client.get(f"/api/v1/national_record/{sz_id}", headers=sz_auth).status_code == 200
     assert client.get(f"/api/v1/national_record/{one}", headers=sz_auth).status_code == 404
-    body = client.get("/api/v1/national_record/", query_string={"q": "(page_size:1000)"}, headers=sz_auth).get_json()
-    assert not set(body["ids"]) & nj_ids
-    # info describes filters but no related data.
-    info = client.get("/api/v1/national_record/_info", headers=auth).get_json()
-    assert "region_code" in info["filters"]
-    assert "count" not in str(info["add_columns"])
-    # Read-only: no write routes.
-    assert client.delete(f"/api/v1/national_record/{one}", headers=auth).status_code in (404, 405)
-    assert client.put(f"/api/v1/national_record/{one}", json={"year": 2020}, headers=auth).status_code in (404, 405)
-
-
-def test_api_filter_values_the_column_cannot_hold_are_refused(app, client):
-    """A filter value its column cannot hold is a 400 naming the filter and why
-    (FAB passed it on: a server error); an Enum filter takes its label too."""
-    auth = _token(client, "bureau_nj")
-    url = "/api/v1/national_record/"
-    for value, why in (("99999999999999999999", "超出范围"), ("'20x5'", "不是整数")):
-        q = f"(filters:!((col:year,opr:eq,value:{value})),page_size:10)"
-        resp = client.get(url, query_string={"q": q}, headers=auth)
-        assert resp.status_code == 400, resp.get_data(as_text=True)
-        assert "认定年度" in resp.get_json()["message"] and why in resp.get_json()["message"]
-    q = "(filters:!((col:category,opr:eq,value:'XX')),page_size:10)"
-    resp = client.get(url, query_string={"q": q}, headers=auth)
-    assert resp.status_code == 400 and "专业科目、公需科目" in resp.get_json()["message"]
-    by = {}
-    for value in ("'PRO'", "'专业科目'"):
-        q = f"(filters:!((col:category,opr:eq,value:{value})),page_size:1000,columns:!(id,category))"
-        resp = client.get(url, query_string={"q": q}, headers=auth)
-        assert resp.status_code == 200, resp.get_data(as_text=True)
-        by[value] = resp.get_json()
-    assert by["'PRO'"]["ids"] == by["'专业科目'"]["ids"] and by["'PRO'"]["count"] > 0
-    assert {r["category"] for r in by["'专业科目'"]["result"]} == {Category.PRO.value}
-
-
-def test_api_filters_of_one_request_never_reach_another(app, client, monkeypatch):
-    """Two list requests at once (threads of one worker): the second arrives while
-    the first is reading its filters.  Each answers with its own filters (FAB
-    kept them on the view instance shared by the threads)."""
-    from flask_appbuilder.models.filters import Filters
-
-    with app.app_context():
-        expected = {y: set(db.session.execute(select(HourRecord.id).where(
-            HourRecord.region_code.like("3201%"), HourRecord.year == y,
-            HourRecord.status == Status.APPROVED)).scalars()) for y in (YEAR, YEAR - 1)}
-    assert expected[YEAR] and expected[YEAR] != expected[YEAR - 1]
-    auth = _token(client, "bureau_nj")
-    other = app.test_client()
-    seen = {}
-    real = Filters.rest_add_filters
-
-    def interleaved(self, data):
-        real(self, data)
-        if data and data[0].get("value") == YEAR and "other" not in seen:
-            q = f"(filters:!((col:year,opr:eq,value:{YEAR - 1})),page_size:1000)"
-            seen["other"] = other.get("/api/v1/national_record/", query_string={"q": q}, headers=auth).get_json()
-
-    monkeypatch.setattr(Filters, "rest_add_filters", interleaved)
-    q = f"(filters:!((col:year,opr:eq,value:{YEAR})),page_size:1000)"
-    body = client.get("/api/v1/national_record/", query_string={"q": q}, headers=auth).get_json()
-    assert set(seen["other"]["ids"]) == expected[YEAR - 1]
-    assert set(body["ids"]) == expected[YEAR]
+    # Read-only: other methods are refused with the methods allowed.
+    for method in (client.delete, client.put, client.post):
+        resp = method(f"/api/v1/national_record/{one}", headers=auth)
+        assert resp.status_code == 405 and set(resp.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    # FAB's generic list and _info routes are not offered.
+    assert client.get("/api/v1/national_record/", headers=auth).status_code == 404
+    assert client.get("/api/v1/national_record/_info", headers=auth).status_code == 404
 
 
 def test_api_refuses_without_token_or_permission(client, app):
-    assert client.get("/api/v1/national_record/changes").status_code == 401
-    bad = {"Authorization": "Bearer not-a-token"}
-    assert client.get("/api/v1/national_record/changes", headers=bad).status_code in (401, 422)
+    from flask_jwt_extended import create_access_token
+
+    with app.app_context():
+        uid = str(app.appbuilder.sm.find_user(username="bureau_nj").id)
+        expired = create_access_token(identity=uid, expires_delta=datetime.timedelta(seconds=-5))
+    for headers, why in (({}, "未登录"), ({"Authorization": "Bearer not-a-token"}, "格式不正确"),
+                         ({"Authorization": "Bearer a.b.c"}, "格式不正确"),
+                         ({"Authorization": "Basic eDp5"}, "未登录"),
+                         ({"Authorization": "Bearer " + expired}, "已过期")):
+        resp = client.get("/api/v1/national_record/changes", headers=headers)
+        assert resp.status_code == 401, (headers, resp.get_data(as_text=True))
+        assert resp.is_json and why in resp.get_json()["message"], resp.get_json()
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     # A unit clerk has no access to the interchange.
     auth = _token(app.test_client(), "clerk_a")
     assert client.get("/api/v1/national_record/changes", headers=auth).status_code == 403
-    assert client.get("/api/v1/national_record/", headers=auth).status_code == 403
-    # Wrong password.
+    assert client.get("/api/v1/national_record/1", headers=auth).status_code == 403
+    assert "权限" in client.get("/api/v1/national_record/export", headers=auth).get_json()["message"]
+    # Wrong password; a body without a password names the field.
     resp = client.post("/api/v1/security/login", json={"username": "bureau_nj", "password": "x", "provider": "db"})
+    assert resp.status_code == 401 and resp.get_json()["message"] == "用户名或密码错误"
+    resp = client.post("/api/v1/security/login", json={"username": "bureau_nj"})
+    assert resp.status_code == 400 and resp.get_json()["field"] == "password"
+    # A refresh with an access token is a 401 too (flask-jwt-extended said 422).
+    resp = client.post("/api/v1/security/refresh", headers=_token(client, "bureau_nj"))
     assert resp.status_code == 401
+
+
+def test_api_bad_parameters_are_400_naming_the_field(client):
+    auth = _token(client, "bureau_nj")
+    url = "/api/v1/national_record/changes"
+    for args, field in (({"year": "0"}, "year"), ({"year": "20x5"}, "year"), ({"year": ""}, "year"),
+                        ({"page_size": "0"}, "page_size"), ({"page_size": "1001"}, "page_size"),
+                        ({"region": "3"}, "region"), ({"region": "32010x"}, "region"),
+                        ({"cursor": "garbage"}, "cursor")):
+        resp = client.get(url, query_string=args, headers=auth)
+        assert resp.status_code == 400, (args, resp.get_data(as_text=True))
+        body = resp.get_json()
+        assert body["field"] == field, body
+        assert (field in body["message"]) if field != "cursor" else ("游标无效" in body["message"]), body
+    resp = client.get("/api/v1/national_record/export", query_string={"format": "pdf"}, headers=auth)
+    assert resp.status_code == 400 and resp.get_json()["field"] == "format"
+    # The bounds themselves are accepted.
+    for args in ({"year": "2000"}, {"year": "2100"}, {"page_size": "1"}, {"page_size": "1000"}, {"region": ""}):
+        assert client.get(url, query_string=args, headers=auth).status_code == 200, args
 
 
 def test_api_changes_refuses_foreign_region_and_bad_cursor(client):
@@ -393,8 +482,10 @@ def test_openapi_document_describes_the_feed(client):
     spec = client.get("/api/v1/_openapi", headers=auth).get_json()
     feed = spec["paths"]["/api/v1/national_record/changes"]["get"]
     names = {p["name"] for p in feed["parameters"]}
-    assert {"cursor", "region", "year", "page_size", "q"} <= names
-    assert "next_cursor" in feed["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert names == {"cursor", "region", "year", "page_size"}
+    assert feed["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NationalFeedPage"}
+    assert "next_cursor" in spec["components"]["schemas"]["NationalFeedPage"]["properties"]
     assert "/api/v1/security/login" in spec["paths"]
     assert "/api/v1/national_record/{pk}" in spec["paths"]
 
@@ -503,7 +594,14 @@ def test_long_transaction_holds_the_horizon(app, ctx, no_lag):
         return
     conn, tx, rid = _open_transaction_stamping_a_row(nj)
     try:
-        quick = _new_record(nj, "短事务中的课程")  # stamped later, committed first
+        # Another person of the city: the open transaction holds nj's yearly total
+        # (person_year_total, kept by triggers), which a second record of nj's would
+        # wait for; the feed's horizon is the question here, not that lock.
+        other = db.session.execute(
+            select(Person).join(Unit, Unit.id == Person.unit_id)
+            .where(Unit.region_code.like("3201%"), Person.id != nj.id).order_by(Person.id)
+        ).scalars().first()
+        quick = _new_record(other, "短事务中的课程")  # stamped later, committed first
         db.session.commit()
         page = national.changes(cursor=cursor, page_size=500, scope=scope)
         assert page.items == [] and page.next_cursor == cursor
@@ -621,7 +719,9 @@ def test_xlsx_export_writes_a_formula_like_name_as_text_that_imports_back(app, l
     id_number, name, course, start, approved = row[1], row[2], row[9], row[11], row[15]
     assert (name.value, name.data_type) == ("'=1+2", "s") and (course.value, course.data_type) == ("'+SUM(A1)", "s")
     assert id_number.data_type == "s" and id_number.number_format == "@"
-    assert start.is_date and start.value == datetime.datetime(YEAR, 6, 1) and approved.is_date
+    assert start.is_date and start.value == datetime.datetime(YEAR, 6, 1)
+    assert approved.data_type == "s" and approved.value.endswith("+08:00")
+    assert datetime.datetime.fromisoformat(approved.value).utcoffset() == datetime.timedelta(hours=8)
     values = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
     got = next(r for r in values if r[1] == number)
     assert (got[2], got[9], got[11]) == ("'=1+2", "'+SUM(A1)", datetime.date(YEAR, 6, 1))
@@ -661,3 +761,96 @@ def test_large_xlsx_export_runs_as_a_job(app, login_as, monkeypatch):
     # CSV still streams at once.
     resp = c.get("/national/export", query_string={"region": "320100", "year": YEAR, "format": "csv"})
     assert resp.status_code == 200 and resp.get_data().startswith(b"\xef\xbb\xbf")
+
+
+# ------------------------------------------------- the national system's account
+
+
+def _cli_account(app, *args):
+    result = app.test_cli_runner().invoke(args=["ce", "national-account", *args])
+    assert result.exit_code == 0, result.output
+    fields = dict(line.split(":", 1) for line in result.output.splitlines() if ":" in line and not line.startswith("The"))
+    return {k.strip(): v.strip() for k, v in fields.items()}, result.output
+
+
+def test_national_account_reads_its_region_and_nothing_else(app, client, no_lag):
+    from app.security import roles as R
+
+    out, text = _cli_account(app, "create", "--region", "3201")
+    assert out["username"] == "national_3201" and out["region"] == "320100"
+    password = out["password"]
+    assert len(password) >= 40 and text.count(password) == 1
+    with app.app_context():
+        user = app.appbuilder.sm.find_user(username="national_3201")
+        assert [r.name for r in user.roles] == [R.NATIONAL_SYNC]
+        assert user.password != password and not user.must_change_password
+        nj_ids = _nanjing_approved_ids()
+        sz_id = db.session.execute(select(HourRecord.id).where(
+            HourRecord.region_code.like("3205%"), HourRecord.status == Status.APPROVED)).scalars().first()
+    # A second account of the same name is refused; a bad region too.
+    result = app.test_cli_runner().invoke(args=["ce", "national-account", "create", "--region", "3201"])
+    assert result.exit_code != 0 and "已被使用" in result.output
+    result = app.test_cli_runner().invoke(args=["ce", "national-account", "create", "--region", "99"])
+    assert result.exit_code != 0 and "不存在" in result.output
+
+    auth = _token_for(client, "national_3201", password)
+    items, cursor = [], ""
+    while True:
+        body = client.get("/api/v1/national_record/changes", headers=auth,
+                          query_string={"cursor": cursor, "page_size": 50}).get_json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            break
+    assert {i["id"] for i in items if not i["removed"]} == nj_ids
+    assert client.get(f"/api/v1/national_record/{sz_id}", headers=auth).status_code == 404
+    assert client.get("/api/v1/national_record/changes", headers=auth,
+                      query_string={"region": "320500"}).status_code == 403
+    assert client.get("/api/v1/national_record/export", headers=auth,
+                      query_string={"region": "320100", "year": YEAR}).status_code == 200
+    assert client.get("/api/v1/_openapi", headers=auth).status_code == 200
+    # Nothing else: no web page, not even its profile.
+    web = app.test_client()
+    from tests.conftest import login
+
+    resp = login(web, "national_3201", password)  # the web form refuses a machine account
+    assert 'name="password"' in resp.get_data(as_text=True)
+    for url in ("/hourrecordview/list/", "/national/", "/dashboard/", "/users/userinfo/", "/swagger/v1"):
+        resp = web.get(url)
+        assert resp.status_code in (302, 403, 404), url
+        assert "national_3201" not in resp.get_data(as_text=True) or resp.status_code != 200
+    # Each use is in the audit log, under the account's region (the bureau sees it).
+    with app.app_context():
+        entries = db.session.execute(select(AuditLog).where(AuditLog.username == "national_3201")
+                                     .order_by(AuditLog.id)).scalars().all()
+        actions = [e.action for e in entries]
+        assert actions.count("national_pull") >= 2 and "export_national" in actions
+        assert {e.region_code for e in entries if e.action == "national_pull"} == {"320100"}
+        create = db.session.execute(select(AuditLog).where(AuditLog.action == "create_account",
+                                                           AuditLog.object_id == str(user.id))).scalar_one()
+        assert "NationalSync" in create.detail
+
+    # A new credential: the old one stops working.
+    out, _text = _cli_account(app, "reset", "national_3201")
+    assert out["password"] != password
+    resp = client.post("/api/v1/security/login",
+                       json={"username": "national_3201", "password": password, "provider": "db"})
+    assert resp.status_code == 401
+    _token_for(client, "national_3201", out["password"])
+
+
+def _token_for(client, username, password):
+    resp = client.post("/api/v1/security/login",
+                       json={"username": username, "password": password, "provider": "db"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return {"Authorization": "Bearer " + resp.get_json()["access_token"]}
+
+
+def test_national_sync_role_has_the_api_only(app, ctx):
+    from app.security import roles as R
+    from app.services.roles_sync import sync_roles
+
+    sync_roles()
+    role = app.appbuilder.sm.find_role(R.NATIONAL_SYNC)
+    assert {(pv.view_menu.name, pv.permission.name) for pv in role.permissions} == {
+        ("NationalRecordApi", "can_get"), ("NationalRecordApi", "can_export"), ("OpenApi", "can_get")}

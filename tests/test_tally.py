@@ -17,7 +17,7 @@ from app.services import approval
 from app.services.persons import attach_person
 from app.services.records import place_record
 from app.services.sqlplan import tally_clause
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from tests.conftest import IS_PG
 
 YEAR = datetime.date.today().year - 1
@@ -226,24 +226,3 @@ def test_only_key_equalities_with_a_unit_read_the_tally(ctx):
     joined = select(HourRecord.id).join(HourRecord.person).where(HourRecord.unit_id == 1, Person.name == "张三")
     assert iface._tally_count(joined) is None
     assert iface._tally_count(select(HourRecord.id).where(HourRecord.unit_id == 1)) is not None
-
-
-def test_only_pages_one_index_gives_in_order_are_prepared(ctx):
-    """CEInterface._walks_one_index: equalities on exactly an index's leading
-    columns, the key next, and nothing else (tests/test_db_requests checks what
-    PostgreSQL then prepares)."""
-    iface = CEInterface(HourRecord)
-
-    def walks(*terms):
-        return iface._walks_one_index(select(HourRecord.id).where(*terms))
-
-    assert walks(HourRecord.unit_id == 1)
-    assert walks(HourRecord.unit_id == 1, HourRecord.year == 2025, HourRecord.category == Category.PRO)
-    assert walks(HourRecord.status == Status.SUBMITTED, HourRecord.unit_id == 1)
-    assert not walks(HourRecord.unit_id == 1, HourRecord.year == 2025)  # sorted: no (unit, year, id) index
-    assert not walks(HourRecord.unit_id.in_([1, 2]))
-    assert not walks(HourRecord.region_code >= "3201", HourRecord.region_code < "3202")
-    assert not walks(HourRecord.unit_id == 1, HourRecord.course_name == "安全生产")
-    assert not iface._walks_one_index(select(HourRecord.id))  # everything: a generic plan would do, but no index says so
-    joined = select(HourRecord.id).join(HourRecord.person).where(HourRecord.unit_id == 1)
-    assert not iface._walks_one_index(joined)

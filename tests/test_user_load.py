@@ -1,4 +1,4 @@
-"""The signed-in user, loaded on every request (app/security/manager.py load_user):
+"""The signed-in user, loaded on every request (app/views/security.py load_user):
 one statement brings its roles, its groups and their roles, its unit and its
 person, and that statement reads the account tables by index however many
 accounts the province has (a province's applicants each have one)."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import relationship
 
 from app.extensions import db
 from app.models.enums import Category, LearningForm, ReviewKind, Source, Status
-from app.security.scope import city_code
+from app.models.regions import city_code
 
 
 def _enum(cls):

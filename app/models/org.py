@@ -47,7 +47,11 @@ class Unit(db.Model):
     # Registration approval (issue 6): a unit acts only once approved.
     approved = Column(db.Boolean, nullable=False, default=True)
 
-    __table_args__ = (Index("ix_unit_region_code", "region_code"), Index("ix_unit_name", "name"))
+    __table_args__ = (
+        Index("ix_unit_region_code", "region_code"), Index("ix_unit_name", "name"),
+        # The dashboard lists units by region and name (issue 19).
+        Index("ix_unit_region_name", "region_code", "name", "id"),
+    )
 
     def __repr__(self):
         return self.name

@@ -36,6 +36,8 @@ class Person(db.Model):
     __table_args__ = (
         UniqueConstraint("id_type", "id_number", name="uq_person_id"),
         Index("ix_person_unit", "unit_id"),
+        # The persons not meeting the requirement, listed by unit and name (issue 19).
+        Index("ix_person_unit_name", "unit_id", "name", "id"),
         Index("ix_person_name", "name"),
         # Partial: nearly every person has no pending unit, and SQLite's statistics
         # (ANALYZE) count the NULLs as one value, so a full index looked useless and

@@ -15,6 +15,8 @@ class CEUser(User):
     person_id = Column(Integer, ForeignKey("person.id"), nullable=True)
     person = relationship("Person", foreign_keys=[person_id])
     must_change_password = Column(Boolean, nullable=True, default=False)
+    # 大字版 (issue 27): every page in larger text for this account, wherever it signs in.
+    large_text = Column(Boolean, nullable=False, default=False, server_default=text("false"))
 
     def get_full_name(self):
         """FAB writes "first last"; Chinese names have no space (张 + 三 -> 张三)."""

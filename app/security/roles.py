@@ -16,6 +16,10 @@ UNIT_OPERATOR = "UnitOperator"
 ORGANIZER = "Organizer"
 INDUSTRY = "Industry"
 APPLICANT = "Applicant"
+# The national system's machine account (部省对接): reads the national API of its
+# region and nothing else (no web page, no profile page); created by
+# `flask ce national-account create --region 32`.
+NATIONAL_SYNC = "NationalSync"
 
 ROLE_LABELS = {
     ADMIN: N_("系统管理员"),
@@ -25,6 +29,7 @@ ROLE_LABELS = {
     ORGANIZER: N_("研修承办单位"),
     INDUSTRY: N_("行业主管部门"),
     APPLICANT: N_("个人"),
+    NATIONAL_SYNC: N_("部省对接"),
 }
 
 # Roles a unit administrator may grant inside its own unit (issue 6).
@@ -131,7 +136,7 @@ for _role, _pairs in _ACCOUNTS.items():
 _DASHBOARD = _grid("DashboardView", "can_index", "can_export") + _menus("Statistics", "Dashboard")
 _NATIONAL = (
     _grid("NationalExportView", "can_index", "can_export")
-    + _grid("NationalRecordApi", "can_get", "can_info", "can_export")
+    + _grid("NationalRecordApi", "can_get", "can_export")
     + _grid("OpenApi", "can_get")
     + _grid("SwaggerView", "can_show")
     + _menus("Statistics", "NationalExport")
@@ -140,9 +145,18 @@ for _role, _pairs in {BUREAU: _DASHBOARD + _NATIONAL, UNIT_ADMIN: _DASHBOARD, UN
     ROLE_PERMISSIONS[_role] = list(ROLE_PERMISSIONS[_role]) + _pairs
 
 
+# The machine account: the API and its document, no web page (not even COMMON's).
+ROLE_PERMISSIONS[NATIONAL_SYNC] = (
+    _grid("NationalRecordApi", "can_get", "can_export") + _grid("OpenApi", "can_get")
+)
+MACHINE_ROLES = (NATIONAL_SYNC,)
+
+
 def permissions_of(role):
-    """The (view, permission) pairs of a role, the common ones included."""
-    return list(dict.fromkeys(COMMON + ROLE_PERMISSIONS.get(role, [])))
+    """The (view, permission) pairs of a role, the common ones included (but for
+    machine accounts, which have no web pages)."""
+    common = [] if role in MACHINE_ROLES else COMMON
+    return list(dict.fromkeys(common + ROLE_PERMISSIONS.get(role, [])))
 
 
 def fab_roles():
@@ -155,7 +169,7 @@ def fab_roles():
     return roles
 
 
-ALL_ROLES = [ADMIN, BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY, APPLICANT]
+ALL_ROLES = [ADMIN, BUREAU, UNIT_ADMIN, UNIT_OPERATOR, ORGANIZER, INDUSTRY, APPLICANT, NATIONAL_SYNC]
 
 # Bulk import and long-job pages (issue 4): importing roles use the import pages;
 # every role that exports a grid follows its large exports on the job pages.

@@ -16,78 +16,12 @@ from functools import cached_property
 from flask import g, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 from flask_login import current_user
-from sqlalchemy import and_, false, func, literal_column, or_, select, true
+from sqlalchemy import false, or_, select, true
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.visitors import replacement_traverse
 
 from app.extensions import db
+from app.models.regions import hour_record_region, region_prefix, region_range
 from app.security import roles as R
-
-
-def region_prefix(code):
-    """'320000' -> '32', '320100' -> '3201', '320102' -> '320102'."""
-    if not code:
-        return None
-    code = str(code)
-    while len(code) > 2 and code.endswith("00"):
-        code = code[:-2]
-    return code
-
-
-def _next_prefix(prefix):
-    # '3201' -> '3202'; region codes are digits, so the successor is a plain increment.
-    return str(int(prefix) + 1).zfill(len(prefix))
-
-
-def region_range(column, prefix):
-    """`column` lies in the subtree of `prefix`, as an index-friendly range
-    (FAB's 'starts with' is ILIKE and uses no index)."""
-    return and_(column >= prefix, column < _next_prefix(prefix))
-
-
-CITY_DIGITS = 4
-
-
-def city_code(column):
-    """The city part of a region code, `substr(column, 1, 4)`: the expression of
-    the hour-record indexes ix_hr_city and ix_hr_year_cat_city, which are declared
-    with this function.  SQLite and PostgreSQL use an expression index only for a
-    query expression identical to the index's, so 1 and 4 are SQL literals here:
-    as bound parameters the expression would no longer match."""
-    return func.substr(column, literal_column("1"), literal_column(str(CITY_DIGITS)))
-
-
-def without_city_index(clause):
-    """`clause` with its city codes (`city_code`) hidden from SQLite's index
-    chooser (`|| ''`: the same text, which no index matches), for a query read
-    along another index: the national feed pages by (updated_at, id), and
-    SQLite without statistics would take ix_hr_city instead and sort a whole
-    city (0.8 s on 5 M records).  On PostgreSQL, unchanged."""
-    if db.session.get_bind().dialect.name != "sqlite":
-        return clause
-
-    def hide(element):
-        if isinstance(element, FunctionElement) and element.name == "substr":
-            return element.op("||")(literal_column("''"))
-        return None
-
-    return replacement_traverse(clause, {}, hide)
-
-
-def _hour_record_region(column, prefix):
-    """A bureau's hour records by region.  A city (a 4-digit prefix) adds the equal
-    city code to the range: its newest-first grid pages then read the city-code
-    indexes in id order, where the range alone walks the primary key past every
-    other city's records (issue 7).  The range stays for the queries that the
-    region_code indexes serve: with the city code alone, SQLite reads a whole city
-    to count the declarations waiting for approval instead of seeking
-    (status, region_code).  Both say the same of the 6-digit codes hour records
-    carry.  A province or a district keeps the range alone."""
-    subtree = region_range(column, prefix)
-    if len(prefix) == CITY_DIGITS:
-        return and_(subtree, city_code(column) == prefix)
-    return subtree
 
 
 @dataclass(frozen=True)
@@ -103,8 +37,8 @@ class Scope:
 
     @cached_property
     def key(self):
-        """A stable text naming this scope (the same in every worker), for cache
-        keys and page fingerprints (repr() of the frozenset of roles would follow
+        """A stable text naming this scope (the same in every worker), for the
+        grids' page fingerprints (repr() of the frozenset of roles would follow
         the process's string hash seed)."""
         return repr((self.everything, self.region_prefixes, self.unit_ids, self.reporter_unit_ids,
                      self.person_ids, tuple(sorted(self.roles))))
@@ -128,7 +62,8 @@ def scope_of(user):
     if role_names & R.WHOLE_PROVINCE_ROLES:  # their permissions limit what they open (roles.py)
         return Scope(everything=True, roles=role_names)
     regions, units, reporters, persons = [], [], [], []
-    if R.BUREAU in role_names and user.region_code:
+    # Bureau staff and the national system's machine account: a region subtree.
+    if role_names & {R.BUREAU, R.NATIONAL_SYNC} and user.region_code:
         regions.append(region_prefix(user.region_code))
     # A unit acts only once its registration is approved, and a self-registered
     # person sees its records only once its unit confirmed it (issue 6).
@@ -163,6 +98,17 @@ def current_scope():
     return cached
 
 
+# Roles that work with whole ID numbers of the persons in their scope; the
+# others see them masked (services.validators.id_number_for_list).
+FULL_ID_ROLES = frozenset({R.ADMIN, R.UNIT_ADMIN, R.UNIT_OPERATOR, R.APPLICANT})
+
+
+def sees_full_id(scope=None):
+    """Whether `scope` (the current user's by default) sees whole ID numbers."""
+    scope = scope or current_scope()
+    return bool(scope.roles & FULL_ID_ROLES)
+
+
 # ---------------------------------------------------------------------------
 # Per-model rules.  Each takes the model's columns and a Scope and returns the
 # parts of the condition; `scope_clause` ORs them together.
@@ -178,7 +124,7 @@ def _member(column, ids):
 def _hour_record_rule(scope):
     from app.models import HourRecord as H
 
-    parts = [_hour_record_region(H.region_code, p) for p in scope.region_prefixes]
+    parts = [hour_record_region(H.region_code, p) for p in scope.region_prefixes]
     if scope.unit_ids:
         parts.append(_member(H.unit_id, scope.unit_ids))
     if scope.reporter_unit_ids:
@@ -310,34 +256,15 @@ _RULES = {
 }
 
 
-# Built conditions by (model, Scope.key): a rule reads nothing but the scope, and
-# a SQL expression is immutable, so each request of the same scope reuses one
-# (and SQLAlchemy its memoized cache key).  Bounded: emptied when full.
-_CLAUSES = {}
-_CLAUSES_MAX = 4096
-
-
 def register_rule(model_name, rule):
     """For models added by later capabilities: one rule per model, kept here."""
     _RULES[model_name] = rule
-    _CLAUSES.clear()
 
 
 def scope_clause(model, scope=None):
     """SQL condition restricting `model` to `scope` (the current user's by default).
     A model without a rule is visible to admins only: deny by default."""
     scope = current_scope() if scope is None else scope
-    key = (model, scope.key)
-    clause = _CLAUSES.get(key)
-    if clause is None:
-        clause = _build_clause(model, scope)
-        if len(_CLAUSES) >= _CLAUSES_MAX:
-            _CLAUSES.clear()
-        _CLAUSES[key] = clause
-    return clause
-
-
-def _build_clause(model, scope):
     if scope.everything:
         return true()
     rule = _RULES.get(model.__name__)

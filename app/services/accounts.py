@@ -6,6 +6,7 @@ Every function takes the acting user explicitly (`actor`), finds rows through
 `app.security.scope`, raises `DomainError` subclasses with a Chinese message, and
 writes an audit entry in the same transaction as the change it describes.
 """
+import contextlib
 import functools
 import os
 import re
@@ -19,8 +20,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models import CEUser, HourRecord, IdType, Person, Region, Unit, UnitKind
+from app.models.regions import region_prefix
 from app.security import roles as R
-from app.security.scope import get_scoped, region_prefix, scope_clause, scope_of
+from app.security.scope import get_scoped, scope_clause, scope_of
 from app.services import audit
 from app.services.errors import DomainError, OutOfScope, ValidationFailed
 from app.services.persons import attach_person
@@ -122,6 +124,17 @@ def _required(value, message):
     return value
 
 
+@contextlib.contextmanager
+def _field(name):
+    """A ValidationFailed raised inside names the form field it is about
+    (details["field"]), so that the form marks that field (issue 27)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        exc.details.setdefault("field", name)
+        raise
+
+
 def _role(name):
     role = current_app.appbuilder.sm.find_role(name)
     if role is None:
@@ -185,7 +198,7 @@ def registrable_units(region_code, freelancer=False):
     prefix = region_prefix(normalize_text(region_code))
     if not prefix or not prefix.isdigit() or len(prefix) < 4:
         return []
-    from app.security.scope import region_range
+    from app.models.regions import region_range
 
     kind_clause = Unit.kind == UnitKind.AGENCY if freelancer else Unit.kind.notin_([UnitKind.AGENCY, UnitKind.BUREAU])
     rows = db.session.execute(
@@ -201,33 +214,40 @@ def registrable_units(region_code, freelancer=False):
 
 
 def register_unit(*, name, credit_code, region_code, kind, contact_name, contact_phone,
-                  admin_name, username, password, confirm=None):
+                  admin_name, username, password, confirm=None, via=None):
     """Register a unit and its first UnitAdmin account.  The unit is not approved:
     its users act only once a bureau of its region approves it (`approve_units`).
     Returns (unit, user); raises ValidationFailed (nothing stored)."""
-    name = _required(name, _("请填写单位名称"))
-    code = check_credit_code(credit_code)
-    existing = db.session.execute(select(Unit).where(Unit.credit_code == code)).scalar_one_or_none()
-    if existing is not None:
-        raise ValidationFailed(
-            _("统一社会信用代码%(code)s已注册（%(name)s），请勿重复注册；如需账号请联系该单位的管理员",
-              code=code, name=existing.name)
-        )
+    with _field("name"):
+        name = _required(name, _("请填写单位名称"))
+    with _field("credit_code"):
+        code = check_credit_code(credit_code)
+        existing = db.session.execute(select(Unit).where(Unit.credit_code == code)).scalar_one_or_none()
+        if existing is not None:
+            raise ValidationFailed(
+                _("统一社会信用代码%(code)s已注册（%(name)s），请勿重复注册；如需账号请联系该单位的管理员",
+                  code=code, name=existing.name)
+            )
     region_code = normalize_text(region_code)
     region = db.session.get(Region, region_code) if region_code else None
     if region is None or region.level == "province":
-        raise ValidationFailed(_("请选择单位所在的市和区县"))
+        raise ValidationFailed(_("请选择单位所在的市和区县"), field="region_code")
     if isinstance(kind, str):
         kind = UnitKind.__members__.get(kind)
     if kind not in REGISTRABLE_KINDS:
-        raise ValidationFailed(_("请选择单位类型"))
-    contact_name = _required(contact_name, _("请填写联系人"))
-    contact_phone = _check_phone(contact_phone)
-    admin_name = _required(admin_name, _("请填写管理员姓名"))
-    username = _check_username(username)
+        raise ValidationFailed(_("请选择单位类型"), field="kind")
+    with _field("contact_name"):
+        contact_name = _required(contact_name, _("请填写联系人"))
+    with _field("contact_phone"):
+        contact_phone = _check_phone(contact_phone)
+    with _field("admin_name"):
+        admin_name = _required(admin_name, _("请填写管理员姓名"))
+    with _field("username"):
+        username = _check_username(username)
     if confirm is not None and confirm != password:
-        raise ValidationFailed(_("两次输入的密码不一致"))
-    check_password(password, username)
+        raise ValidationFailed(_("两次输入的密码不一致"), field="confirm")
+    with _field("password"):
+        check_password(password, username)
 
     unit = Unit(name=name, credit_code=code, kind=kind, region_code=region.code,
                 contact_name=contact_name, contact_phone=contact_phone, approved=False)
@@ -238,7 +258,7 @@ def register_unit(*, name, credit_code, region_code, kind, contact_name, contact
     audit.record(
         "register_unit", "Unit", unit.id, user=user, unit_id=unit.id, region_code=unit.region_code,
         new=audit.snapshot(unit, ("name", "credit_code", "kind", "region_code", "contact_name", "contact_phone")),
-        admin_username=username,
+        admin_username=username, **({"via": via} if via else {}),
     )
     _commit_or_duplicate(_("该单位或用户名已注册，请勿重复注册"))
     return unit, user
@@ -340,7 +360,7 @@ def _unit_for_person(credit_code, unit_id, freelancer):
 
 
 def register_person(*, name, id_number, phone, username, password, confirm=None,
-                    credit_code=None, unit_id=None, freelancer=False):
+                    credit_code=None, unit_id=None, freelancer=False, via=None):
     """Register a professional technical person and an Applicant account.
 
     If a person with that ID number already exists (imported records) and has no
@@ -349,12 +369,16 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     until that unit confirms (`confirm_attachment`) the account sees no records
     and declarations do not reach the unit.  Returns the new user; raises
     ValidationFailed (nothing stored)."""
-    name = _required(name, _("请填写姓名"))
-    number = check_resident_id(id_number)
-    phone = _check_phone(phone)
+    with _field("name"):
+        name = _required(name, _("请填写姓名"))
+    with _field("id_number"):
+        number = check_resident_id(id_number)
+    with _field("phone"):
+        phone = _check_phone(phone)
     username = normalize_text(username) or number
     freelancer = bool(freelancer)
-    unit = _unit_for_person(credit_code, unit_id, freelancer)
+    with _field("credit_code" if normalize_text(credit_code) else "unit_id"):
+        unit = _unit_for_person(credit_code, unit_id, freelancer)
 
     person = db.session.execute(
         select(Person).where(Person.id_type == IdType.RESIDENT, Person.id_number == number)
@@ -362,13 +386,16 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     if person is not None:
         has_account = db.session.execute(select(CEUser.id).where(CEUser.person_id == person.id)).first()
         if has_account:
-            raise ValidationFailed(_("该身份证号码已注册账号，请直接登录；如忘记密码请联系所在单位"))
+            raise ValidationFailed(_("该身份证号码已注册账号，请直接登录；如忘记密码请联系所在单位"),
+                                   field="id_number")
         if person.name != name:
-            raise ValidationFailed(_("姓名与该身份证号码已登记的姓名不一致，请核对"))
-    username = _check_username(username)
+            raise ValidationFailed(_("姓名与该身份证号码已登记的姓名不一致，请核对"), field="name")
+    with _field("username"):
+        username = _check_username(username)
     if confirm is not None and confirm != password:
-        raise ValidationFailed(_("两次输入的密码不一致"))
-    check_password(password, username)
+        raise ValidationFailed(_("两次输入的密码不一致"), field="confirm")
+    with _field("password"):
+        check_password(password, username)
 
     linked = person is not None
     if person is None:
@@ -385,7 +412,7 @@ def register_person(*, name, id_number, phone, username, password, confirm=None,
     audit.record(
         "register_person", "Person", person.id, user=user, unit_id=unit.id, region_code=unit.region_code,
         new={"person_id": person.id, "pending_unit_id": unit.id, "freelancer": freelancer},
-        linked_existing=linked,
+        linked_existing=linked, **({"via": via} if via else {}),
     )
     _commit_or_duplicate(_("该身份证号码或用户名已注册，请勿重复注册"))
     return user
@@ -695,11 +722,73 @@ def unit_pending(user):
     return unit is not None and not unit.approved
 
 
-def record_login(user, success, username=None):
-    """Audit entry of a login attempt (the caller's session commits it).
+def record_login(user, success, username=None, provider=None):
+    """Audit entry of a login attempt (the caller's session commits it), with the
+    way in: `provider` "local" (password) unless given or set as
+    `g.ce_login_provider` by the portal login (app/views/portal.py).
     `user` is None for an unknown or inactive account name."""
+    from flask import g, has_app_context
+
+    provider = provider or (g.get("ce_login_provider") if has_app_context() else None) or "local"
     if user is None:
         who = SimpleNamespace(id=None, username=normalize_text(username)[:100] or None)
-        return audit.record("login_failed", "CEUser", None, user=who, reason="unknown_or_inactive")
+        return audit.record("login_failed", "CEUser", None, user=who, reason="unknown_or_inactive",
+                            provider=provider)
     return audit.record("login" if success else "login_failed", "CEUser", user.id, user=user,
-                        **_user_place(user))
+                        provider=provider, **_user_place(user))
+
+
+# ---------------------------------------------------------------- machine accounts
+
+
+def create_national_account(region_code, username=None):
+    """The national system's machine account (部省对接, role NationalSync) for a
+    region subtree: it reads the national API of that region and nothing else.
+    Returns (user, password): the password is random, shown once by the caller
+    and stored only as a hash.  Audited.  Raises ValidationFailed / DomainError."""
+    import secrets
+
+    code = normalize_text(region_code)
+    if not code.isdigit() or len(code) not in (2, 4, 6):
+        raise ValidationFailed(_("行政区划代码应为2、4或6位数字"))
+    code = code.ljust(6, "0")
+    if db.session.get(Region, code) is None:
+        raise ValidationFailed(_("行政区划代码“%(code)s”不存在", code=code))
+    username = _check_username(username or f"national_{region_prefix(code)}")
+    # 43 URL-safe characters (256 bits): never a common password, never digits only.
+    password = secrets.token_urlsafe(32)
+    check_password(password, username)
+    user = _new_user(username, "部省对接", code, password, [_role(R.NATIONAL_SYNC)], region_code=code)
+    user.must_change_password = False
+    db.session.flush()
+    audit.record("create_account", "CEUser", user.id, new={"username": username, "roles": [R.NATIONAL_SYNC]},
+                 region_code=code)
+    _commit_or_duplicate(_("用户名“%(name)s”已被使用，请换一个", name=username))
+    return user, password
+
+
+def reset_national_account(username):
+    """A new random password for a machine account (the old one stops working).
+    Returns (user, password).  Audited.  Raises DomainError."""
+    import secrets
+
+    user = db.session.execute(select(CEUser).where(CEUser.username == username)).scalar_one_or_none()
+    if user is None or R.NATIONAL_SYNC not in {r.name for r in user.roles}:
+        raise DomainError(_("“%(name)s”不是部省对接账号", name=username))
+    password = secrets.token_urlsafe(32)
+    user.password = _hash(password)
+    audit.record("reset_password", "CEUser", user.id, username_target=username, region_code=user.region_code)
+    db.session.commit()
+    return user, password
+
+
+# ---------------------------------------------------------------- display preference
+
+
+def set_large_text(user, enabled):
+    """Turn the account's 大字版 (every page in larger text, issue 27) on or off.
+    A preference of the signed-in user's own account: no scope beyond that, no
+    audit entry.  Returns the new setting."""
+    user.large_text = bool(enabled)
+    db.session.commit()
+    return user.large_text

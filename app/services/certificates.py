@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Category, HourRecord, Person
+from app.models import Category, HourRecord, Person, PersonYearTotal
 from app.models.certificate import Certificate, CertificateStatus
 from app.models.enums import label
 from app.services import audit, certificate_render, jobs, requirement
@@ -185,14 +185,14 @@ def _lines_query(person_ids, year):
     )
 
 
-def _build(person, year, rows):
+def _build(person, year, rows, totals):
+    """The certificate's lines are the approved records; its totals are the
+    person's yearly totals (person_year_total, kept with the same records)."""
     lines = [Line(r.id, r.category, r.learning_form, r.course_name, r.organizer_name or "",
                   r.start_date, r.end_date, Decimal(r.hours)) for r in rows]
-    pro = sum((x.hours for x in lines if x.category == Category.PRO), Decimal(0))
-    pub = sum((x.hours for x in lines if x.category == Category.PUB), Decimal(0))
     content = Content(
         person=person, year=int(year), unit_name=person.unit.name if person.unit is not None else "",
-        lines=lines, totals=requirement.totals_from(year, pro, pub),
+        lines=lines, totals=totals,
     )
     content.digest = content_hash(content)
     return content
@@ -213,6 +213,8 @@ def content_hash(content):
         ],
         "required": [str(t.required_total), str(t.required_professional)],
     }
+    if t.required_public is not None:  # a public floor (issue 19); digests without one are unchanged
+        doc["required"].append(str(t.required_public))
     raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
@@ -220,7 +222,7 @@ def content_hash(content):
 def gather(person, year):
     """Content of `person`'s certificate for `year` (approved records only)."""
     rows = db.session.execute(_lines_query([person.id], int(year))).all()
-    return _build(person, year, rows)
+    return _build(person, year, rows, requirement.year_totals(person.id, year))
 
 
 def gather_many(persons, year):
@@ -229,7 +231,8 @@ def gather_many(persons, year):
     if by_person:
         for r in db.session.execute(_lines_query(list(by_person), int(year))):
             by_person[r.person_id].append(r)
-    return {p.id: _build(p, year, by_person[p.id]) for p in persons}
+    totals = requirement.totals_of(list(by_person), year)
+    return {p.id: _build(p, year, by_person[p.id], totals[p.id]) for p in persons}
 
 
 # ---------------------------------------------------------------- registry
@@ -628,8 +631,7 @@ def _job_batch(job_id, params, progress):
     """A large batch, run by the job runner (an RQ worker or a thread).  The ids
     were scoped by the request; the submitter's scope is applied again here."""
     from app.models import CEUser
-    from app.security.scope import filter_ids_in_scope, scope_of
-    from app.views.formatting import sees_full_id  # the one rule on whole ID numbers
+    from app.security.scope import filter_ids_in_scope, scope_of, sees_full_id
 
     user = db.session.get(CEUser, params["user_id"])
     scope = scope_of(user)
@@ -647,11 +649,8 @@ def _job_batch(job_id, params, progress):
 def persons_with_hours(year, scope_clause_person, *, query=None, offset=0, limit=50):
     """Persons (restricted by `scope_clause_person`) with approved hours in `year`,
     by id, with their YearTotals: [(Person, YearTotals)], has_more."""
-    H = HourRecord
-    has_hours = (
-        select(H.id).where(H.person_id == Person.id, H.year == int(year),
-                           H.status.in_(requirement.COUNTING_STATUSES)).exists()
-    )
+    T = PersonYearTotal
+    has_hours = select(T.person_id).where(T.person_id == Person.id, T.year == int(year), requirement.has_hours()).exists()
     # By id, the first persons of a region are found walking the key (sqlplan).
     where = walk_by_key(and_(scope_clause_person, has_hours), Person.__table__, db.engine.dialect.name)
     stmt = select(Person).options(joinedload(Person.unit)).where(where)
@@ -661,16 +660,5 @@ def persons_with_hours(year, scope_clause_person, *, query=None, offset=0, limit
     persons = db.session.execute(stmt.order_by(Person.id).offset(offset).limit(limit + 1)).scalars().all()
     has_more = len(persons) > limit
     persons = persons[:limit]
-    sums = {}
-    if persons:
-        for pid, cat, s in db.session.execute(
-            select(H.person_id, H.category, func.sum(H.hours))
-            .where(H.person_id.in_([p.id for p in persons]), H.year == int(year),
-                   H.status.in_(requirement.COUNTING_STATUSES))
-            .group_by(H.person_id, H.category)
-        ):
-            sums.setdefault(pid, {})[cat] = s
-    return [
-        (p, requirement.totals_from(year, sums.get(p.id, {}).get(Category.PRO), sums.get(p.id, {}).get(Category.PUB)))
-        for p in persons
-    ], has_more
+    totals = requirement.totals_of([p.id for p in persons], year)
+    return [(p, totals[p.id]) for p in persons], has_more

@@ -34,7 +34,9 @@ EXCEL_EPOCH = datetime.date(1899, 12, 30)
 # Serial numbers of plausible dates (1954-10-14 .. 2173-10-14): anything else is no date.
 _SERIAL_MIN, _SERIAL_MAX = 20000, 100000
 _DATE_RE = (
-    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$"),
+    # (a time after the date is ignored, RFC 3339 as the national files write it included)
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"
+               r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )

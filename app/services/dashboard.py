@@ -2,20 +2,30 @@
 meet the yearly requirement, the completion rate by city / district / unit, approved
 hours by category and by source, and the persons not meeting it yet.
 
-Every figure is one set-based SQL aggregate (no per-person loop), read through the
-row scope: persons through Person's rule, hours through HourRecord's rule.  The
-requirement's thresholds and counting statuses come from app.services.requirement;
-`_met` is requirement.met_condition, YearTotals.met as SQL (tests check they agree person by person).
+Every figure is read from the yearly totals the database keeps in the writing
+transaction (migration i19a0001): a region's figures sum its units' rows of
+unit_persons / unit_year_total / unit_year_source (some 20 000 units for a
+province, not a million persons), and the unmet list reads each person's
+person_year_total row.  The units are chosen by Unit's scope rule and the hours
+by HourRecord's columns, as the same filters on the records would.
+
+A scope that is not a set of regions and units (an organizer's reported
+records, an applicant's own) is answered by the aggregate over hour_record
+(`from_records=True`, also what bench/dashboard_bench.py compares with); it is
+the same rule (requirement.met_condition), and the tests check that both agree.
 """
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, literal, not_, select
+from sqlalchemy import case, false, func, literal, not_, or_, select
 
 from app.extensions import db
-from app.models import Category, HourRecord, Person, Region, Source, Unit
-from app.security.scope import current_scope, get_scoped, region_prefix, region_range, scope_clause
+from app.models import (
+    Category, HourRecord, Person, PersonYearTotal, Region, Source, Unit, UnitPersons, UnitYearSource, UnitYearTotal,
+)
+from app.models.regions import region_prefix, region_range
+from app.security.scope import current_scope, get_scoped, scope_clause
 from app.services import requirement
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.national import check_region, check_region_in_scope, check_year
@@ -156,7 +166,8 @@ def _population(sel, scope):
     return frm, _person_conditions(sel, scope), pro, pub
 
 
-_met = requirement.met_condition
+def _met(pro, pub, year):
+    return requirement.met_condition(pro, pub, year=year)
 
 
 def _level(sel, scope):
@@ -167,23 +178,124 @@ def _level(sel, scope):
     return {2: "city", 4: "district"}.get(len(sel.prefix), "unit")
 
 
-def summary(year, region=None, unit_id=None, scope=None):
-    """The dashboard figures for `year` under the filters; see Summary."""
+def _group_key(level):
+    if level == "city":
+        return func.substr(Unit.region_code, 1, 4).concat(literal("00"))
+    if level == "district":
+        return Unit.region_code
+    return Unit.id
+
+
+def from_totals(scope):
+    """True when the scope is a set of regions and / or units (or everything):
+    its persons are those whose unit the scope holds, which the unit totals
+    answer.  Organizers' and applicants' scopes are counted from the records."""
+    return scope.everything or (
+        (scope.region_prefixes or scope.unit_ids) and not scope.reporter_unit_ids and not scope.person_ids
+    )
+
+
+def summary(year, region=None, unit_id=None, scope=None, *, from_records=False):
+    """The dashboard figures for `year` under the filters; see Summary.
+    `from_records`: aggregate hour_record instead of reading the totals (the
+    figures are the same; the benchmark compares the two)."""
     scope = current_scope() if scope is None else scope
     sel = resolve(year, region, unit_id, scope)
     level = _level(sel, scope)
-    frm, conds, pro, pub = _population(sel, scope)
-    met = case((_met(pro, pub), 1), else_=0)
-    if level == "city":
-        key = func.substr(Unit.region_code, 1, 4).concat(literal("00"))
-    elif level == "district":
-        key = Unit.region_code
+    if from_records or not from_totals(scope):
+        rows = _groups_from_records(sel, scope, level)
+        by_category = _hours_by(HourRecord.category, list(Category), sel, scope)
+        by_source = _hours_by(HourRecord.source, list(Source), sel, scope)
     else:
-        key = Unit.id
-    rows = db.session.execute(
+        rows = _groups_from_totals(sel, scope, level)
+        by_category, by_source = _hours_from_totals(sel, scope)
+    return _summary(sel, level, rows, by_category, by_source)
+
+
+def _groups_from_records(sel, scope, level):
+    frm, conds, pro, pub = _population(sel, scope)
+    met = case((_met(pro, pub, sel.year), 1), else_=0)
+    key = _group_key(level)
+    return db.session.execute(
         select(key.label("k"), func.count(Person.id), func.sum(met), func.sum(pro), func.sum(pub))
         .select_from(frm).where(*conds).group_by(key)
     ).all()
+
+
+def _unit_conditions(sel, scope):
+    """The units whose persons the selection counts (Unit's scope rule, the
+    region and the unit filtered on)."""
+    conds = [scope_clause(Unit, scope)]
+    if sel.prefix:
+        conds.append(region_range(Unit.region_code, sel.prefix))
+    if sel.unit is not None:
+        conds.append(Unit.id == sel.unit.id)
+    return conds
+
+
+def _with_no_unit(sel, scope):
+    """Persons without a unit are counted only by an unfiltered everything scope."""
+    return scope.everything and not sel.prefix and sel.unit is None
+
+
+def _groups_from_totals(sel, scope, level):
+    """[(key, persons, met, professional, public)] from unit_persons and
+    unit_year_total (a key's rows summed: PostgreSQL may hold several)."""
+    P, T = UnitPersons, UnitYearTotal
+    key = _group_key(level)
+    conds = _unit_conditions(sel, scope)
+    persons = dict(db.session.execute(
+        select(key, func.sum(P.persons)).join(Unit, Unit.id == P.unit_id).where(*conds).group_by(key)
+    ).all())
+    sums = {k: (m, p, q) for k, m, p, q in db.session.execute(
+        select(key, func.sum(T.met), func.sum(T.professional), func.sum(T.public))
+        .join(Unit, Unit.id == T.unit_id).where(T.year == sel.year, *conds).group_by(key)
+    ).all()}
+    if _with_no_unit(sel, scope):
+        n = db.session.execute(select(func.sum(P.persons)).where(P.unit_id == 0)).scalar()
+        if n:
+            persons[None] = n
+            sums[None] = db.session.execute(
+                select(func.sum(T.met), func.sum(T.professional), func.sum(T.public))
+                .where(T.unit_id == 0, T.year == sel.year)
+            ).one()
+    return [(k, n, *sums.get(k, (0, 0, 0))) for k, n in persons.items() if n]
+
+
+def _source_conditions(sel, scope):
+    """hour_conditions on unit_year_source's copies of the record columns."""
+    S = UnitYearSource
+    conds = [S.year == sel.year]
+    if not scope.everything:
+        parts = [region_range(S.region_code, p) for p in scope.region_prefixes]
+        if scope.unit_ids:
+            parts.append(S.unit_id.in_(scope.unit_ids))
+        conds.append(or_(*parts) if parts else false())
+    if sel.prefix:
+        conds.append(region_range(S.region_code, sel.prefix))
+    if sel.unit is not None:
+        conds.append(S.unit_id == sel.unit.id)
+    return conds
+
+
+def _hours_from_totals(sel, scope):
+    S = UnitYearSource
+    rows = db.session.execute(
+        select(S.category, S.source, func.sum(S.hours), func.sum(S.records))
+        .where(*_source_conditions(sel, scope)).group_by(S.category, S.source)
+    ).all()
+    cat, src = {}, {}
+    for c, s_, h, n in rows:
+        h, n = Decimal(h or 0), int(n or 0)
+        ch, cn = cat.get(c, (ZERO, 0))
+        cat[c] = (ch + h, cn + n)
+        sh, sn = src.get(s_, (ZERO, 0))
+        src[s_] = (sh + h, sn + n)
+    return ([(m, *cat.get(m, (ZERO, 0))) for m in Category],
+            [(m, *src.get(m, (ZERO, 0))) for m in Source])
+
+
+def _summary(sel, level, rows, by_category, by_source):
     names = _names(level, [r[0] for r in rows if r[0] is not None])
     groups = []
     for k, n, m, p, q in rows:
@@ -194,11 +306,10 @@ def summary(year, region=None, unit_id=None, scope=None):
         groups.append(Group(k, names.get(k, _("未归属单位")), int(n), int(m or 0),
                             Decimal(p or 0), Decimal(q or 0), drill))
     groups.sort(key=lambda g: (-g.rate, str(g.key)))
-    total, professional = requirement.thresholds()
+    total, professional = requirement.thresholds(year=sel.year)
     return Summary(
         year=sel.year, level=level, region=sel.region, unit=sel.unit, groups=groups,
-        by_category=_hours_by(HourRecord.category, list(Category), sel, scope),
-        by_source=_hours_by(HourRecord.source, list(Source), sel, scope),
+        by_category=by_category, by_source=by_source,
         required_total=total, required_professional=professional,
     )
 
@@ -265,32 +376,61 @@ class Shortfall:
     missing_professional = property(lambda self: self.totals.missing_professional)
 
 
-def _unmet_select(sel, scope):
+def _unmet_select(sel, scope, from_records=False):
+    if not from_records and from_totals(scope):
+        return _unmet_from_totals(sel, scope)
     frm, conds, pro, pub = _population(sel, scope)
     return (
         select(Person.id, Person.name, Person.id_type, Person.id_number, Unit.name,
                Unit.region_code, pro, pub)
         .select_from(frm)
-        .where(*conds, not_(_met(pro, pub)))
+        .where(*conds, not_(_met(pro, pub, sel.year)))
     )
 
 
-def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size=50, summary=None):
+# Region, unit, name.  The unit's id separates two units of one name, so that the
+# (region_code, name, id) index of units and the (unit_id, name, id) index of
+# persons give the page in order without sorting the region.
+UNMET_ORDER = (Unit.region_code, Unit.name, Unit.id, Person.name, Person.id)
+
+
+def _unmet_from_totals(sel, scope):
+    """The persons of the selection's units whose person_year_total row is
+    missing (no approved hours) or not met."""
+    T = PersonYearTotal
+    conds = _unit_conditions(sel, scope)
+    frm = Person.__table__.outerjoin(T.__table__, (T.person_id == Person.id) & (T.year == sel.year))
+    if _with_no_unit(sel, scope):
+        frm = frm.outerjoin(Unit.__table__, Unit.id == Person.unit_id)
+    else:
+        frm = frm.join(Unit.__table__, Unit.id == Person.unit_id)
+    return (
+        select(Person.id, Person.name, Person.id_type, Person.id_number, Unit.name, Unit.region_code,
+               func.coalesce(T.professional, 0), func.coalesce(T.public, 0))
+        .select_from(frm).where(*conds, or_(T.met.is_(None), T.met.is_(False)))
+    )
+
+
+def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size=50, summary=None,
+                  from_records=False):
     """(count, [Shortfall]) of the persons in the selection not meeting the year's
-    requirement, one page, ordered by region, unit, name.  With the selection's
-    `summary` its not_met is the count (the same persons, the same condition):
-    each count reads every person's hours of the year, seconds for a province."""
+    requirement, one page, ordered by region, unit, name.  The count is the
+    summary's not_met (the selection's `summary` when given, else the unit
+    totals'; counted from the records with `from_records`)."""
     scope = current_scope() if scope is None else scope
     sel = resolve(year, region, unit_id, scope)
-    q = _unmet_select(sel, scope)
+    q = _unmet_select(sel, scope, from_records)
     if summary is not None:
         count = summary.not_met
-        if not count:
-            return 0, []
+    elif not from_records and from_totals(scope):
+        groups = _groups_from_totals(sel, scope, _level(sel, scope))
+        count = int(sum(n for _k, n, *_r in groups) - sum(m or 0 for _k, _n, m, *_r in groups))
     else:
         count = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    if not count:
+        return 0, []
     rows = db.session.execute(
-        q.order_by(Unit.region_code, Unit.name, Person.name, Person.id)
+        q.order_by(*UNMET_ORDER)
         .limit(page_size).offset(max(page, 0) * page_size)
     ).all()
     return count, [_shortfall(r, sel.year) for r in rows]
@@ -300,7 +440,7 @@ def iter_unmet(year, region=None, unit_id=None, scope=None):
     """Every Shortfall of the selection, streamed (for the export)."""
     scope = current_scope() if scope is None else scope
     sel = resolve(year, region, unit_id, scope)
-    q = _unmet_select(sel, scope).order_by(Unit.region_code, Unit.name, Person.name, Person.id)
+    q = _unmet_select(sel, scope).order_by(*UNMET_ORDER)
     for r in db.session.execute(q.execution_options(yield_per=2000)):
         yield _shortfall(r, sel.year)
 

@@ -10,11 +10,10 @@ import datetime
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import Category, HourRecord, LearningForm, Person, Source, Status
+from app.models import Category, HourRecord, LearningForm, Person, PersonYearTotal, Source, Status
 from app.security.scope import get_scoped, scope_clause
 from app.services import approval, audit, requirement, validators
 from app.services.errors import InvalidTransition, OutOfScope, ValidationFailed
@@ -233,15 +232,15 @@ def approved_in_year_of(record_id):
 
 def approved_in_year_of_many(record_ids):
     """{record id: approved hours of its person in its year} for these records, in
-    one query (a page of the to-do grid).  The caller has scoped the ids."""
-    other = aliased(HourRecord)
+    one query (a page of the to-do grid; from person_year_total).  The caller has
+    scoped the ids."""
+    T = PersonYearTotal
     totals = dict.fromkeys(record_ids, 0)
     if record_ids:
         totals.update(db.session.execute(
-            select(HourRecord.id, func.sum(other.hours))
-            .join(other, (other.person_id == HourRecord.person_id) & (other.year == HourRecord.year))
-            .where(HourRecord.id.in_(record_ids), other.status.in_(requirement.COUNTING_STATUSES))
-            .group_by(HourRecord.id)
+            select(HourRecord.id, T.professional + T.public)
+            .join(T, (T.person_id == HourRecord.person_id) & (T.year == HourRecord.year))
+            .where(HourRecord.id.in_(record_ids), requirement.has_hours())
         ).all())
     return totals
 

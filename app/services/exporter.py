@@ -42,7 +42,8 @@ class ExportPlan:
     """Column expressions, headers and cell converters for one view's export."""
 
     def __init__(self, view, scope=None):
-        from app.views.formatting import id_number_for_list, sees_full_id
+        from app.security.scope import sees_full_id
+        from app.services.validators import id_number_for_list
 
         self.view = view
         model = view.datamodel.obj

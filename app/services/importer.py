@@ -949,7 +949,8 @@ def _insert_records(conn, varying, common):
     dialect = conn.dialect
 
     def bound(name, values):
-        process = table.c[name].type._cached_bind_processor(dialect)
+        type_ = table.c[name].type
+        process = type_.dialect_impl(dialect).bind_processor(dialect)
         if process is None:
             return values
         done = {v: (None if v is None else process(v)) for v in set(values)}
@@ -961,6 +962,15 @@ def _insert_records(conn, varying, common):
         table.name, ", ".join(names), ", ".join([mark] * len(names)))
     params = zip(*(bound(n, v) for n, v in varying.items()),
                  *(itertools.repeat(bound(n, [v])[0]) for n, v in common.items()))
+    if dialect.name == "postgresql":
+        # One statement per 1 000 rows: PostgreSQL's statement triggers on
+        # hour_record (hour_tally, the yearly totals) then run once a chunk,
+        # where an executemany would run them once a row.
+        row = "(" + ", ".join([mark] * len(names)) + ")"
+        head = "INSERT INTO {} ({}) VALUES ".format(table.name, ", ".join(names))
+        while batch := list(itertools.islice(params, 1000)):
+            conn.exec_driver_sql(head + ", ".join([row] * len(batch)), tuple(itertools.chain.from_iterable(batch)))
+        return
     while batch := list(itertools.islice(params, 10000)):
         conn.exec_driver_sql(sql, batch)
 

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 
-from flask import current_app, has_app_context
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -64,13 +64,35 @@ def submit(kind, params, *, user=None, inline=False):
     purge_old_results()
     if inline:
         run_job(job_id)
-    elif current_app.config.get("REDIS_URL") and not current_app.config.get("JOBS_IN_PROCESS"):
-        queue().enqueue("app.services.jobs.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"))
+    elif _through_rq():
+        try:
+            queue().enqueue("app.worker.rq_entry", job_id, job_timeout=cfg("JOB_MAX_SECONDS"),
+                            job_id=rq_job_id(job_id), failure_ttl=cfg("JOB_KEEP_DAYS") * 86400)
+        except Exception as exc:  # Redis down or unreachable: say so now, do not leave it queued
+            log.warning("job %s not queued, Redis unavailable: %s", job_id, exc)
+            message = _("后台任务队列暂时不可用，任务未能提交；请稍后重试，如持续出现请联系系统管理员")
+            db.session.execute(update(Job).where(Job.id == job_id).values(
+                state=FAILED, message=message, finished_at=datetime.datetime.utcnow()))
+            db.session.commit()
+            raise QueueUnavailable(message) from exc
     else:
         app = current_app._get_current_object()
         threading.Thread(target=_thread_entry, args=(app, job_id), daemon=True, name=f"ce-job-{job_id}").start()
     db.session.expire_all()
     return db.session.get(Job, job_id)
+
+
+class QueueUnavailable(DomainError):
+    """The job queue (Redis) did not take the job; the Job row says so too."""
+
+
+def _through_rq():
+    return bool(current_app.config.get("REDIS_URL")) and not current_app.config.get("JOBS_IN_PROCESS")
+
+
+def rq_job_id(job_id):
+    """RQ's id of the job that runs Job `job_id` (its state is read back by get_job)."""
+    return f"ce-job-{job_id}"
 
 
 def queue():
@@ -82,29 +104,12 @@ def queue():
     if conn is None:
         from redis import Redis
 
-        conn = Redis.from_url(current_app.config["REDIS_URL"])
+        # Short timeouts: a Redis that does not answer must not hang the request.
+        conn = Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
     return Queue("ce-jobs", connection=conn)
 
 
 def _thread_entry(app, job_id):
-    with app.app_context():
-        try:
-            run_job(job_id)
-        finally:
-            db.session.remove()
-
-
-def rq_entry(job_id):
-    """Entry point of an RQ worker: builds the app once per worker process."""
-    global _rq_app
-    if has_app_context():
-        return run_job(job_id)
-    try:
-        app = _rq_app
-    except NameError:
-        from app import create_app
-
-        app = _rq_app = create_app()
     with app.app_context():
         try:
             run_job(job_id)
@@ -183,9 +188,43 @@ def get_job(job_id, user):
     job = db.session.get(Job, job_id)
     if job is None or user is None or job.user_id != getattr(user, "id", None):
         return None
-    if job.state in (QUEUED, RUNNING) and _abandoned(job):
+    if job.state in (QUEUED, RUNNING) and (_abandoned(job) or _died_in_worker(job)):
         db.session.refresh(job)
     return job
+
+
+def _died_in_worker(job):
+    """Mark `job` failed if RQ reports that the process running it died (a killed
+    or crashed work-horse: RQ marks its job failed; a job's own errors never get
+    there, run_job records them).  Its transaction never committed, so nothing of
+    it was stored.  True when it was marked."""
+    if not _through_rq():
+        return False
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job as RQJob, JobStatus
+
+    try:
+        status = RQJob.fetch(rq_job_id(job.id), connection=queue().connection).get_status()
+    except NoSuchJobError:  # lost (Redis restarted without its data), unless just submitted
+        young = job.created_at and job.created_at > datetime.datetime.utcnow() - datetime.timedelta(seconds=30)
+        if young:
+            return False
+        status = None
+    except Exception:  # Redis unreachable: nothing to learn now
+        return False
+    if status not in (None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        return False
+    # Read again: run_job may have recorded the end after the state was read above.
+    db.session.expire(job)
+    if job.state not in (QUEUED, RUNNING):
+        return False
+    message = _("任务已中断：处理任务的后台进程意外停止，本次任务的数据均未保存，请重新提交")
+    done = db.session.execute(
+        update(Job).where(Job.id == job.id, Job.state.in_((QUEUED, RUNNING)))
+        .values(state=FAILED, message=message, finished_at=datetime.datetime.utcnow())
+    ).rowcount
+    db.session.commit()
+    return bool(done)
 
 
 def _abandoned(job):

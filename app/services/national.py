@@ -2,10 +2,10 @@
 
 Two ways out for approved hour records:
 
-* `changes(...)`: an incremental feed.  The cursor is a signed, opaque token over
-  (updated_at, id); rows are read in that order, so a consumer that keeps the last
+* `changes(...)`: an incremental feed.  The cursor is the position (updated_at, id)
+  of the last row delivered; rows are read in that order, so a consumer that keeps the last
   cursor never misses or repeats a row.  A row changed after it was delivered
-  (returned, corrected, revoked, moved) gets a newer updated_at and is delivered
+  (corrected, revoked, moved) gets a newer updated_at and is delivered
   again with its new state; a row that no longer counts (any status but 已核准)
   is delivered as a tombstone carrying no personal data.
   Rows written by a transaction that commits late carry an updated_at older than
@@ -16,25 +16,38 @@ Two ways out for approved hour records:
 * `export_rows(...)` / `write_csv` / `write_xlsx`: a region's approved records of
   one year in the national-collection layout (NATIONAL_LAYOUT).
 
+What the feed carries (docs/national-api.md): a record enters it when it is first
+approved, comes again whenever it changes while approved, and leaves as a
+tombstone (id, status, time; no personal data) once revoked.  A record that was
+never approved (draft, pending, returned, withdrawn) never appears: the feed reads
+the statuses reachable from 已核准 only (`ONCE_APPROVED`, derived from the one
+state machine in app.services.approval).
+
+Times: the database keeps naive UTC (`datetime.utcnow()`), compares and pages in
+UTC (the cursor holds the UTC value); every answer and file shows them as RFC 3339
+with the Beijing offset (`rfc3339`: 2024-08-15T23:00:00+08:00).
+
 Everything reads through the row scope (app.security.scope).
 """
 import csv
 import datetime
 import io
 import os
+import re
 from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
-from app.models import HourRecord, Person, Unit
-from app.security.scope import current_scope, region_prefix, region_range, scope_clause, without_city_index
+from app.models import HourRecord, Person, Status, Unit
+from app.models.regions import region_prefix, region_range
+from app.security.scope import current_scope, scope_clause
 from app.services import audit, columns, jobs, xlsx_stream
 from app.services.errors import OutOfScope, ValidationFailed
 from app.services.requirement import COUNTING_STATUSES
+from app.services.sqlplan import without_city_index
 
 # The national-collection layout is the column spec of app.services.columns (issue 4):
 # the industry import reads exactly what this export writes.  Its headers are part
@@ -51,7 +64,52 @@ _EXPORT_KEYS = (
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_CURSOR_SALT = "national-feed-cursor-v1"
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+# China keeps one offset all year (no daylight saving): a fixed zone needs no tz database.
+BEIJING = datetime.timezone(datetime.timedelta(hours=8), "CST")
+
+
+def rfc3339(value):
+    """A stored naive-UTC datetime as RFC 3339 text with the Beijing offset
+    ('2024-08-15T23:00:00+08:00'; fractions of a second when stored), a date as
+    'YYYY-MM-DD', None as None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(BEIJING).isoformat()
+    return value.isoformat()
+
+
+def hours_number(value):
+    """Hours as a JSON number with at most one decimal (8, 7.5)."""
+    if value is None:
+        return None
+    f = round(float(value), 1)
+    return int(f) if f.is_integer() else f
+
+
+def _reachable(start):
+    """The statuses a record can have from `start` on, by the approval state machine."""
+    from app.services.approval import TRANSITIONS
+
+    seen, todo = {start}, [start]
+    while todo:
+        status = todo.pop()
+        for sources, target in TRANSITIONS.values():
+            if status in sources and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+# The statuses of records that are approved or once were: 已核准 and what can follow
+# it (已撤销).  Only these enter the feed; tests/test_national.py checks that no
+# status of a never-approved record is among them (else the feed would need a
+# stored "first approved" mark).
+ONCE_APPROVED = tuple(s for s in Status if s in _reachable(Status.APPROVED))
 
 
 # --------------------------------------------------------------------- filters
@@ -65,7 +123,7 @@ def check_year(year):
         year = int(year)
     except (TypeError, ValueError):
         raise ValidationFailed(_("认定年度不正确"))
-    if not 2000 <= year <= 2100:
+    if not MIN_YEAR <= year <= MAX_YEAR:
         raise ValidationFailed(_("认定年度不正确"))
     return year
 
@@ -105,23 +163,29 @@ def _filters(scope, region, year):
 # ---------------------------------------------------------------------- cursor
 
 
-def _serializer():
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_CURSOR_SALT)
+# The cursor is the position of the last delivered row: its updated_at in
+# microseconds since 1970 (UTC) and its id, "1723734000000000-1234".  It only says
+# where to go on inside the caller's own scope, so it needs no signature; being a
+# plain pattern, the OpenAPI document can say exactly which values are valid.
+CURSOR_PATTERN = r"\d{1,16}-\d{1,12}"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime.datetime(1970, 1, 1)
 
 
 def encode_cursor(updated_at, record_id):
-    return _serializer().dumps([updated_at.isoformat(), int(record_id)])
+    micros = (updated_at - _EPOCH) // datetime.timedelta(microseconds=1)
+    return f"{micros}-{int(record_id)}"
 
 
 def decode_cursor(token):
-    """(updated_at, id) of a cursor token, or None for the start of the feed."""
+    """(updated_at, id) of a cursor, or None for the start of the feed.
+    Raises ValidationFailed when it is not one."""
     if not token:
         return None
-    try:
-        stamp, record_id = _serializer().loads(token)
-        return datetime.datetime.fromisoformat(stamp), int(record_id)
-    except (BadSignature, ValueError, TypeError):
+    if not isinstance(token, str) or not _CURSOR.fullmatch(token):
         raise ValidationFailed(_("游标无效，请从上次返回的游标继续或从头拉取"))
+    micros, record_id = token.split("-")
+    return _EPOCH + datetime.timedelta(microseconds=int(micros)), int(record_id)
 
 
 # ------------------------------------------------------------------------ feed
@@ -133,10 +197,6 @@ class FeedPage:
     next_cursor: str
     has_more: bool
     horizon: datetime.datetime
-
-
-def _iso(value):
-    return value.isoformat() if value is not None else None
 
 
 def _feed_columns():
@@ -153,7 +213,7 @@ def record_payload(r):
     """One delivered row (a row of `_feed_columns`): the national layout's fields plus
     id, status and updated_at; a row that no longer counts is a tombstone without
     personal data."""
-    base = {"id": r.id, "status": r.status.name, "updated_at": _iso(r.updated_at)}
+    base = {"id": r.id, "status": r.status.name, "updated_at": rfc3339(r.updated_at)}
     if r.status not in COUNTING_STATUSES:
         base["removed"] = True
         return base
@@ -173,12 +233,12 @@ def record_payload(r):
         learning_form_label=r.learning_form.value,
         course_name=r.course_name,
         organizer_name=r.organizer_name,
-        start_date=_iso(r.start_date),
-        end_date=_iso(r.end_date),
-        hours=str(r.hours),
+        start_date=r.start_date.isoformat(),
+        end_date=r.end_date.isoformat(),
+        hours=hours_number(r.hours),
         source=r.source.name,
         source_label=r.source.value,
-        approved_at=_iso(r.reviewed_at or r.created_at),
+        approved_at=rfc3339(r.reviewed_at or r.created_at),
     )
     return base
 
@@ -210,13 +270,26 @@ def feed_horizon(now=None):
     return horizon
 
 
+def _once_approved():
+    """`status IN ONCE_APPROVED`, which on SQLite (no statistics) must not lead the
+    index choice: with it SQLite reads ix_hr_status_region and sorts a whole region
+    instead of paging along (updated_at, id); a unary + hides the column from the
+    index chooser (the same idea as sqlplan.without_city_index)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy import literal_column
+
+        return literal_column("+hour_record.status").in_([s.name for s in ONCE_APPROVED])
+    return HourRecord.status.in_(ONCE_APPROVED)
+
+
 def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now=None):
     """One page of the incremental feed after `cursor` (None: from the start).
 
     Returns a FeedPage: rows in (updated_at, id) order, each as `record_payload`,
     `next_cursor` to pass next time (the same cursor when nothing new), and
-    `has_more` when another page is ready.  Raises ValidationFailed on a bad
-    cursor, region, year or page size."""
+    `has_more` when another page is ready.  Only records approved or once
+    approved (`ONCE_APPROVED`) are read.  Raises ValidationFailed on a bad
+    cursor, region, year or page size, OutOfScope on a region outside the scope."""
     scope = current_scope() if scope is None else scope
     try:
         size = int(page_size or DEFAULT_PAGE_SIZE)
@@ -231,7 +304,7 @@ def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now
     # page keeps the planner on the (updated_at, id) index instead of sorting a region.
     after = after or (datetime.datetime(1970, 1, 1), 0)
     conds = [without_city_index(c) for c in _filters(scope, region, year)] + [
-        H.updated_at <= horizon, tuple_(H.updated_at, H.id) > tuple_(*after),
+        H.updated_at <= horizon, tuple_(H.updated_at, H.id) > tuple_(*after), _once_approved(),
     ]
     rows = db.session.execute(
         select(*_feed_columns()).select_from(H)
@@ -245,6 +318,31 @@ def changes(cursor=None, region=None, year=None, page_size=None, scope=None, now
     else:
         next_cursor = cursor or ""
     return FeedPage([record_payload(r) for r in rows], next_cursor, has_more, horizon)
+
+
+def feed_record(record_id, scope=None):
+    """The record `record_id` as the feed delivers it (`record_payload`), or None
+    when it is outside the scope or was never approved."""
+    scope = current_scope() if scope is None else scope
+    H = HourRecord
+    row = db.session.execute(
+        select(*_feed_columns()).select_from(H)
+        .join(Person, Person.id == H.person_id).outerjoin(Unit, Unit.id == H.unit_id)
+        .where(H.id == record_id, H.status.in_(ONCE_APPROVED), scope_clause(H, scope))
+    ).first()
+    return record_payload(row) if row is not None else None
+
+
+def in_scope_count(region=None, year=None, scope=None):
+    """How many records a full pull of the feed from an empty cursor returns: those
+    in scope (and region / year) that are approved or once were."""
+    from sqlalchemy import func
+
+    scope = current_scope() if scope is None else scope
+    H = HourRecord
+    return db.session.execute(
+        select(func.count(H.id)).where(H.status.in_(ONCE_APPROVED), *_filters(scope, region, year))
+    ).scalar_one()
 
 
 # ---------------------------------------------------------------------- export
@@ -276,7 +374,7 @@ def _cell(value):
     if hasattr(value, "value") and hasattr(value, "name"):  # enum: the layout uses the label
         return value.value
     if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return rfc3339(value)
     if isinstance(value, datetime.date):
         return value.isoformat()
     return value
@@ -284,8 +382,8 @@ def _cell(value):
 
 def export_rows(region=None, year=None, scope=None):
     """Yield the rows (tuples in NATIONAL_LAYOUT order) of the export, streamed.
-    核准时间 is the review time, or the creation time of imported records (stored
-    approved, without a review)."""
+    认定时间 is the review time, or the creation time of imported records (stored
+    approved, without a review), as RFC 3339 text with the Beijing offset."""
     if NATIONAL_KEYS != _EXPORT_KEYS:  # the spec changed: this writer must follow it
         raise RuntimeError("national layout changed: " + ",".join(NATIONAL_KEYS))
     result = db.session.execute(export_query(region, year, scope).execution_options(yield_per=2000))
@@ -295,7 +393,7 @@ def export_rows(region=None, year=None, scope=None):
         yield (
             _cell(id_type), id_number, name, unit_name or "", credit or "", region_code or "",
             yr, _cell(cat), _cell(form), course, organizer or "", start, end,
-            columns.fmt_hours(hours), _cell(source), reviewed_at or created_at,
+            columns.fmt_hours(hours), _cell(source), rfc3339(reviewed_at or created_at),
         )
 
 

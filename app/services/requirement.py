@@ -1,17 +1,42 @@
-"""The yearly requirement (SPEC §4): at least REQUIRED_HOURS_TOTAL hours of
-approved records in a year, of which 专业科目 at least REQUIRED_PROFESSIONAL_RATIO
-of the requirement.  Thresholds come from configuration."""
+"""The yearly requirement (SPEC §4) and each person's yearly totals.
+
+A year is met (达标) with at least the requirement's total of approved hours, of
+which 专业科目 at least total × professional ratio (one decimal), and 公需科目 at
+least the public floor when one is set.  The requirement is data
+(models.YearRequirement: a row per year, year 0 for every other year), seeded
+from REQUIRED_HOURS_TOTAL / REQUIRED_PROFESSIONAL_RATIO by migration i19a0001;
+database triggers read it for the met flags of person_year_total, and
+`set_requirement` changes a year and recomputes those flags set-based.  It is
+deliberately small: issue 20 turns it into a rules model.
+
+A person's approved hours of a year are read from models.PersonYearTotal, kept
+by the triggers in the transaction of every change to hour_record."""
+import datetime
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from flask import current_app
-from sqlalchemy import and_, func, select
+from flask import current_app, g
+from flask_babel import gettext as _
+from sqlalchemy import and_, case, false, func, or_, select, true, update
 
 from app.extensions import db
-from app.models import Category, HourRecord, Status
+from app.models import PersonYearTotal, Status, YearRequirement
 
-# Only approved records count; revoked ones never do.
+# Only approved records count; revoked ones never do.  (The triggers of
+# migration i19a0001 count status 'APPROVED': change both together.)
 COUNTING_STATUSES = (Status.APPROVED,)
+
+DEFAULT_YEAR = 0  # year_requirement's row for every year without its own
+ONE = Decimal("0.1")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    year: int  # the row it comes from (0: the default)
+    total: Decimal
+    ratio: Decimal
+    professional: Decimal
+    public: Decimal = None  # the 公需 floor, None: none
 
 
 @dataclass(frozen=True)
@@ -21,6 +46,7 @@ class YearTotals:
     public: Decimal
     required_total: Decimal
     required_professional: Decimal
+    required_public: Decimal = None
 
     @property
     def total(self):
@@ -28,8 +54,9 @@ class YearTotals:
 
     @property
     def met(self):
-        """达标: total and professional share both reach the thresholds."""
-        return self.total >= self.required_total and self.professional >= self.required_professional
+        """达标: total and professional share (and the public floor, if any) reach the thresholds."""
+        return (self.total >= self.required_total and self.professional >= self.required_professional
+                and (self.required_public is None or self.public >= self.required_public))
 
     @property
     def missing_total(self):
@@ -39,52 +66,190 @@ class YearTotals:
     def missing_professional(self):
         return max(self.required_professional - self.professional, Decimal(0))
 
+    @property
+    def missing_public(self):
+        return max((self.required_public or Decimal(0)) - self.public, Decimal(0))
 
-def thresholds(config=None):
-    """(required total, required professional) as Decimals with one decimal place."""
-    config = config or current_app.config
+
+def _professional_of(total, ratio):
+    return (Decimal(total) * Decimal(str(ratio))).quantize(ONE, rounding=ROUND_HALF_UP)
+
+
+def _from_config(config):
     total = Decimal(str(config["REQUIRED_HOURS_TOTAL"]))
-    pro = (total * Decimal(str(config["REQUIRED_PROFESSIONAL_RATIO"]))).quantize(
-        Decimal("0.1"), rounding=ROUND_HALF_UP
-    )
-    return total, pro
+    ratio = Decimal(str(config["REQUIRED_PROFESSIONAL_RATIO"]))
+    return Requirement(DEFAULT_YEAR, total, ratio, _professional_of(total, config["REQUIRED_PROFESSIONAL_RATIO"]))
 
 
-def met_condition(professional, public, config=None):
-    """`YearTotals.met` as a SQL condition over two summed-hours expressions, for
-    set-based statistics (the dashboard); the same thresholds, the same rule."""
-    total, pro = thresholds(config)
-    return and_(professional + public >= total, professional >= pro)
+def _cache():
+    try:
+        return g.setdefault("_ce_requirements", {})
+    except RuntimeError:  # no app context
+        return {}
+
+
+def requirement_for(year=None):
+    """The Requirement that applies to `year` (None: the default row)."""
+    year = DEFAULT_YEAR if year is None else int(year)
+    cache = _cache()
+    if year in cache:
+        return cache[year]
+    row = db.session.execute(
+        select(YearRequirement).where(YearRequirement.year.in_((year, DEFAULT_YEAR)))
+        .order_by(YearRequirement.year.desc()).limit(1)
+    ).scalar_one_or_none()
+    if row is None:  # a database from before migration i19a0001's seed
+        req = _from_config(current_app.config)
+    else:
+        req = Requirement(row.year, Decimal(row.required_total), Decimal(row.professional_ratio),
+                          Decimal(row.required_professional),
+                          None if row.required_public is None else Decimal(row.required_public))
+    cache[year] = req
+    return req
+
+
+def thresholds(config=None, year=None):
+    """(required total, required professional) as Decimals with one decimal place:
+    from `config` when given, else the requirement of `year`."""
+    req = _from_config(config) if config is not None else requirement_for(year)
+    return req.total, req.professional
+
+
+def met_condition(professional, public, config=None, year=None):
+    """`YearTotals.met` as a SQL condition over two summed-hours expressions (the
+    aggregate over hour_record); the same thresholds, the same rule."""
+    req = _from_config(config) if config is not None else requirement_for(year)
+    cond = and_(professional + public >= req.total, professional >= req.professional)
+    if req.public is not None:
+        cond = and_(cond, public >= req.public)
+    return cond
 
 
 def totals_from(year, professional, public, config=None):
-    total, pro = thresholds(config)
-    return YearTotals(int(year), Decimal(professional or 0), Decimal(public or 0), total, pro)
+    req = _from_config(config) if config is not None else requirement_for(year)
+    return YearTotals(int(year), Decimal(professional or 0), Decimal(public or 0), req.total,
+                      req.professional, req.public)
+
+
+def totals_of(person_ids, year):
+    """{person id: YearTotals of `year`} for these persons (from person_year_total)."""
+    T = PersonYearTotal
+    found = {}
+    ids = list(person_ids)
+    for i in range(0, len(ids), 1000):
+        found.update((pid, (pro, pub)) for pid, pro, pub in db.session.execute(
+            select(T.person_id, T.professional, T.public).where(T.person_id.in_(ids[i:i + 1000]), T.year == int(year))
+        ).all())
+    return {pid: totals_from(year, *found.get(pid, (0, 0))) for pid in ids}
 
 
 def year_totals(person_id, year):
     """Approved hours of one person in one year, per category, with 达标."""
-    rows = db.session.execute(
-        select(HourRecord.category, func.sum(HourRecord.hours))
-        .where(HourRecord.person_id == person_id, HourRecord.year == year,
-               HourRecord.status.in_(COUNTING_STATUSES))
-        .group_by(HourRecord.category)
-    ).all()
-    by_cat = {c: s for c, s in rows}
-    return totals_from(year, by_cat.get(Category.PRO), by_cat.get(Category.PUB))
+    row = db.session.execute(
+        select(PersonYearTotal.professional, PersonYearTotal.public)
+        .where(PersonYearTotal.person_id == person_id, PersonYearTotal.year == int(year))
+    ).first()
+    return totals_from(year, *(row or (0, 0)))
+
+
+def has_hours():
+    """SQL condition on PersonYearTotal: the year has approved hours."""
+    return or_(PersonYearTotal.professional != 0, PersonYearTotal.public != 0)
 
 
 def totals_by_year(person_id):
     """{year: YearTotals} for every year with approved hours, newest first."""
+    T = PersonYearTotal
     rows = db.session.execute(
-        select(HourRecord.year, HourRecord.category, func.sum(HourRecord.hours))
-        .where(HourRecord.person_id == person_id, HourRecord.status.in_(COUNTING_STATUSES))
-        .group_by(HourRecord.year, HourRecord.category)
+        select(T.year, T.professional, T.public).where(T.person_id == person_id, has_hours())
+        .order_by(T.year.desc())
     ).all()
-    acc = {}
-    for year, cat, s in rows:
-        acc.setdefault(year, {})[cat] = s
-    return {
-        y: totals_from(y, acc[y].get(Category.PRO), acc[y].get(Category.PUB))
-        for y in sorted(acc, reverse=True)
-    }
+    return {y: totals_from(y, pro, pub) for y, pro, pub in rows}
+
+
+# ------------------------------------------------------------ changing a year
+
+
+def met_sql(year, professional, public):
+    """The met flag of person_year_total as the triggers compute it: the row of
+    `year` in year_requirement, else year 0's (an SQL expression)."""
+    R = YearRequirement
+    rule = (
+        select(case((and_(professional + public >= R.required_total, professional >= R.required_professional,
+                          or_(R.required_public.is_(None), public >= R.required_public)), true()), else_=false()))
+        .where(R.year.in_((year, DEFAULT_YEAR))).order_by(R.year.desc()).limit(1).scalar_subquery()
+    )
+    return func.coalesce(rule, false())
+
+
+def _check_requirement(year, total, ratio, public):
+    errors = []
+    try:
+        year = int(year)
+    except (TypeError, ValueError):
+        year = None
+    if year is None or not (year == DEFAULT_YEAR or 2000 <= year <= datetime.date.today().year + 1):
+        errors.append(_("认定年度不正确"))
+    try:
+        total = Decimal(str(total)).quantize(ONE, rounding=ROUND_HALF_UP)
+        if not Decimal(0) < total <= Decimal(1000):
+            raise ValueError
+    except Exception:
+        errors.append(_("年度总学时须大于0且不超过1000"))
+    try:
+        ratio = Decimal(str(ratio))
+        if not Decimal(0) <= ratio <= Decimal(1):
+            raise ValueError
+    except Exception:
+        errors.append(_("专业科目比例须在0到1之间"))
+    if public not in (None, ""):
+        try:
+            public = Decimal(str(public)).quantize(ONE, rounding=ROUND_HALF_UP)
+            if public < 0:
+                raise ValueError
+        except Exception:
+            errors.append(_("公需科目最低学时无效"))
+    else:
+        public = None
+    if errors:
+        from app.services.errors import ValidationFailed
+
+        raise ValidationFailed("；".join(errors))
+    return year, total, ratio, public
+
+
+def set_requirement(year, total, ratio, public=None, *, user=None):
+    """Set the requirement of `year` (0: every year without its own) and recompute
+    the met flags of the years it applies to, set-based (the triggers carry the
+    change into the unit totals).  Returns the number of person-years whose flag
+    changed.  Raises ValidationFailed.  The caller commits."""
+    from app.services import audit
+
+    year, total, ratio, public = _check_requirement(year, total, ratio, public)
+    row = db.session.get(YearRequirement, year)
+    old = None
+    if row is None:
+        row = YearRequirement(year=year)
+        db.session.add(row)
+    else:
+        old = {"total": row.required_total, "ratio": row.professional_ratio, "public": row.required_public}
+    row.required_total = total
+    row.professional_ratio = ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    row.required_professional = _professional_of(total, ratio)
+    row.required_public = public
+    row.updated_at = datetime.datetime.utcnow()
+    db.session.flush()
+    _cache().clear()
+    T = PersonYearTotal
+    new_met = met_sql(T.year, T.professional, T.public)
+    if year == DEFAULT_YEAR:
+        applies = T.year.notin_(select(YearRequirement.year).where(YearRequirement.year != DEFAULT_YEAR))
+    else:
+        applies = T.year == year
+    changed = db.session.execute(
+        update(T).where(applies, T.met != new_met).values(met=new_met)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    audit.record("set_requirement", "YearRequirement", year, old=old,
+                 new={"total": total, "ratio": ratio, "public": public, "flags_changed": changed}, user=user)
+    return changed

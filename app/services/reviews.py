@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Category, HourRecord, Person, PersonReview, ReviewKind, Status, Unit, UnitKind
+from app.models import HourRecord, Person, PersonReview, ReviewKind, Status, Unit, UnitKind
 from app.security.scope import get_scoped, scope_clause
 from app.services import audit, requirement, validators
 from app.services.approval import reviewer_scope
@@ -48,14 +48,7 @@ def year_rows(unit, year, scope=None):
     persons = db.session.execute(
         select(Person).where(Person.unit_id == unit.id, scope_clause(Person, scope)).order_by(Person.name, Person.id)
     ).scalars().all()
-    sums = {}
-    for pid, cat, total in db.session.execute(
-        select(HourRecord.person_id, HourRecord.category, func.sum(HourRecord.hours))
-        .where(HourRecord.unit_id == unit.id, HourRecord.year == year,
-               HourRecord.status.in_(requirement.COUNTING_STATUSES))
-        .group_by(HourRecord.person_id, HourRecord.category)
-    ):
-        sums.setdefault(pid, {})[cat] = total
+    totals = requirement.totals_of([p.id for p in persons], year)
     reviews = {}
     for r in db.session.execute(
         select(PersonReview).where(PersonReview.unit_id == unit.id, PersonReview.year == year,
@@ -64,8 +57,7 @@ def year_rows(unit, year, scope=None):
     ).scalars():
         reviews[r.person_id] = r
     return [
-        YearRow(p, requirement.totals_from(year, sums.get(p.id, {}).get(Category.PRO),
-                                           sums.get(p.id, {}).get(Category.PUB)), reviews.get(p.id))
+        YearRow(p, totals[p.id], reviews.get(p.id))
         for p in persons
     ]
 

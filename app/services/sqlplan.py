@@ -13,8 +13,11 @@ PostgreSQL plans from its statistics: its clauses are returned unchanged.
 from sqlalchemy import Column, Integer, String, and_, literal_column
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, Grouping
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.visitors import replacement_traverse
+
+from app.extensions import db
 
 _RANGES = (operators.ge, operators.gt, operators.le, operators.lt)
 
@@ -37,6 +40,23 @@ def walk_by_key(clause, table, dialect_name):
         if element.operator is operators.in_op and isinstance(element.right, ScalarSelect) \
                 and isinstance(col.type, Integer):
             return BinaryExpression(col.op("+")(literal_column("0")), element.right, element.operator)
+        return None
+
+    return replacement_traverse(clause, {}, hide)
+
+
+def without_city_index(clause):
+    """`clause` with its city codes (models.regions.city_code) hidden from SQLite's
+    index chooser (`|| ''`: the same text, which no index matches), for a query
+    read along another index: the national feed pages by (updated_at, id), and
+    SQLite without statistics would take ix_hr_city instead and sort a whole
+    city (0.8 s on 5 M records).  On PostgreSQL, unchanged."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        return clause
+
+    def hide(element):
+        if isinstance(element, FunctionElement) and element.name == "substr":
+            return element.op("||")(literal_column("''"))
         return None
 
     return replacement_traverse(clause, {}, hide)

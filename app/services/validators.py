@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from stdnum import exceptions as stdnum_exc
 from stdnum.cn import ric, uscc
 
+from app.security.scope import sees_full_id
 from app.services.errors import ValidationFailed
 
 # GB/T 2260 province-level codes: the first two digits of any resident ID.
@@ -151,6 +152,12 @@ def mask_id_number(number):
     if len(number) <= 8:
         return number[:2] + "*" * max(len(number) - 4, 0) + number[-2:]
     return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def id_number_for_list(number, scope=None):
+    """ID numbers in lists and exports: whole for roles that need them
+    (security.scope.sees_full_id), masked otherwise."""
+    return number if sees_full_id(scope) else mask_id_number(number)
 
 
 def mask_name(name):

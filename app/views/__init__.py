@@ -41,7 +41,6 @@ def register(appbuilder):
     )
     appbuilder.add_view_no_menu(ReviewView)
     appbuilder.add_view_no_menu(ProofView)
-    from app.api.national import register as register_national_api
     from app.views.dashboard import DashboardView, NationalExportView
 
     appbuilder.add_view(
@@ -51,7 +50,6 @@ def register(appbuilder):
     appbuilder.add_view(
         NationalExportView, "NationalExport", label=_l("部省对接"), icon="fa-exchange", category="Statistics",
     )
-    register_national_api(appbuilder)
     from app.views.imports import ImportView
 
     appbuilder.add_view(ImportView, "Imports", label=_l("批量导入"), icon="fa-upload", category="Registry")
@@ -67,8 +65,14 @@ def register(appbuilder):
     # Public (no login): the verification page a certificate's QR code points to.
     appbuilder.add_view_no_menu(CertificateVerifyView)
     from app.views.accounts import register as register_accounts
+    from app.views.display import LargeTextView
+
+    appbuilder.add_view_no_menu(LargeTextView)
 
     register_accounts(appbuilder)
     from app.views.sessions import register as register_sessions
 
     register_sessions(appbuilder)
+    from app.views.portal import register as register_portal
+
+    register_portal(appbuilder)

@@ -18,7 +18,7 @@ from app.security import roles as R
 from app.services import accounts
 from app.services.errors import DomainError
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from app.views.formatting import translated
 
 
@@ -47,6 +47,7 @@ class RegistrationView(BaseView):
         fields = ("name", "credit_code", "city", "region_code", "kind", "contact_name", "contact_phone",
                   "admin_name", "username")
         values = _form(*fields)
+        error_field = None
         if request.method == "POST":
             try:
                 unit, user = accounts.register_unit(
@@ -59,18 +60,21 @@ class RegistrationView(BaseView):
             except DomainError as exc:
                 db.session.rollback()
                 flash(str(exc), "danger")
+                error_field = exc.details.get("field")
             else:
                 flash(_("单位“%(name)s”注册成功，待所在地人社局审核通过后即可使用。管理员账号：%(user)s",
                         name=unit.name, user=user.username), "success")
                 return redirect(url_for("RegistrationView.done"))
         kinds = [(k.name, _(k.value)) for k in accounts.REGISTRABLE_KINDS]
-        return self.render_template("accounts/register_unit.html", values=values, kinds=kinds, **self._regions())
+        return self.render_template("accounts/register_unit.html", values=values, kinds=kinds,
+                                    error_field=error_field, **self._regions())
 
     @expose("/person", methods=["GET", "POST"])
     def person(self):
         fields = ("name", "id_number", "phone", "username", "credit_code", "city", "region_code", "unit_id")
         values = _form(*fields)
         values["freelancer"] = bool(request.form.get("freelancer"))
+        error_field = None
         if request.method == "POST":
             try:
                 user = accounts.register_person(
@@ -82,12 +86,14 @@ class RegistrationView(BaseView):
             except DomainError as exc:
                 db.session.rollback()
                 flash(str(exc), "danger")
+                error_field = exc.details.get("field")
             else:
                 flash(_("注册成功，登录账号：%(user)s。所选单位确认您的归属后，即可查看学时记录和申报学时。",
                         user=user.username), "success")
                 return redirect(url_for("RegistrationView.done"))
         units = accounts.registrable_units(values["region_code"], values["freelancer"]) if values["region_code"] else []
-        return self.render_template("accounts/register_person.html", values=values, units=units, **self._regions())
+        return self.render_template("accounts/register_person.html", values=values, units=units,
+                                    error_field=error_field, **self._regions())
 
     @expose("/units")
     def units(self):
@@ -216,7 +222,7 @@ class AccountAdminView(BaseView):
         roles = [self.appbuilder.sm.find_role(n) for n in accounts.manageable_roles(g.user)]
         regions = []
         if R.BUREAU in accounts.scope_of(g.user).roles and g.user.region_code:
-            from app.security.scope import region_prefix, region_range
+            from app.models.regions import region_prefix, region_range
 
             regions = db.session.execute(
                 db.select(Region).where(region_range(Region.code, region_prefix(g.user.region_code)))
@@ -396,7 +402,7 @@ def register(appbuilder):
     """Views, menus and the rate limit of the registration pages."""
     reg = appbuilder.add_view_no_menu(RegistrationView)
     sm = appbuilder.sm
-    if sm.is_auth_limited:
+    if sm.registration_limited:  # per address (AUTH_RATE_LIMIT); logins count failures instead
         sm.limiter.limit(sm.auth_rate_limit, methods=["POST"])(reg.blueprint)
     appbuilder.add_view_no_menu(AccountPasswordView)
     appbuilder.add_view_no_menu(AccountStatusView)

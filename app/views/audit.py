@@ -2,7 +2,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.models import AuditLog
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 
 
 class AuditLogView(ScopedModelView):

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.security.scope import ScopeFilter, get_scoped, scope_clause
 from app.services import audit
 from app.services.errors import DomainError, ValidationFailed
-from app.views.datamodel import LOOKUP_COLUMNS
+from app.fab.datamodel import LOOKUP_COLUMNS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
 from app.views.grid import FastListMixin

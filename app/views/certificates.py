@@ -27,7 +27,7 @@ from app.services import jobs
 from app.services.errors import DomainError
 from app.services.requirement import totals_by_year
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from app.views.formatting import hours_text, sees_full_id, translated
 
 PAGE_SIZE = 50

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Region
 from app.models.enums import label
-from app.security.scope import current_scope, region_range, scope_clause
+from app.models.regions import region_range
+from app.security.scope import current_scope, scope_clause
 from app.services import audit, dashboard, jobs, national
 from app.services.errors import DomainError, OutOfScope
 from app.views.formatting import hours_text, id_number_for_list
@@ -152,7 +153,7 @@ class NationalExportView(BaseView):
     @permission_name("export")
     def export(self):
         """CSV streams at once; a large .xlsx runs as a long job (EXPORT_INLINE_MAX_ROWS)."""
-        from app.api.national import checked_filters, national_file_response
+        from app.fab.national_files import checked_filters, national_file_response
 
         fmt = request.args.get("format", "xlsx")
         if fmt not in ("csv", "xlsx"):

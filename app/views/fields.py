@@ -16,7 +16,7 @@ from wtforms.widgets import TextInput
 
 from app.extensions import db
 from app.security.scope import scope_clause
-from app.views.datamodel import LOOKUP_COLUMNS, lookup_clause
+from app.fab.datamodel import LOOKUP_COLUMNS, lookup_clause
 
 
 # What to type, per related model (the columns are datamodel.LOOKUP_COLUMNS).

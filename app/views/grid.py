@@ -9,7 +9,6 @@ behaviour.
 """
 import copy
 from functools import partial
-from urllib.parse import urlencode
 
 from flask import flash, has_request_context, request, session, url_for
 from flask_appbuilder.fields import QuerySelectField
@@ -19,8 +18,10 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from wtforms import StringField
 
-from app.views.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface, filter_value_problems
-from app.views.fastrender import CESearchWidget, framed, grid_widget, lazy_search_form, user_key
+from app.fab.datamodel import LOOKUP_COLUMNS, SEARCH_SELECT_LIMIT, CEInterface, filter_value_problems
+from app.fab.filters import RequestFiltersMixin
+from app.views.gridrender import grid_widget, same_page_url
+from app.views.pagecache import CachedSearchWidget
 
 
 class CEListWidget(ListWidget):
@@ -48,81 +49,16 @@ def _grid_url(view_name, page=None, anchor="", exact=False):
     return same_page_url(args)
 
 
-def same_page_url(args):
-    """This page's URL with other query arguments (a list page's links differ only
-    in them; one url_for per link costs a route build each)."""
-    path = request.script_root + request.path
-    return path + "?" + urlencode(args) if args else path
-
-
-class RequestFiltersMixin:
-    """A view's active filters per request.  FAB keeps them in `self._filters`,
-    one object on the view that every thread of a worker shares (gunicorn's
-    GUNICORN_THREADS); `get_filter_args` clears and refills it on each request,
-    so two requests at once could each run with the other's filters.  Here each
-    request gets its own: a shallow copy of the view's (its search columns and
-    their filter classes) without active filters."""
-
-    @property
-    def _filters(self):
-        template = self.__dict__.get("_ce_filters")
-        if template is None or not has_request_context():
-            return template
-        # Kept on the request object itself (not `g`, which a request shares
-        # with any other run inside its app context).
-        mine = request.__dict__.setdefault("_ce_filters", {})
-        filters = mine.get(id(self))
-        if filters is None:
-            filters = mine[id(self)] = copy.copy(template)
-            filters.filters, filters.values = [], []
-        return filters
-
-    @_filters.setter
-    def _filters(self, value):
-        self.__dict__["_ce_filters"] = value
-
-    def _handle_filters_args(self, rison_args):
-        """An API's filters (FAB's ModelRestApi): a value its column cannot hold is
-        refused with 400 naming the filter and why (a grid shows the same message
-        and matches nothing, see `_get_list_widget`)."""
-        from flask_appbuilder.exceptions import FABException
-
-        joined = super()._handle_filters_args(rison_args)
-        problems = filter_value_problems(self._filters, getattr(self, "label_columns", {}))
-        if problems:
-            raise FABException("; ".join(str(p) for p in problems))
-        return joined
-
-
 class FastListMixin(RequestFiltersMixin):
     list_widget = CEListWidget
-    search_widget = CESearchWidget
+    search_widget = CachedSearchWidget
     # Search drop-downs of related rows (persons, units) show at most this many.
     search_select_limit = SEARCH_SELECT_LIMIT
 
-    # List templates kept as a frame per user (fastrender.framed): besides the
-    # slots below and the render arguments, they read nothing from the request.
-    framed_list_templates = ("imports/grid_list.html",)
-
     def render_template(self, template, **kwargs):
-        # The search panel is open while filters are active (imports/grid_list.html);
-        # a render argument, so part of the frame's key below.
+        # The search panel is open while filters are active (imports/grid_list.html).
         kwargs.setdefault("ce_filters_active", bool(has_request_context() and self._filters.filters))
-        widgets = kwargs.get("widgets")
-        if template not in self.framed_list_templates or not widgets:
-            return super().render_template(template, ce_query_suffix=query_suffix, **kwargs)
-        slots = {"w_" + n: w for n, w in widgets.items()}
-        slots["query"] = query_suffix
-
-        def render(values):
-            shown = {n: (lambda v=values["w_" + n]: v) for n in widgets}
-            return super(FastListMixin, self).render_template(
-                template, **dict(kwargs, widgets=shown, ce_query_suffix=lambda: values["query"]))
-
-        ukey = user_key()
-        others = tuple(sorted((k, str(v)) for k, v in kwargs.items() if k != "widgets"))
-        key = None if ukey is None else (self.__class__.__name__, template, tuple(sorted(widgets)), others, ukey)
-        return framed("list_page", key, render, slots)
+        return super().render_template(template, ce_query_suffix=query_suffix, **kwargs)
 
     def update_redirect(self):
         """FAB's back history, which skips a URL equal to the last one, but also
@@ -150,7 +86,6 @@ class FastListMixin(RequestFiltersMixin):
                 ))
             else:
                 unbound.kwargs["query_func"] = self._limited_related_query(name)
-        self.search_form = lazy_search_form(self.search_form)
 
     def _limited_related_query(self, col_name):
         datamodel = self.datamodel.get_related_interface(col_name)

@@ -6,7 +6,7 @@ from app.services.errors import ValidationFailed
 from app.services.validators import check_credit_code, check_region_code
 from app.security.scope import ScopeFilter
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from app.views.formatting import translated
 from app.views.validation import Checked
 

@@ -8,7 +8,7 @@ from app.services.errors import ValidationFailed
 from app.services.persons import attach_person
 from app.services.validators import check_id_number
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from app.views.formatting import id_number_for_list, translated, unit_history_text
 from app.views.validation import IdNumberValid
 

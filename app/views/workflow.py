@@ -23,9 +23,9 @@ from app.security.scope import ScopeFilter, current_scope, get_scoped, scope_cla
 from app.services import approval, attachments, declarations, requirement, reviews
 from app.services.errors import DomainError, OutOfScope
 from app.views.base import ScopedModelView
-from app.views.datamodel import CEInterface
+from app.fab.datamodel import CEInterface
 from app.views.formatting import hours_text, id_number_for_list, translated
-from app.views.hours import HOUR_LABELS
+from app.fab.labels import HOUR_LABELS
 
 
 def _year_choices():

@@ -5,7 +5,7 @@ Revises: e7a1c0de0002
 Create Date: 2026-11-27 05:30:00
 
 A city bureau's scope adds to the region range substr(region_code, 1, 4) = its
-4-digit prefix (app/security/scope.py, city_code); these indexes hold that very
+4-digit prefix (app/models/regions.py, city_code); these indexes hold that very
 expression, so that a newest-first page of one city, with or without a year +
 category filter, reads that city's ids in order instead of walking the primary key
 past the other cities' records (issue 7).  region_code is carried for the range.

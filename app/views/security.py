@@ -1,5 +1,6 @@
 """The app's SecurityManager: FAB's, with the scoped user model, audited logins,
-the password policy on FAB's own forms, a Chinese rate-limit page, and the
+the password policy on FAB's own forms, failed-login limits and a Chinese
+rate-limit page, and the
 account gate (forced password change, units awaiting approval)."""
 from functools import cached_property
 
@@ -15,13 +16,14 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import aliased, contains_eager
 from wtforms.validators import DataRequired
 
-from app.extensions import PREPARED
 from app.models import Person, Unit
 from app.models.user import CEUser
+from app.security.login_limits import FailedLoginLimits, LoginRefused
+from app.security.api import SecurityApi, jwt_error_handlers
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
-from app.views.grid import RequestFiltersMixin
+from app.fab.filters import RequestFiltersMixin
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
@@ -29,6 +31,7 @@ GATE_OPEN_ENDPOINTS = frozenset({
     "AccountStatusView.pending",
     "AuthDBView.logout",
     "LocaleView.index",
+    "health",  # /health answers without the database (app/web.py)
     "static",
     "appbuilder.static",
 })
@@ -167,6 +170,7 @@ class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
 
 class CESecurityManager(SecurityManager):
     user_model = CEUser
+    security_api = SecurityApi
     userdbmodelview = CEUserDBModelView
     rolemodelview = RoleModelView
     groupmodelview = UserGroupModelView
@@ -180,6 +184,11 @@ class CESecurityManager(SecurityManager):
         current_app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_password_complexity)
         super().__init__(appbuilder)
         current_app.before_request(self.account_gate)
+        current_app.before_request(self.check_api_login)
+
+    def create_jwt_manager(self, app):
+        """FAB's JWT manager, every token problem answered 401 in Chinese."""
+        return jwt_error_handlers(super().create_jwt_manager(app))
 
     # ---- per-request cost (issue 7) -----------------------------------------
 
@@ -220,7 +229,6 @@ class CESecurityManager(SecurityManager):
                      contains_eager(user.roles.of_type(role)),
                      contains_eager(user.groups.of_type(group)).contains_eager(group.roles.of_type(group_role)))
             .where(user.id == bindparam("pk"))
-            .execution_options(**PREPARED)  # a lookup by key: planned once (app/extensions.py)
         )
 
     def _has_access_builtin_roles(self, role, permission_name, view_name):
@@ -238,13 +246,64 @@ class CESecurityManager(SecurityManager):
     def create_limiter(self, app):
         limiter = super().create_limiter(app)
         app.register_error_handler(429, _rate_limited)
+        app.register_error_handler(LoginRefused, _login_refused)
         return limiter
+
+    @property
+    def is_auth_limited(self):
+        """FAB limits every POST to the login form per client address (so an office
+        behind one address, or everyone behind an unresolved proxy, was refused
+        at the eleventh login of a minute).  Logins are limited by their failures
+        instead (`failed_logins`); FAB's limiter keeps the registration pages'
+        limit (`registration_limited`)."""
+        return False
+
+    @property
+    def registration_limited(self):
+        return bool(current_app.config.get("AUTH_RATE_LIMITED"))
+
+    @cached_property
+    def failed_logins(self):
+        """The failed-login counters (app/security/login_limits.py), or None when
+        AUTH_RATE_LIMITED is off."""
+        config = current_app.config
+        if not config.get("AUTH_RATE_LIMITED"):
+            return None
+        return FailedLoginLimits(
+            config.get("AUTH_FAILED_PER_ACCOUNT"), config.get("AUTH_FAILED_PER_ADDRESS"),
+            config.get("REDIS_URL") or config.get("RATELIMIT_STORAGE_URI"),
+        )
+
+    def check_api_login(self):
+        """Before the API's JWT login (before FAB's view, whose error catcher
+        would turn the refusal into a 500): refused (429) while its account or
+        address has used up its failed logins."""
+        if request.endpoint != "SecurityApi.login" or request.method != "POST":
+            return None
+        limits = self.failed_logins
+        if limits is None:
+            return None
+        payload = request.get_json(silent=True)
+        username = payload.get("username") if isinstance(payload, dict) else None
+        if isinstance(username, str):
+            limits.check(username, request.remote_addr)
+        return None
 
     # ---- audited logins -----------------------------------------------------
 
     def auth_user_db(self, username, password):
+        """FAB's password check (the login form and the API's JWT login), refused
+        without looking at the password while the account or the address has
+        used up its failed logins; a failure is counted, a success never."""
+        limits = self.failed_logins
+        address = request.remote_addr if request else None
+        if limits is not None:
+            limits.check(username, address)
         g._ce_login_audited = False
         user = super().auth_user_db(username, password)
+        if user is not None and request.blueprint == "AuthDBView" and is_machine_account(user):
+            # A machine account (the national system's) signs in to the API only.
+            return None
         if user is None and not g.get("_ce_login_audited"):
             # Unknown or inactive account: FAB records nothing, we do.
             from app.extensions import db
@@ -252,6 +311,8 @@ class CESecurityManager(SecurityManager):
 
             record_login(None, False, username=username)
             db.session.commit()
+        if user is None and limits is not None and username:
+            limits.failed(username, address)
         return user
 
     def update_user_auth_stat(self, user, success=True):
@@ -261,6 +322,16 @@ class CESecurityManager(SecurityManager):
         record_login(user, success)
         g._ce_login_audited = True
         super().update_user_auth_stat(user, success)
+
+    # ---- logout (portal login, issue 23) -------------------------------------
+
+    def on_user_logout(self, user):
+        """FAB's hook after logout: the whole session ends; after a portal login
+        the login page offers the portal's logout (app/security/portal.py)."""
+        from app.security.portal import end_portal_session
+
+        super().on_user_logout(user)
+        end_portal_session()
 
     # ---- FAB's password reset views ------------------------------------------
 
@@ -275,6 +346,8 @@ class CESecurityManager(SecurityManager):
         audit.record("reset_password" if by_other else "change_password", "CEUser", user.id,
                      username_target=user.username, unit_id=user.unit_id, region_code=user.region_code)
         super().reset_password(userid, password)
+        if by_other and self.failed_logins is not None:
+            self.failed_logins.clear(user.username)  # the new password opens the account now
 
     # ---- the account gate ----------------------------------------------------
 
@@ -293,6 +366,27 @@ class CESecurityManager(SecurityManager):
         if unit_pending(current_user):
             return redirect(url_for("AccountStatusView.pending"))
         return None
+
+
+def _login_refused(exc):
+    """A login refused by the failed-login limits: 429 with the time to try again."""
+    from flask import jsonify
+
+    if request.path.startswith("/api/"):
+        resp = jsonify(message=exc.message)
+    else:
+        appbuilder = current_app.appbuilder
+        resp = current_app.make_response(render_template(
+            "accounts/rate_limited.html", appbuilder=appbuilder, base_template=appbuilder.base_template,
+            message=exc.message,
+        ))
+    resp.status_code = 429
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
+def is_machine_account(user):
+    from app.security.roles import MACHINE_ROLES
+
+    return any(r.name in MACHINE_ROLES for r in user.roles)
 
 
 def _rate_limited(exc):

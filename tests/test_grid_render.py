@@ -1,6 +1,6 @@
-"""The grid page's rendered-once parts (app/views/fastrender.py) show what the
-page would show without them: the menu follows the user's roles and language,
-the rows carry the database's values, the header's sort links flip as FAB's do."""
+"""The grid page's parts rendered in Python (app/views/gridrender.py) show what
+FAB's templates would: the menu follows the user's roles and language, the rows
+carry the database's values, the header's sort links flip as FAB's do."""
 import html as htmllib
 import os
 import re
@@ -121,13 +121,13 @@ def test_page_size_menu_and_active_filters_follow_the_request(login_as):
     assert "_flt_0_year=2025" in fifty
     page = client.get(fifty).get_data(as_text=True)
     assert len(re.findall(r'/hourrecordview/show/\d+', page)) == 50
-    # the search form, served from its cache, shows this request's filters only
+    # the search form shows this request's filters only
     page = client.get("/hourrecordview/list/").get_data(as_text=True)
     assert '["year", "\\u7b49\\u4e8e", ["2025"]]' not in page
 
 
-def test_a_csp_nonce_turns_the_html_caches_off(app, login_as, monkeypatch):
-    """Scripts carrying a per-request nonce (Flask-Talisman's csp_nonce) must not be reused."""
+def test_a_csp_nonce_is_new_on_every_page(app, login_as, monkeypatch):
+    """Scripts carry the request's own nonce (Flask-Talisman's csp_nonce)."""
     counter = iter(range(1000))
     monkeypatch.setitem(app.jinja_env.globals, "csp_nonce", lambda: f"nonce-{next(counter)}")
     # Talisman sets the global at start-up, before any template is loaded: so here.
@@ -150,56 +150,9 @@ def _tokens(page):
     return {m.group(2) for m in _TOKENS.finditer(page)}
 
 
-def _without_tokens(page):
-    return _TOKENS.sub(r'\1TOKEN"', page)
-
-
-FRAMED_PAGES = [
-    ("clerk_a", "/hourrecordview/list/"),
-    ("clerk_a", "/hourrecordview/list/?_flt_0_year=2025&_oc_HourRecordView=year&_od_HourRecordView=asc"),
-    ("clerk_a", "/hourrecordview/list/?_flt_0_year=1990"),  # no rows
-    ("clerk_a", "/review/todo/list/"),
-    ("bureau_nj", "/hourrecordview/list/?page_HourRecordView=1&psize_HourRecordView=50"),
-    ("bureau_nj", "/personview/list/"),
-    ("admin", "/unitview/list/?_flt_0_name=%E5%8D%97"),
-    ("lisi", "/hourrecordview/list/"),
-]
-
-
-def test_framed_pages_are_the_pages_rendered_in_full(app, login_as, monkeypatch):
-    """A list page served from its frame (fastrender.framed: rendered once per
-    user and view, per-request parts filled in) is the page rendered in full:
-    rows, links, export link, filters, count; only the CSRF token differs."""
-    from app.views import fastrender, grid
-
-    clients = {}
-    for english in (False, True):
-        for username, url in FRAMED_PAGES:
-            client = clients.get((username, english))
-            if client is None:
-                client = clients[username, english] = login_as(username)
-                if english:
-                    client.get("/lang/en")
-            framed = client.get(url).get_data(as_text=True)
-            with monkeypatch.context() as m:  # every part rendered, nothing reused
-                m.setattr(fastrender, "user_key", lambda: None)
-                m.setattr(grid, "user_key", lambda: None)
-                full = client.get(url).get_data(as_text=True)
-            assert _without_tokens(framed) == _without_tokens(full), (username, url, english)
-            assert ("Record Count" in framed) == english
-            if "btn-export" in framed:
-                query = url.partition("?")[2]
-                export = htmllib.unescape(re.search(r'id="btn-export"\s+href="([^"]+)"', framed).group(1))
-                assert export.partition("?")[2] == query
-    assert "ce-record-count" in framed
-    frames = app.extensions["ce_render"]
-    for name in ("list_page", "grid_frame"):  # the pages above did come from frames
-        assert frames[name]._data and all(len(parts) > 1 for parts in frames[name]._data.values())
-
-
-def test_a_framed_page_carries_the_sessions_own_csrf_token(app, login_as):
-    """Two sessions of one user share a frame, never a token: each page carries
-    its own session's token, which its POSTs pass and the other session's fail."""
+def test_a_page_carries_the_sessions_own_csrf_token(app, login_as):
+    """Two sessions of one user never share a token: each page carries its own
+    session's token, which its POSTs pass and the other session's fail."""
     first, second = login_as("clerk_a"), login_as("clerk_a")
     page_1 = first.get("/review/todo/list/").get_data(as_text=True)
     page_2 = second.get("/review/todo/list/").get_data(as_text=True)
@@ -214,7 +167,7 @@ def test_a_framed_page_carries_the_sessions_own_csrf_token(app, login_as):
 
 
 def test_a_page_with_a_message_is_rendered_with_it(app, login_as):
-    """A flashed message is shown once, on the next page (no frame hides it)."""
+    """A flashed message is shown once, on the next page."""
     client = login_as("clerk_a")
     client.get("/hourrecordview/list/")
     with client.session_transaction() as session:

@@ -1,0 +1,30 @@
+"""Column labels of the hour record, shared by its grids and its API."""
+from flask_babel import lazy_gettext as _l
+
+HOUR_LABELS = {
+    "person": _l("姓名"),
+    "person.name": _l("姓名"),
+    "person.id_number": _l("证件号码"),
+    "year": _l("认定年度"),
+    "category": _l("科目类别"),
+    "learning_form": _l("学习形式"),
+    "course_name": _l("课程（项目）名称"),
+    "organizer_name": _l("举办单位"),
+    "start_date": _l("开始日期"),
+    "end_date": _l("结束日期"),
+    "hours": _l("学时"),
+    "source": _l("来源"),
+    "status": _l("状态"),
+    "unit": _l("所在单位"),
+    "unit.name": _l("所在单位"),
+    "region_code": _l("所在区划"),
+    "reviewer": _l("审核人"),
+    "reviewed_at": _l("审核时间"),
+    "review_comment": _l("审核意见"),
+    "revoke_reason": _l("撤销原因"),
+    "submitted_at": _l("提交时间"),
+    "reported_by_unit": _l("上报单位"),
+    "late_report": _l("逾期上报"),
+    "created_at": _l("创建时间"),
+    "attachments": _l("证明材料"),
+}
