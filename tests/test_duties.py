@@ -21,10 +21,10 @@ DUTIES = {
 COMMON = {
     "HomeView", "UtilView", "LocaleView", "AuthDBView", "MySessionsView", "MfaView", "AccountPasswordView",
     "AccountStatusView", "UserInfoEditView", "ResetMyPasswordView", "RegistrationView", "CertificateVerifyView",
-    "SecurityApi", "MenuApi",
+    "SecurityApi", "MenuApi", "LargeTextView",
 }
 COMMON_ENDPOINTS = {"CEUserDBModelView.userinfo", "CEUserDBModelView.resetmypassword", "static",
-                    "appbuilder.static"}
+                    "appbuilder.static", "health"}
 # The pages each one must open.
 OPENS = {
     "sysadmin": ["/regionview/list/", "/unitview/list/"],

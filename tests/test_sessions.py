@@ -106,7 +106,6 @@ def test_a_role_change_by_any_code_path_ends_the_sessions(app, login_as):
     clerk = login_as("clerk_a")
     with app.app_context():
         user = db.session.execute(select(CEUser).where(CEUser.username == "clerk_a")).scalar_one()
-        from app.security.manager import CESecurityManager  # noqa: F401
         admin_role = app.appbuilder.sm.find_role("UnitAdmin")
         user.roles = list(user.roles) + [admin_role]
         db.session.commit()
