@@ -327,8 +327,10 @@ def _logged_in(sender, user, **kwargs):
     sess = session._get_current_object()
     # A new id for the authenticated session: an id known before login is worthless after.
     sess.rotate = "login"
+    keep = {"_user_id", "_fresh", "_id", "locale", "csrf_token", "_flashes", "next", PREV_LOGIN_KEY,
+            "ce_portal_login"}  # the portal's provider of this login (app.security.portal.LOGIN_KEY)
     for key in list(sess.keys()):
-        if key not in ("_user_id", "_fresh", "_id", "locale", "csrf_token", "_flashes", "next", PREV_LOGIN_KEY):
+        if key not in keep:
             sess.pop(key, None)
     if mfa.required(user):
         sess[MFA_KEY] = "pending"
