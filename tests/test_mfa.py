@@ -158,3 +158,61 @@ def test_banner_when_the_second_factor_is_off(app, login_as):
 def test_no_banner_when_on(app, mfa_on):
     app.config["MFA_ROLES"] = ("Bureau",)
     assert "第二重身份鉴别（动态口令）未启用" not in text(login(app.test_client(), "admin"))
+
+
+# ---------------------------------------------------------------- the API's JWT login
+
+API_LOGIN = "/api/v1/security/login"
+API = "/api/v1/national_record/changes"
+
+
+def _api_login(client, username, **extra):
+    return client.post(API_LOGIN, json={"username": username, "password": "Demo@2026", "provider": "db", **extra})
+
+
+def test_api_login_of_an_mfa_role_needs_the_code(app, mfa_on):
+    api = app.test_client()
+    # Not enrolled yet: refused, told to enrol on the web first.
+    resp = _api_login(api, "bureau_nj", totp="123456")
+    assert resp.status_code == 401 and "尚未绑定" in resp.get_json()["message"]
+    c, secret = _enrol(app)
+    post(c, "/mfa/enroll", {"code": _code(secret)})
+    codes = re.findall(r"<li><code>([0-9a-f-]+)</code></li>", text(c.get("/mfa/recovery")))
+    post(c, "/mfa/recovery", {})
+    # Without the code: a JSON refusal in Chinese, no token.
+    resp = _api_login(api, "bureau_nj")
+    assert resp.status_code == 401 and "totp" in resp.get_json()["message"]
+    assert "access_token" not in resp.get_json()
+    before = _fail_count(app, "bureau_nj")
+    wrong = "123456" if _code(secret, 1) != "123456" else "654321"
+    resp = _api_login(api, "bureau_nj", totp=wrong)
+    assert resp.status_code == 401 and "动态口令不正确" in resp.get_json()["message"]
+    assert _fail_count(app, "bureau_nj") == before + 1
+    good = _code(secret, 1)  # the enrolment used the current step
+    resp = _api_login(api, "bureau_nj", totp=good)
+    assert resp.status_code == 200, resp.get_json()
+    token = resp.get_json()["access_token"]
+    assert api.get(API, headers={"Authorization": "Bearer " + token}).status_code == 200
+    # The same code again (replay) is refused; a recovery code works once.
+    assert _api_login(api, "bureau_nj", totp=good).status_code == 401
+    assert _api_login(api, "bureau_nj", totp=codes[0]).status_code == 200
+    resp = _api_login(api, "bureau_nj", totp=codes[0])
+    assert resp.status_code == 401 and "恢复码不正确或已使用过" in resp.get_json()["message"]
+    # A malformed code field is a 400 naming it.
+    resp = _api_login(api, "bureau_nj", totp=123456)
+    assert resp.status_code == 400 and resp.get_json()["field"] == "totp"
+
+
+def test_api_login_outside_mfa_roles_and_the_national_account_keep_their_password(app, mfa_on):
+    from app.services.accounts import create_national_account
+
+    app.config["MFA_ROLES"] = ("Bureau", "Admin", "NationalSync")  # even when listed by mistake
+    with app.app_context():
+        user, password = create_national_account("320100", "national_mfa_test")
+        db.session.commit()
+    api = app.test_client()
+    resp = api.post(API_LOGIN, json={"username": "national_mfa_test", "password": password, "provider": "db"})
+    assert resp.status_code == 200
+    token = resp.get_json()["access_token"]
+    assert api.get(API, headers={"Authorization": "Bearer " + token}).status_code == 200
+    assert _api_login(api, "clerk_a").status_code == 200

@@ -315,6 +315,32 @@ class CESecurityManager(SecurityManager):
             limits.failed(username, address)
         return user
 
+    def api_second_factor(self, user, code):
+        """The API's JWT login of an account in MFA_ROLES: the `totp` field (a code
+        or a recovery code) is required and checked as on the login page (accepted
+        once, a wrong one counts as a failed login).  Returns the refusal's
+        Chinese message, or None.  The national system's machine account keeps
+        its own credential (no second factor)."""
+        from app.security import mfa
+        from app.services import sessions as svc
+        from app.services.errors import DomainError
+
+        if is_machine_account(user) or not mfa.required(user):
+            return None
+        if not mfa.enrolled(user.id):
+            return gettext("此账号需要动态口令，但尚未绑定：请先在网页登录并完成动态口令绑定")
+        if not code:
+            return gettext("此账号需要动态口令：请在登录请求的 totp 字段中提供 6 位动态口令或恢复码")
+        code = code.strip()
+        is_totp = len(code) == 6 and code.isdigit()
+        try:
+            svc.second_factor(user, code=code if is_totp else None, recovery_code=None if is_totp else code)
+        except DomainError as exc:
+            if self.failed_logins is not None:
+                self.failed_logins.failed(user.username, request.remote_addr)
+            return str(exc)
+        return None
+
     def update_user_auth_stat(self, user, success=True):
         from app.services.accounts import record_login
 
