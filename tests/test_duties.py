@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditLog, CEUser
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, post
 
 # Views each administrator works in (everything else is refused).
 DUTIES = {
@@ -148,3 +148,67 @@ def test_admins_create_prints_one_time_passwords(app):
     assert c.get("/auditlogview/list/").headers["Location"].endswith("/account/password")
     again = runner.invoke(args=["ce", "admins", "create"])
     assert again.output.count("already exists") == 3
+
+
+# ---------------------------------------------------------------- the guard of 三员分立
+
+
+def _user(app, username):
+    with app.app_context():
+        u = db.session.execute(select(CEUser).where(CEUser.username == username)).scalar_one()
+        return u.id, sorted(r.name for r in u.roles), u.email, u.unit_id, u.region_code
+
+
+def _role_id(app, name):
+    with app.app_context():
+        return app.appbuilder.sm.find_role(name).id
+
+
+def _edit_roles(c, app, username, roles):
+    pk, _roles, email, unit_id, region = _user(app, username)
+    form = {"first_name": "x", "last_name": "y", "username": username, "email": email or f"{username}@demo.invalid",
+            "active": "y", "roles": [str(_role_id(app, r)) for r in roles]}
+    if unit_id:
+        form["unit"] = str(unit_id)
+    if region:
+        form["region"] = region
+    return post(c, f"/users/edit/{pk}", form, follow_redirects=True).get_data(as_text=True)
+
+
+def test_security_administrator_cannot_grant_itself_or_cross_the_duties(app):
+    c = app.test_client()
+    assert login(c, "secadmin").request.path == "/"
+    # Its own roles: not even adding one.
+    for roles in (["SecAdmin", "Admin"], ["SecAdmin", "Auditor"], ["SysAdmin"], ["SecAdmin", "Bureau"]):
+        html = _edit_roles(c, app, "secadmin", roles)
+        assert "不能修改自己账号的角色" in html, roles
+        assert _user(app, "secadmin")[1] == ["SecAdmin"]
+    # Another account: never two administrators' duties, never an administrator with a business role,
+    # never Admin (the demo's).
+    html = _edit_roles(c, app, "auditor", ["Auditor", "SysAdmin"])
+    assert "不能由同一账号兼任" in html and _user(app, "auditor")[1] == ["Auditor"]
+    html = _edit_roles(c, app, "bureau_nj", ["Bureau", "Auditor"])
+    assert "不能与业务角色" in html and _user(app, "bureau_nj")[1] == ["Bureau"]
+    html = _edit_roles(c, app, "auditor", ["Admin"])
+    assert "只能由超级管理员授予" in html and _user(app, "auditor")[1] == ["Auditor"]
+    # Through a group: joining one that carries Admin, or giving a member's group a second duty.
+    with app.app_context():
+        audit_log = [a for a in db.session.execute(select(AuditLog.action)).scalars()]
+    assert "grant_role" not in audit_log
+    secadmin_id = _user(app, "secadmin")[0]
+    auditor_id = _user(app, "auditor")[0]
+    html = post(c, "/groups/add", {"name": "g_admin", "label": "g", "description": "",
+                                   "users": [str(secadmin_id)], "roles": [str(_role_id(app, "Admin"))]},
+                follow_redirects=True).get_data(as_text=True)
+    assert "不能修改自己账号的角色" in html
+    html = post(c, "/groups/add", {"name": "g_sys", "label": "g", "description": "",
+                                   "users": [str(auditor_id)], "roles": [str(_role_id(app, "SysAdmin"))]},
+                follow_redirects=True).get_data(as_text=True)
+    assert "不能由同一账号兼任" in html
+    with app.app_context():
+        from flask_appbuilder.security.sqla.models import Group
+
+        assert db.session.execute(select(Group).where(Group.name.in_(["g_admin", "g_sys"]))).first() is None
+    # Its duty still works (an account of any unit of the province).
+    html = _edit_roles(c, app, "clerk_b", ["UnitAdmin"])
+    assert _user(app, "clerk_b")[1] == ["UnitAdmin"], html

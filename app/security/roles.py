@@ -218,4 +218,4 @@ ROLE_PERMISSIONS[AUDITOR] = (  # reads, filters and exports the audit log; chang
 )
 ALL_ROLES += [SYS_ADMIN, SEC_ADMIN, AUDITOR]
 # Administrator roles whose row scope is the whole province for what they may open.
-WHOLE_PROVINCE_ROLES = frozenset({ADMIN, SYS_ADMIN, AUDITOR})
+WHOLE_PROVINCE_ROLES = frozenset({ADMIN, SYS_ADMIN, SEC_ADMIN, AUDITOR})

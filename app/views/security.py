@@ -101,7 +101,10 @@ class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
         return {"unit_id": item.unit_id, "region_code": unit.region_code if unit else item.region_code}
 
     def pre_add(self, item):
+        from app.services.accounts import check_separation
+
         super().pre_add(item)
+        _guarded(check_separation, current_user, item, [r.name for r in item.roles])
         item.must_change_password = True
 
     def post_add(self, item):
@@ -128,12 +131,15 @@ class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
     def pre_update(self, item):
         from app.services import audit
 
+        from app.services.accounts import check_separation
+
         super().pre_update(item)
         before = g.pop("_ce_user_before", None)
         if before is None:
             return
         was_active, had = before
         now = {r.name for r in item.roles}
+        _guarded(check_separation, current_user, item, now, had)
         for name in sorted(now - had):
             audit.record("grant_role", "CEUser", item.id, new={"role": name},
                          username_target=item.username, **self._place(item))
@@ -166,6 +172,41 @@ class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
     RoleModelView above)."""
 
     search_columns = ["name", "label", "description", "roles"]
+
+    # 三员分立: a group's roles reach its members; the same guard as the user grid.
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        from app.extensions import db
+        from flask_appbuilder.security.sqla.models import Group
+
+        if request.method == "POST" and str(pk).isdigit():
+            group = db.session.get(Group, int(pk))
+            if group is not None:
+                g._ce_group_before = ({u.id for u in group.users}, {r.name for r in group.roles})
+        return super().edit(pk)
+
+    def _check(self, item, before=(set(), set())):
+        from app.services.accounts import check_separation
+
+        old_members, old_roles = before
+        new_roles = {r.name for r in item.roles}
+        for user in item.users:
+            others = {r.name for grp in user.groups if grp is not item for r in grp.roles}
+            own = {r.name for r in user.roles}
+            had = own | others | (old_roles if user.id in old_members else set())
+            _guarded(check_separation, current_user, user, own | others | new_roles, had)
+        actor_id = getattr(current_user, "id", None)
+        if actor_id in old_members and actor_id not in {u.id for u in item.users} and old_roles:
+            _guarded(check_separation, current_user, current_user, set(), old_roles)
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        self._check(item)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        self._check(item, g.pop("_ce_group_before", (set(), set())))
 
 
 class CESecurityManager(SecurityManager):
@@ -409,6 +450,19 @@ def _login_refused(exc):
     resp.status_code = 429
     resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
+def _guarded(check, *args):
+    """Run a service check before FAB stores a form: on refusal, forget the form's
+    changes (FAB shows the message and stores nothing)."""
+    from app.extensions import db
+    from app.services.errors import DomainError
+
+    try:
+        check(*args)
+    except DomainError:
+        db.session.rollback()
+        raise
+
+
 def is_machine_account(user):
     from app.security.roles import MACHINE_ROLES
 
