@@ -112,6 +112,8 @@ class Config:
     # Fernet key for the stored TOTP secrets; derived from SECRET_KEY when unset.
     MFA_ENCRYPTION_KEY = os.environ.get("MFA_ENCRYPTION_KEY")
     MFA_MAX_FAILURES = int(os.environ.get("MFA_MAX_FAILURES", "5"))
+    # The Content-Security-Policy and the other security headers (app/web.py); 0 only to diagnose.
+    CSP_ENABLED = _env_bool("CSP_ENABLED", True)
 
     # Chinese first.  FAB ignores Accept-Language; the locale is the session's or this.
     BABEL_DEFAULT_LOCALE = "zh"
