@@ -189,11 +189,14 @@ class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
     def _check(self, item, before=(set(), set())):
         from app.services.accounts import check_separation
 
+        from app.extensions import db
+
         old_members, old_roles = before
         new_roles = {r.name for r in item.roles}
-        for user in item.users:
-            others = {r.name for grp in user.groups if grp is not item for r in grp.roles}
-            own = {r.name for r in user.roles}
+        with db.session.no_autoflush:  # (the form's group is not stored before the check)
+            members = [(u, {r.name for r in u.roles},
+                        {r.name for grp in u.groups if grp is not item for r in grp.roles}) for u in item.users]
+        for user, own, others in members:
             had = own | others | (old_roles if user.id in old_members else set())
             _guarded(check_separation, current_user, user, own | others | new_roles, had)
         actor_id = getattr(current_user, "id", None)
