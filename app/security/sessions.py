@@ -30,6 +30,8 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from flask_babel import gettext as _
 from sqlalchemy import delete, event, insert, inspect, or_, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import CallbackDict
 
 from app.extensions import db
@@ -37,6 +39,7 @@ from app.models.security import AccountSecurity, UserSession
 from app.models.user import CEUser
 
 TOUCH_SECONDS = 60
+DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 _serializer = TaggedJSONSerializer()
 REASON_KEY = "_ce_reason"
 MFA_KEY = "_ce_mfa"  # "pending" until the second factor is given
@@ -118,13 +121,25 @@ class DbSessionInterface(SessionInterface):
     serializer = _serializer
 
     def _skip(self, app, req):
-        return req.path.startswith((app.static_url_path or "/static") + "/") or req.path.startswith("/static/")
+        return (req.path.startswith((app.static_url_path or "/static") + "/") or req.path.startswith("/static/")
+                or req.path == "/health")  # the proxy's check answers without the database (app/web.py)
 
     def open_session(self, app, req):
         if self._skip(app, req):
             s = ServerSession()
             s.skipped = True
             return s
+        try:
+            return self._open(app, req)
+        except DB_ERRORS as exc:
+            # The database did not answer: no session this request; the gate raises
+            # the error inside the request, where app/web.py answers 503.
+            s = ServerSession()
+            s.skipped = True
+            s.db_error = exc
+            return s
+
+    def _open(self, app, req):
         sid = req.cookies.get(self.get_cookie_name(app))
         if not sid or len(sid) > 128:
             return ServerSession()
@@ -152,6 +167,12 @@ class DbSessionInterface(SessionInterface):
     def save_session(self, app, sess, response):
         if getattr(sess, "skipped", False):
             return
+        try:
+            self._save(app, sess, response)
+        except DB_ERRORS as exc:  # the database went away during the request: nothing to keep
+            current_app.logger.warning("session not saved, database unavailable: %s", str(exc).splitlines()[0][:200])
+
+    def _save(self, app, sess, response):
         name = self.get_cookie_name(app)
         domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
         now = utcnow()
@@ -404,6 +425,9 @@ MFA_OPEN_ENDPOINTS = frozenset({
 def session_gate():
     """First before_request: says on the (login) page why a session ended, and
     holds a user who has not yet given the second factor on its page."""
+    error = getattr(session, "db_error", None)
+    if error is not None:
+        raise error  # answered 503 by app/web.py's handler
     endpoint = request.endpoint or ""
     if endpoint.endswith("static") or getattr(session, "skipped", False):
         return None
