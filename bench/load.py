@@ -5,19 +5,26 @@ two rq workers), driven by locust used as a library.
     .venv/bin/python bench/load.py                 # starts the stack, 180 s of mix
     .venv/bin/python bench/load.py --seconds 60    # shorter
     .venv/bin/python bench/load.py --url http://127.0.0.1:18080 --no-start   # a running stack
+    .venv/bin/python bench/load.py --find-capacity --users 50 --think 5-30 --seconds 120   # the capacity figure
 
 Two phases, same run, same machine:
   1. the ceiling: the same nginx + gunicorn answering /health (no database),
-     as fast as `--users` clients can ask;
-  2. the mix for `--seconds`: applicants (log in, 我的学时, declare with a proof),
-     unit reviewers (待核准申报, approve one), bureau staff (filter the grid,
-     dashboard, export as a job), and one clerk importing a 5 000-row .xlsx
-     (runs in an rq worker), each person with a think time between pages.
+     as fast as `--health-users` clients can ask;
+  2. the mix for `--seconds`: applicants (log in, 我的学时, declare with a proof,
+     sign out after about `--pages-per-session` tasks and another person signs
+     in), unit reviewers (待核准申报, open one, approve it), bureau staff (filter
+     the grid, dashboard, export as a job) who stay signed in, and one clerk
+     importing a 5 000-row .xlsx (runs in an rq worker), each person with a
+     think time (`--think`) between pages.
 
-Prints requests/s, p50 / p95 / p99 per kind of request, failures, the ratio of
-the mix's throughput to the ceiling, and the targets (0 failures, p95 <= 300 ms
-for pages, mix >= 10 % of the ceiling).  Note: locust runs on the same 2 cores
-as the stack, so both phases pay for the client too.
+Prints requests/s, p50 / p95 / p99 per kind of request and whether each page
+kind's p95 is within 300 ms, failures, the ratio of the mix's throughput to the
+ceiling, and the stack's CPU per request by group (web, PostgreSQL, jobs).
+`--find-capacity` repeats the mix with more people each step (x `--step`) until a
+page's p95 passes 300 ms or a request fails, and prints the last number that
+held: the capacity of this host at that think time.  Note: locust runs on the
+same cores as the stack unless pointed at another host, so both phases pay for
+the client too.
 """
 from gevent import monkey
 
@@ -53,13 +60,23 @@ def _token(html):
 
 
 class Person(HttpUser):
-    """A signed-in person; `accounts` is filled before the run."""
+    """A signed-in person; `accounts` is filled before the run.  A session: the
+    login page, the login, then about `pages_per_session` tasks with `think`
+    seconds between pages; then the person signs out and another one signs in
+    (a real session logs in once and opens a handful of pages, it does not
+    log in once per run)."""
 
     abstract = True
     accounts = []
     wait_time = between(1, 3)
+    pages_per_session = 0  # 0: one login for the whole run
 
     def on_start(self):
+        self._login()
+
+    def _login(self):
+        self.tasks_left = (random.randint(max(1, self.pages_per_session // 2), self.pages_per_session * 3 // 2)
+                           if self.pages_per_session else -1)
         self.username = self.accounts[random.randrange(len(self.accounts))]
         page = self.client.get("/login/", name="login_page")
         with self.client.post("/login/", data={"username": self.username, "password": PW,
@@ -69,16 +86,27 @@ class Person(HttpUser):
                 resp.failure("login refused")
         self.csrf = _token(resp.text)
 
+    def next_session(self):
+        """Called before each task: the session ends after its pages."""
+        if self.tasks_left == 0:
+            self.client.get("/logout/", name="logout")
+            self.client.cookies.clear()
+            self._login()
+        elif self.tasks_left > 0:
+            self.tasks_left -= 1
+
 
 class Applicant(Person):
     weight = 6
 
     @task(4)
     def my_hours(self):
+        self.next_session()
         self.client.get("/declare/mine", name="my_hours")
 
     @task(1)
     def declare(self):
+        self.next_session()
         page = self.client.get("/declare/new", name="declare_form")
         day = max(datetime.date(YEAR, 1, 1), datetime.date.today() - datetime.timedelta(days=5))
         data = {"year": str(YEAR), "category": "PRO", "learning_form": "TRAIN_ONSITE",
@@ -96,12 +124,14 @@ class Reviewer(Person):
 
     @task(3)
     def todo(self):
+        self.next_session()
         self.client.get("/review/todo/list/", name="review_todo")
 
     @task(1)
     def approve_one(self):
+        self.next_session()
         page = self.client.get("/review/todo/list/", name="review_todo")
-        ids = re.findall(r'/review/(\d+)"', page.text)
+        ids = re.findall(r'/review/(?:todo/show/)?(\d+)"', page.text)
         if not ids:
             return
         rid = random.choice(ids)
@@ -118,16 +148,19 @@ class Bureau(Person):
 
     @task(3)
     def grid(self):
+        self.next_session()
         year = random.choice([YEAR - 2, YEAR - 1, YEAR])
         cat = random.choice(["PRO", "PUB"])
         self.client.get(f"/hourrecordview/list/?_flt_0_year={year}&_flt_0_category={cat}", name="grid_filter")
 
     @task(2)
     def dashboard(self):
+        self.next_session()
         self.client.get(f"/dashboard/?year={YEAR - 1}", name="dashboard")
 
     @task(1)
     def export(self):
+        self.next_session()
         resp = self.client.get("/hourrecordview/export/?_flt_0_category=PUB", name="export_start")
         m = re.search(r"/imports/job/(\d+)", resp.url)
         if not m:
@@ -250,34 +283,10 @@ def _accounts(env):
     Importer.accounts = ["clerk_a"]
 
 
-def _stack_cpu(stack_dir):
-    """CPU seconds used so far by the stack's processes (nginx, gunicorn, rq workers
-    and their finished work-horses, Redis, PostgreSQL and its backends): the
-    machine may be shared, CPU time per request is not."""
-    import psutil
+def _stack_cpu(stack_dir, by_group=False):
+    from bench.stackcpu import stack_cpu
 
-    roots = []
-    for name in ("nginx", "gunicorn", "rq1", "rq2", "redis"):
-        try:
-            with open(os.path.join(stack_dir, f"{name}.pid")) as fh:
-                roots.append(int(fh.read().split()[0]))
-        except (OSError, ValueError):
-            pass
-    try:
-        with open(os.path.join(stack_dir, "pg", "postmaster.pid")) as fh:
-            roots.append(int(fh.readline()))
-    except (OSError, ValueError):
-        pass
-    total = 0.0
-    for pid in roots:
-        try:
-            root = psutil.Process(pid)
-            for p in [root] + root.children(recursive=True):
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+    return stack_cpu(stack_dir, by_group)
 
 
 def _run(user_classes, users, seconds, host):
@@ -293,19 +302,46 @@ def _pct(entry, p):
     return entry.get_response_time_percentile(p) if entry.num_requests else 0
 
 
-def _report(stats, seconds):
+def _report(stats, seconds, verdict=False):
+    """Prints the table; returns (req/s, failures, worst page p95, {kind: p95})."""
     rows = sorted(stats.entries.values(), key=lambda e: -e.num_requests)
     print(f"{'request':<18}{'n':>7}{'fail':>6}{'rps':>8}{'p50':>7}{'p95':>7}{'p99':>7}  (ms)")
     worst_page = 0
+    p95 = {}
     for e in rows:
+        page = not e.name.startswith(JOB_KINDS)
+        mark = ""
+        if verdict and page:
+            mark = "  ok" if _pct(e, 0.95) <= PAGE_TARGET_MS else f"  > {PAGE_TARGET_MS} ms"
+        elif verdict:
+            mark = "  (job: no page target)"
         print(f"{e.name:<18}{e.num_requests:>7}{e.num_failures:>6}{e.num_requests / seconds:>8.1f}"
-              f"{_pct(e, 0.5):>7.0f}{_pct(e, 0.95):>7.0f}{_pct(e, 0.99):>7.0f}")
-        if not e.name.startswith(JOB_KINDS):
+              f"{_pct(e, 0.5):>7.0f}{_pct(e, 0.95):>7.0f}{_pct(e, 0.99):>7.0f}{mark}")
+        if page:
             worst_page = max(worst_page, _pct(e, 0.95))
+            p95[e.name] = _pct(e, 0.95)
     total = stats.total
     print(f"{'TOTAL':<18}{total.num_requests:>7}{total.num_failures:>6}{total.num_requests / seconds:>8.1f}"
           f"{_pct(total, 0.5):>7.0f}{_pct(total, 0.95):>7.0f}{_pct(total, 0.99):>7.0f}")
-    return total.num_requests / seconds, total.num_failures, worst_page
+    return total.num_requests / seconds, total.num_failures, worst_page, p95
+
+
+def _mix(args, host, stack_dir, users, seconds):
+    """One run of the mix with `users` people; returns its figures."""
+    print(f"== mix: {users} people (think time {args.think} s, an applicant logs in every "
+          f"{args.pages_per_session or 'run'} pages), {seconds} s: applicants 6 : reviewers 2 : bureau 2, plus 1 clerk importing "
+          f"{args.import_rows} rows", flush=True)
+    cpu0 = _stack_cpu(stack_dir, by_group=True)
+    client0 = time.process_time()
+    load0 = os.getloadavg()[0]
+    rps, failures, worst, p95 = _report(
+        _run([Applicant, Reviewer, Bureau, Importer], users, seconds, host), seconds, verdict=True)
+    cpu1 = _stack_cpu(stack_dir, by_group=True)
+    n = max(1, rps * seconds)
+    per = {k: 1000 * (cpu1[k] - cpu0[k]) / n for k in cpu1}
+    per["client"] = 1000 * (time.process_time() - client0) / n  # locust itself, not the stack
+    return {"users": users, "rps": rps, "failures": failures, "worst": worst, "p95": p95, "cpu": per,
+            "load0": load0}
 
 
 def main(argv=None):
@@ -314,6 +350,16 @@ def main(argv=None):
     ap.add_argument("--ceiling-seconds", type=int, default=0, help="length of the /health phase (default: mix/6, >= 15)")
     ap.add_argument("--users", type=int, default=60, help="simultaneous people in the mix (default 60)")
     ap.add_argument("--health-users", type=int, default=20)
+    ap.add_argument("--think", default="1-3", help="seconds between a person's pages, MIN-MAX (default 1-3; "
+                    "a realistic person reading a page and filling a form: 5-30)")
+    ap.add_argument("--pages-per-session", type=int, default=8,
+                    help="pages an applicant opens per login, about (default 8; 0: one login for the whole run); "
+                         "unit and bureau staff log in once (a working day)")
+    ap.add_argument("--find-capacity", action="store_true",
+                    help="step the number of people up from --users (x --step) until a page's p95 passes "
+                         f"{PAGE_TARGET_MS} ms or a request fails; prints the last number that held")
+    ap.add_argument("--step", type=float, default=1.5, help="factor between capacity steps (default 1.5)")
+    ap.add_argument("--max-users", type=int, default=5000)
     ap.add_argument("--import-rows", type=int, default=5000)
     ap.add_argument("--url", help="a running stack (default: start scripts/stack.sh)")
     ap.add_argument("--no-start", action="store_true", help="use the running stack described by $STACK_DIR/stack.env")
@@ -339,31 +385,56 @@ def main(argv=None):
         ceiling_s = args.ceiling_seconds or max(15, args.seconds // 6)
         print(f"== ceiling: /health through nginx + gunicorn, {args.health_users} clients, {ceiling_s} s", flush=True)
         cpu0 = _stack_cpu(stack_dir)
-        ceiling, _f, _w = _report(_run([Health], args.health_users, ceiling_s, host), ceiling_s)
+        ceiling, _f, _w, _p = _report(_run([Health], args.health_users, ceiling_s, host), ceiling_s)
         health_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, ceiling * ceiling_s)
-        print(f"== mix: {args.users} people (think time 1-3 s), {args.seconds} s: applicants 6 : reviewers 2 : "
-              f"bureau 2, plus 1 clerk importing {args.import_rows} rows", flush=True)
-        cpu0 = _stack_cpu(stack_dir)
-        load0 = os.getloadavg()[0]
-        rps, failures, worst = _report(
-            _run([Applicant, Reviewer, Bureau, Importer], args.users, args.seconds, host), args.seconds)
-        mix_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, rps * args.seconds)
+        lo, hi = (float(x) for x in args.think.split("-")) if "-" in args.think else (float(args.think),) * 2
+        for cls in (Applicant, Reviewer, Bureau):
+            cls.wait_time = between(lo, hi)
+        # Applicants come, declare and go; unit and bureau staff stay signed in all day.
+        Applicant.pages_per_session = args.pages_per_session
         cores = os.cpu_count() or 2
+        runs = []
+        users = args.users
+        while True:
+            r = _mix(args, host, stack_dir, users, args.seconds)
+            runs.append(r)
+            held = r["failures"] == 0 and r["worst"] <= PAGE_TARGET_MS
+            print(f"-- {users} people: {r['rps']:.1f} req/s = {100 * r['rps'] / ceiling:.1f} % of /health, "
+                  f"{r['failures']} failed, worst page p95 {r['worst']:.0f} ms: "
+                  f"{'HOLDS' if held else 'does not hold'} p95 <= {PAGE_TARGET_MS} ms", flush=True)
+            if not args.find_capacity or not held or users >= args.max_users:
+                break
+            users = min(args.max_users, max(users + 1, int(users * args.step)))
+        held_runs = [x for x in runs if x["failures"] == 0 and x["worst"] <= PAGE_TARGET_MS]
+        r = held_runs[-1] if args.find_capacity and held_runs else runs[-1]
         print("== result")
-        print(f"ceiling (/health): {ceiling:.0f} req/s; mix: {rps:.1f} req/s = {100 * rps / ceiling:.1f} % of it "
-              f"(target >= 10 %)")
-        print(f"failed requests: {failures} (target 0); worst page p95: {worst:.0f} ms (target <= {PAGE_TARGET_MS})")
+        print(f"ceiling (/health): {ceiling:.0f} req/s; mix: {r['rps']:.1f} req/s = {100 * r['rps'] / ceiling:.1f} % "
+              f"of it (target >= 10 %)")
+        print(f"failed requests: {r['failures']} (target 0); worst page p95: {r['worst']:.0f} ms "
+              f"(target <= {PAGE_TARGET_MS})")
         for state, took in IMPORTS:
             print(f"import of {args.import_rows} rows: {state}, stored in {took:.0f} s (rq worker)")
         if not IMPORTS:
             print(f"import of {args.import_rows} rows: not finished within the run")
-        print(f"machine load average (1 min) at the start of the mix: {load0:.1f} on {cores} cores")
-        print(f"stack CPU per request: /health {1000 * health_cpu:.1f} ms, mix {1000 * mix_cpu:.1f} ms "
-              f"(all processes of the stack, the import included)")
+        print(f"machine load average (1 min) at the start of the mix: {r['load0']:.1f} on {cores} cores")
+        cpu = dict(r["cpu"])
+        client = cpu.pop("client")
+        mix_cpu = sum(cpu.values()) / 1000
+        print(f"stack CPU per request: /health {1000 * health_cpu:.1f} ms; mix {1000 * mix_cpu:.1f} ms = "
+              f"web (nginx + gunicorn) {cpu['web']:.1f} + PostgreSQL {cpu['pg']:.1f} + jobs (rq, Redis: the "
+              f"import and exports) {cpu['jobs']:.1f}; the load generator (locust, same host unless --url "
+              f"points elsewhere) {client:.1f} more")
+        if args.find_capacity:
+            if held_runs:
+                best = held_runs[-1]
+                print(f"CAPACITY: {best['users']} people at once (think time {args.think} s, an applicant "
+                      f"logs in every {args.pages_per_session or 'run'} pages) at {best['rps']:.1f} req/s with every page's "
+                      f"p95 <= {PAGE_TARGET_MS} ms on this {cores}-core host"
+                      + ("" if runs[-1] is not best else f" (not exceeded up to {best['users']}: raise --max-users)"))
+            else:
+                print(f"CAPACITY: below {args.users} people (the first step did not hold): start lower (--users)")
         dedicated = 0.7 * cores / mix_cpu if mix_cpu else 0
-        print(f"capacity: this run held {args.users} people (1-3 s think time) at {rps:.1f} req/s, p95 {worst:.0f} ms. "
-              f"A dedicated {cores}-core host at 70 % CPU: about {dedicated:.0f} req/s of this mix, i.e. about "
-              f"{int(dedicated * 20)} people at once with a 20 s think time between pages")
+        print(f"by CPU: a dedicated {cores}-core host at 70 % CPU serves about {dedicated:.0f} req/s of this mix")
     finally:
         if not args.no_start and not args.keep:
             subprocess.run(["bash", os.path.join(ROOT, "scripts", "stack.sh"), "stop"], cwd=ROOT)

@@ -152,6 +152,7 @@ start_redis
 # 4. two RQ workers (each forks a work-horse per job)
 for n in 1 2; do
   setsid "$VENV/rq" worker ce-jobs --url "$REDIS_URL" --name "ce-stack-w$n-$$" --path "$ROOT" \
+    --worker-class app.worker.PreloadedWorker \
     >"$D/logs/rq$n.log" 2>&1 < /dev/null &
   echo $! >"$D/rq$n.pid"
 done

@@ -342,36 +342,25 @@ def test_confirm_skips_a_record_stored_since_the_preview(app):
         ("工程项目管理实务", Source.DECLARED)]
 
 
-def test_a_duplicate_stored_while_confirming_stores_nothing(app):
+def test_a_duplicate_stored_while_confirming_stores_nothing(app, monkeypatch):
     """A record stored by someone else after the confirm's duplicate check, just before
     its insert, is refused by the unique key: the whole file is rolled back."""
-    from sqlalchemy import event
+    from sqlalchemy import insert
 
     from app.services.errors import DomainError
 
     analyse(app, "good_unit.xlsx")
     before = total(app)
+    bulk_insert = importer._insert_records
 
-    def someone_else_first(conn, cursor, statement, parameters, context, executemany):
-        if not statement.startswith("INSERT INTO hour_record"):
-            return
-        if executemany:
-            cursor.execute(statement, parameters[0])  # the file's first record, just in time
-        elif statement.count("), (") and not getattr(someone_else_first, "done", False):
-            # PostgreSQL: one multi-row INSERT a chunk; its first row alone.
-            someone_else_first.done = True
-            head, rows = statement.split(" VALUES ", 1)
-            first = rows[:rows.index(")") + 1]
-            cursor.execute(f"{head} VALUES {first}", parameters[:first.count("%s")])
+    def someone_else_first(conn, varying, common):
+        conn.execute(insert(HourRecord), [{**{k: v[0] for k, v in varying.items()}, **common}])
+        bulk_insert(conn, varying, common)  # the file's first record is there just in time
 
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", someone_else_first)
-        try:
-            with pytest.raises(DomainError, match="保存时发现重复记录"):
-                importer.store(os.path.join(DATA, "good_unit.xlsx"), "unit", _user("clerk_a"),
-                               filename="good_unit.xlsx", today=TODAY)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", someone_else_first)
+    monkeypatch.setattr(importer, "_insert_records", someone_else_first)
+    with app.app_context(), pytest.raises(DomainError, match="保存时发现重复记录"):
+        importer.store(os.path.join(DATA, "good_unit.xlsx"), "unit", _user("clerk_a"),
+                       filename="good_unit.xlsx", today=TODAY)
     assert total(app) == before
     with app.app_context():
         assert db.session.execute(select(func.count(ImportBatch.id))).scalar() == 0

@@ -32,7 +32,9 @@ from app.services import approval, attachments, dashboard, declarations, importe
 from app.services.errors import DomainError
 from app.services.persons import attach_person
 from app.services.records import validate_record
+from app.services.demo import resident_id
 from tests.conftest import IS_PG
+from tests.test_tally import counted, tallied
 from tests.test_workflow import pdf_bytes
 
 TODAY = datetime.date.today()
@@ -114,6 +116,7 @@ def assert_exact():
     for name in want:
         assert got[name] == want[name], name
     assert not any(totals.differences().values())
+    assert tallied() == counted()  # hour_tally too (an import counts its batch set-based on SQLite)
 
 
 def _user(name):
@@ -263,6 +266,46 @@ def test_every_write_keeps_every_total_exact(app, ctx, steps):
         assert (a.by_category, a.by_source) == (b.by_category, b.by_source)
         assert dashboard.unmet_persons(YEAR, scope=scope, page_size=10 ** 4) == \
             dashboard.unmet_persons(YEAR, scope=scope, page_size=10 ** 4, from_records=True)
+
+
+def test_an_import_counts_into_existing_and_new_totals(ctx):
+    """An import batch is counted set-based on SQLite (migration i19a0002): persons
+    and tally keys that already have rows, and ones that have none yet."""
+    clerk = _user("clerk_a")
+    persons = db.session.execute(select(Person).where(Person.unit_id == clerk.unit_id,
+                                                      Person.id_type == IdType.RESIDENT)
+                                 .order_by(Person.id)).scalars().all()
+    have = {p for p, in db.session.execute(select(PersonYearTotal.person_id).where(PersonYearTotal.year == YEAR))}
+    old = [(p.name, p.id_number) for p in persons if p.id in have][:2]
+    # Two persons the file registers (a unit's import does): no rows of theirs yet.
+    new = [(f"批量新人{i}", resident_id("320102", datetime.date(1985, 3, 1 + i), 900 + i)) for i in range(2)]
+    assert len(old) == 2
+    keys_before = set(tallied())
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "学时数据"
+    ws.append(["姓名", "证件类型", "证件号码", "认定年度", "科目类别", "学习形式", "课程（项目）名称", "举办单位",
+               "开始日期", "结束日期", "学时"])
+    for k, (name, number) in enumerate(old + new + old):
+        day = datetime.date(YEAR, 2 + k, 5)
+        ws.append([name, "居民身份证", number, YEAR, "专业科目", "培训（面授）",
+                   f"批量计数课程{k}", "东南大学继续教育学院", day.isoformat(), day.isoformat(), 6 + k])
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    try:
+        wb.save(path)
+        check = importer.analyse(path, "unit", clerk, filename="批量计数.xlsx", today=TODAY)
+        assert not check.errors, check.errors
+        res = importer.store(path, "unit", clerk, filename="批量计数.xlsx", today=TODAY)
+    finally:
+        os.unlink(path)
+    assert res.rows_stored == 6
+    assert_exact()
+    made = db.session.execute(select(PersonYearTotal.professional + PersonYearTotal.public)
+                              .join(Person, Person.id == PersonYearTotal.person_id)
+                              .where(Person.id_number.in_([n for _, n in new]), PersonYearTotal.year == YEAR)).scalars()
+    assert sorted(made) == [6 + 2, 6 + 3]
+    assert set(tallied()) >= keys_before
 
 
 def test_the_demo_world_is_exact_and_rebuild_is_a_no_op(ctx):

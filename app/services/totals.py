@@ -4,16 +4,23 @@ The triggers keep person_year_total and the unit tables exact in the writing
 transaction; `rebuild` recomputes every figure from hour_record, person and
 year_requirement, compares it with what is stored, and rewrites only the keys
 that differ.  When the totals are right it changes nothing and reports 0.
-`differences` is the same comparison without writing (tests, monitoring)."""
+`differences` is the same comparison without writing (tests, monitoring).
+
+`count_import_batch`: on SQLite, whose triggers run once a row, the insert
+triggers skip an import batch's records (migration i19a0002) and the importer
+counts the batch here, set-based, in its own transaction — as PostgreSQL's
+statement triggers count any INSERT."""
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, except_, func, insert, literal_column, or_, select, tuple_, union_all
+from sqlalchemy import (
+    case, delete, except_, exists, func, insert, literal_column, or_, select, tuple_, union_all, update,
+)
 
 from app.extensions import db
 from app.models import (
-    Category, HourRecord, Person, PersonYearTotal, Status, UnitPersons, UnitYearSource, UnitYearTotal,
+    Category, HourRecord, HourTally, Person, PersonYearTotal, Status, UnitPersons, UnitYearSource, UnitYearTotal,
 )
-from app.services.requirement import met_sql
+from app.services.requirement import COUNTING_STATUSES, met_sql
 
 CHUNK = 500
 # Literal SQL, so that PostgreSQL sees the grouped expression and the selected one as equal.
@@ -33,13 +40,13 @@ class Table:
     stored: object
 
 
-def _expected_person_years():
+def _expected_person_years(*where):
     H = HourRecord
     sums = (
         select(H.person_id, H.year,
                func.sum(case((H.category == Category.PRO, H.hours), else_=0)).label("professional"),
                func.sum(case((H.category == Category.PUB, H.hours), else_=0)).label("public"))
-        .where(H.status == Status.APPROVED).group_by(H.person_id, H.year).subquery("sums")
+        .where(H.status == Status.APPROVED, *where).group_by(H.person_id, H.year).subquery("sums")
     )
     return select(
         sums.c.person_id, sums.c.year, sums.c.professional, sums.c.public,
@@ -115,3 +122,36 @@ def rebuild():
             db.session.execute(insert(t.model).from_select(cols, select(exp).where(exp_key.in_(chunk))))
     db.session.expire_all()
     return changed
+
+
+def count_import_batch(batch_id):
+    """Count the records of import batch `batch_id`, just inserted in this
+    transaction, into hour_tally and the yearly totals (SQLite only: see the
+    module docstring; on PostgreSQL the triggers have counted them)."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        return
+    H = HourRecord
+    batch = H.import_batch_id == batch_id
+    _add_grouped(HourTally, {"unit_id": H.unit_id, "year": H.year, "category": H.category, "status": H.status},
+                 {"n": func.count()}, (batch, H.unit_id.is_not(None)))
+    _add_grouped(UnitYearSource, {"unit_id": func.coalesce(H.unit_id, ZERO), "region_code": func.coalesce(H.region_code, NONE),
+                                  "year": H.year, "category": H.category, "source": H.source},
+                 {"hours": func.sum(H.hours), "records": func.count()}, (batch, H.status.in_(COUNTING_STATUSES)))
+    # The persons' years; their row triggers move the unit sums.
+    T, years = PersonYearTotal, _expected_person_years(batch).subquery("batch")
+    same = [T.person_id == years.c.person_id, T.year == years.c.year]
+    pro, pub = T.professional + years.c.professional, T.public + years.c.public
+    db.session.execute(update(T).where(*same).values(professional=pro, public=pub, met=met_sql(T.year, pro, pub))
+                       .execution_options(synchronize_session=False))
+    db.session.execute(insert(T).from_select([c.name for c in years.c], select(years).where(~exists().where(*same))))
+
+
+def _add_grouped(model, key, values, where):
+    """Add this batch's grouped `values` to `model`'s row of each `key` (one row a
+    key on SQLite), inserting the keys it has not got yet."""
+    groups = (select(*[e.label(k) for k, e in key.items()], *[e.label(k) for k, e in values.items()])
+              .where(*where).group_by(*key.values()).subquery("batch"))
+    same = [getattr(model, k) == groups.c[k] for k in key]
+    db.session.execute(update(model).where(*same).values({k: getattr(model, k) + groups.c[k] for k in values})
+                       .execution_options(synchronize_session=False))
+    db.session.execute(insert(model).from_select([*key, *values], select(groups).where(~exists().where(*same))))

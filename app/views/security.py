@@ -4,7 +4,7 @@ rate-limit page, and the
 account gate (forced password change, units awaiting approval)."""
 from functools import cached_property
 
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import current_app, g, has_request_context, redirect, render_template, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security import views as fab_views
@@ -274,6 +274,17 @@ class CESecurityManager(SecurityManager):
                      contains_eager(user.groups.of_type(group)).contains_eager(group.roles.of_type(group_role)))
             .where(user.id == bindparam("pk"))
         )
+
+    def get_public_permissions(self):
+        """The Public role's permissions, read once per request: FAB reads the role
+        and its permissions (two queries) for every menu item an anonymous visitor's
+        page checks, fourteen queries on the login page.  Per request, not longer:
+        an administrator may change the Public role at run time."""
+        if not has_request_context():
+            return super().get_public_permissions()
+        if "_ce_public_permissions" not in g:
+            g._ce_public_permissions = list(super().get_public_permissions())
+        return g._ce_public_permissions
 
     def _has_access_builtin_roles(self, role, permission_name, view_name):
         # Builtin roles are fixed configuration (app/security/roles.py): remember

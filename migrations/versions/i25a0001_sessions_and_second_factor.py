@@ -1,14 +1,14 @@
 """server-side sessions and the second factor (issue 25)
 
 Revision ID: i25a0001
-Revises: i27a0001
+Revises: i19a0002
 Create Date: 2026-12-06 03:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i25a0001"
-down_revision = "i27a0001"
+down_revision = "i19a0002"
 branch_labels = None
 depends_on = None
 

@@ -270,3 +270,27 @@ def test_dashboard_and_national_api(stack):
     expected = {r.id for r in stack.rows("SELECT id FROM hour_record WHERE status = 'APPROVED' "
                                          "AND region_code LIKE '3201%'")}
     assert len(got) == len(set(got)) and set(got) == expected
+
+
+def test_rq_workers_build_the_app_once(stack):
+    """The app is built once in each rq worker process (app.worker.PreloadedWorker),
+    not again in the work-horse rq forks for every job (~2 s of CPU a job)."""
+    bureau = stack.browser("bureau_nj")
+    jobs = []
+    for query in ("?_flt_0_category=PUB", "?_flt_0_category=PRO", ""):  # each above the inline size
+        resp = bureau.get(f"/hourrecordview/export/{query}")
+        m = re.search(r"/imports/job/(\d+)", resp.url)
+        if m:
+            jobs.append(int(m.group(1)))
+            assert bureau.wait_job(f"/imports/job/{m.group(1)}/status")["state"] == "done"
+    assert jobs, "no export ran as a job"
+    logs = {}
+    for name in ("rq1", "rq2"):
+        with open(os.path.join(stack.dir, "logs", f"{name}.log"), encoding="utf-8") as fh:
+            logs[name] = fh.read()
+    done = sum(log.count("Job OK") for log in logs.values())
+    assert done >= len(jobs), logs
+    built = {name: re.findall(r"ce: app built in process (\d+)", log) for name, log in logs.items()}
+    # One line per worker, by the worker process itself (not by a work-horse).
+    assert {name: [int(p) for p in pids] for name, pids in built.items()} == {
+        name: [stack.pid(name)] for name in built}, built
