@@ -156,7 +156,9 @@ class DbSessionInterface(SessionInterface):
                 data = self.serializer.loads(row.data) if row.data else {}
             except (ValueError, TypeError):
                 data = {}
-            return ServerSession(data, sid=sid, row_id=row.id, user_id=row.user_id, last_seen=row.last_seen)
+            sess = ServerSession(data, sid=sid, row_id=row.id, user_id=row.user_id, last_seen=row.last_seen)
+            sess.raw = row.data  # a write that changes nothing is skipped (save)
+            return sess
         if row.ended_at is None:
             _end_rows([UserSession.id == row.id], reason)
         fresh = ServerSession()
@@ -190,6 +192,10 @@ class DbSessionInterface(SessionInterface):
             return
         response.vary.add("Cookie")
         user_id = _user_id(sess)
+        if user_id is None and sess.row_id is None:
+            # Stored as Flask-Login's session protection marks an anonymous session on
+            # its next request (not fresh): that request then has nothing to write.
+            dict.setdefault(sess, "_fresh", False)
         data = self.serializer.dumps(dict(sess))
         new_sid = None
         with db.engine.begin() as conn:
@@ -207,7 +213,7 @@ class DbSessionInterface(SessionInterface):
                     ip, ua = _client()
                     values.update(created_at=now, authenticated_at=now, ip=ip, user_agent=ua)
                 conn.execute(update(UserSession).where(UserSession.id == sess.row_id).values(**values))
-            elif sess.modified or user_id != sess.user_id:
+            elif (sess.modified and data != getattr(sess, "raw", None)) or user_id != sess.user_id:
                 conn.execute(update(UserSession).where(UserSession.id == sess.row_id)
                              .values(data=data, user_id=user_id, last_seen=now))
             elif sess.last_seen is None or (now - sess.last_seen).total_seconds() > TOUCH_SECONDS:
