@@ -17,6 +17,16 @@ def _env_bool(name, default):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+MFA_DEFAULT_ROLES = ("Admin", "Bureau", "UnitAdmin", "SysAdmin", "SecAdmin", "Auditor")
+
+
+def _mfa_roles(demo):
+    value = os.environ.get("MFA_ROLES")
+    if value is None:
+        return () if demo else MFA_DEFAULT_ROLES
+    return tuple(r.strip() for r in value.split(",") if r.strip())
+
+
 class Config:
     APP_NAME = "继续教育学时管理系统"
     APP_ICON = None
@@ -100,6 +110,19 @@ class Config:
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # Server-side sessions (issue 25, app/security/sessions.py): idle timeout and
+    # absolute lifetime since the login.
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+    SESSION_MAX_HOURS = float(os.environ.get("SESSION_MAX_HOURS", "12"))
+    # Roles that give a second factor (TOTP) after the password.  Unset: all the
+    # privileged roles, except on the embedded demo (DEMO on SQLite), where it is
+    # off and administrators see a banner saying so.  MFA_ROLES="" turns it off.
+    MFA_ROLES = _mfa_roles(_env_bool("DEMO", True) and SQLALCHEMY_DATABASE_URI.startswith("sqlite"))
+    # Fernet key for the stored TOTP secrets; derived from SECRET_KEY when unset.
+    MFA_ENCRYPTION_KEY = os.environ.get("MFA_ENCRYPTION_KEY")
+    MFA_MAX_FAILURES = int(os.environ.get("MFA_MAX_FAILURES", "5"))
+    # The Content-Security-Policy and the other security headers (app/web.py); 0 only to diagnose.
+    CSP_ENABLED = _env_bool("CSP_ENABLED", True)
 
     # Chinese first.  FAB ignores Accept-Language; the locale is the session's or this.
     BABEL_DEFAULT_LOCALE = "zh"
@@ -209,3 +232,4 @@ class TestConfig(Config):
     SERVER_NAME = "localhost"
     # Each test run makes its own audit key (a subprocess gets it as AUDIT_KEY).
     AUDIT_KEY = os.environ.get("AUDIT_KEY") or os.urandom(32).hex()
+    MFA_ROLES = _mfa_roles(True)

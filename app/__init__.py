@@ -50,6 +50,9 @@ def create_app(config_class=None):
         views.register(appbuilder)
         national_api.register(appbuilder)
         appbuilder.post_init()
+        from app.security import sessions
+
+        sessions.init_app(app)  # server-side sessions, the second factor's gate, API token checks
 
     from app.services import audit_chain
 

@@ -210,6 +210,24 @@ def national_account_reset(username):
     click.echo("The password is shown once and stored only as a hash: hand it over now.")
 
 
+@ce.group("admins")
+def admins():
+    """三员分立: the system, security and audit administrators."""
+
+
+@admins.command("create")
+def admins_create():
+    """Create sysadmin / secadmin / auditor with one-time passwords (printed once,
+    to be changed at first login)."""
+    from app.services.admins import create_administrators
+
+    for username, label, password in create_administrators():
+        if password is None:
+            click.echo(f"{username} ({label}): already exists, left unchanged")
+        else:
+            click.echo(f"{username} ({label}): one-time password {password}")
+
+
 def _pybabel(*args):
     subprocess.check_call([sys.executable, "-m", "babel.messages.frontend", *args], cwd=ROOT)
 

@@ -16,6 +16,8 @@
 # variables every process was given), pid files, logs, uploads.  Ports:
 # STACK_HTTP_PORT (18080), STACK_APP_PORT (18081), STACK_REDIS_PORT (18082),
 # STACK_PG_PORT (54339).  Processes: STACK_WEB_WORKERS (2), STACK_WEB_THREADS (4).
+# The second factor (issue 25) is off on this stack unless STACK_MFA_ROLES names
+# roles: the tests sign in as the demo accounts with their password.
 # Work runs as jobs in the rq workers from small sizes on (STACK_IMPORT_INLINE_MAX_*
 # 0, STACK_EXPORT_INLINE_MAX_ROWS 10, STACK_CERT_BATCH_INLINE_MAX 2), so that
 # the tests see the workers do it.
@@ -151,6 +153,7 @@ IMPORT_INLINE_MAX_ROWS=${STACK_IMPORT_INLINE_MAX_ROWS:-0}
 EXPORT_INLINE_MAX_ROWS=${STACK_EXPORT_INLINE_MAX_ROWS:-10}
 CERT_BATCH_INLINE_MAX=${STACK_CERT_BATCH_INLINE_MAX:-2}
 NATIONAL_FEED_LAG_SECONDS=0
+MFA_ROLES=${STACK_MFA_ROLES:-}
 DEMO=1
 STACK_DIR=$D
 STACK_URL=http://127.0.0.1:$HTTP_PORT

@@ -38,6 +38,9 @@ def test_menu_follows_roles_and_language(app, login_as):
         user.roles.append(sm.find_role("Admin"))
         db.session.commit()
         db.session.remove()
+    # A role change ends the account's sessions (issue 25): sign in again.
+    assert client.get("/hourrecordview/list/", follow_redirects=True).request.path == "/login/"
+    client = login_as("clerk_a")
     granted = navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
     assert "行政区划" in granted
     client.get("/lang/en")
@@ -48,6 +51,7 @@ def test_menu_follows_roles_and_language(app, login_as):
         user.roles = [r for r in user.roles if r.name != "Admin"]
         db.session.commit()
         db.session.remove()
+    client = login_as("clerk_a")  # the role change ended the session
     client.get("/lang/zh")
     again = navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
     assert again == before

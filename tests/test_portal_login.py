@@ -267,3 +267,52 @@ def test_local_password_login_is_audited_as_local(app, login_as):
     with app.app_context():
         login = db.session.execute(select(AuditLog).where(AuditLog.action == "login")).scalar_one()
         assert json.loads(login.detail)["provider"] == "local"
+
+
+# ---------------------------------------------------------------- issue 25: sessions and the second factor
+
+
+def _live_sessions(app, username):
+    from app.models.security import UserSession
+
+    with app.app_context():
+        uid = db.session.execute(select(CEUser.id).where(CEUser.username == username)).scalar_one()
+        return db.session.execute(
+            select(UserSession).where(UserSession.user_id == uid, UserSession.ended_at.is_(None))).scalars().all()
+
+
+def test_portal_login_is_a_server_side_session_ended_by_logout(app, live_server, ticket_login):
+    s, url = start(live_server)
+    r = s.get(portal_ticket_return(url, "zhangsan"), allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and signed_in(s, live_server)
+    rows = _live_sessions(app, "zhangsan")
+    assert len(rows) == 1 and rows[0].kind == "web"
+    cookie = s.cookies.get("session")
+    assert cookie and len(cookie) < 64  # only the random id, the data is on the server
+    s.get(f"{live_server}/logout/", timeout=10)
+    assert _live_sessions(app, "zhangsan") == []
+    # The cookie copied before the logout opens nothing.
+    replay = requests.Session()
+    replay.cookies.set("session", cookie)
+    assert not signed_in(replay, live_server)
+
+
+def test_portal_login_of_a_privileged_role_still_gives_the_second_factor(app, live_server, ticket_login):
+    before = app.config["MFA_ROLES"]
+    app.config["MFA_ROLES"] = ("UnitAdmin", "Bureau")
+    try:
+        # An applicant: the portal's authentication is enough.
+        s, url = start(live_server)
+        s.get(portal_ticket_return(url, "zhangsan"), allow_redirects=False, timeout=10)
+        assert signed_in(s, live_server)
+        # A unit's administrator (MFA_ROLES): the local second factor after the portal.
+        s, url = start(live_server, "legal")
+        r = s.get(portal_ticket_return(url, "unit_a"), allow_redirects=False, timeout=10)
+        assert r.status_code == 302
+        home = s.get(f"{live_server}/", allow_redirects=False, timeout=10)
+        assert home.status_code == 302 and home.headers["Location"].endswith("/mfa/enroll")
+        r = s.get(f"{live_server}/unitview/list/", allow_redirects=False, timeout=10)
+        assert r.status_code == 302 and r.headers["Location"].endswith("/mfa/enroll")
+        assert "绑定动态口令" in s.get(f"{live_server}/mfa/enroll", timeout=10).text
+    finally:
+        app.config["MFA_ROLES"] = before

@@ -136,6 +136,9 @@ LOGIN_REQUEST = {
         "password": {"type": "string", "minLength": 1, "pattern": "[^\\u0000]"},
         "provider": {"type": "string", "enum": ["db"]},
         "refresh": {"type": "boolean", "description": "true：同时返回刷新令牌 (also return a refresh token)"},
+        "totp": {"type": "string", "maxLength": 40, "description": (
+            "动态口令（6 位）或恢复码：MFA_ROLES 中的角色必须提供 "
+            "(the second factor's code or a recovery code; required for the roles in MFA_ROLES)")},
     },
 }
 _TOKENS = {
@@ -166,6 +169,10 @@ class SecurityApi(ApiContractMixin, FabSecurityApi):
         body = request.get_json(silent=True) if request.is_json else None
         if not isinstance(body, dict):
             return self.response_400(_("请求体应为 JSON 对象"))
+        body = dict(body)
+        code = body.pop("totp", None)
+        if code is not None and (not isinstance(code, str) or len(code) > 40):
+            return self.response_400(_("登录参数不正确：%(fields)s", fields="totp"), "totp")
         try:
             payload = login_post.load(body)
         except ValidationError as error:
@@ -177,6 +184,10 @@ class SecurityApi(ApiContractMixin, FabSecurityApi):
         user = self.appbuilder.sm.auth_user_db(payload["username"], payload["password"])
         if not user:
             return self.response(401, message=_("用户名或密码错误"))
+        # The second factor (issue 25) for the roles in MFA_ROLES, as on the login page.
+        refusal = self.appbuilder.sm.api_second_factor(user, code)
+        if refusal:
+            return self.response(401, message=refusal)
         tokens = {API_SECURITY_ACCESS_TOKEN_KEY: create_access_token(identity=str(user.id), fresh=True)}
         if payload.get("refresh"):
             tokens[API_SECURITY_REFRESH_TOKEN_KEY] = create_refresh_token(identity=str(user.id))

@@ -195,16 +195,39 @@ for _role in (UNIT_OPERATOR, UNIT_ADMIN, BUREAU):
 # to its ROLE_PERMISSIONS entry.
 STANDARDS_PERMISSIONS = _grid("StandardsView", "can_index", "can_edit") + _menus("Standards")
 
-# 三员分立 (issue 25, 等保 2.0 三级): the 安全审计员.  Issue 25 makes it with the
-# system and security administrators; the audit chain check (issue 26) needs it.
+# 三员分立 (issue 25, 等保 2.0 三级): three production administrators, each
+# refused outside its duty.  Admin (everything) stays for the demo only.
+SYS_ADMIN = "SysAdmin"
+SEC_ADMIN = "SecAdmin"
 AUDITOR = "Auditor"
+ROLE_LABELS[ADMIN] = N_("超级管理员（仅演示）")
+ROLE_LABELS[SYS_ADMIN] = N_("系统管理员")
+ROLE_LABELS[SEC_ADMIN] = N_("安全管理员")
 ROLE_LABELS[AUDITOR] = N_("安全审计员")
+_CRUD = ("can_list", "can_show", "can_add", "can_edit", "can_delete", "can_export", "can_download")
+ROLE_PERMISSIONS[SYS_ADMIN] = (  # regions, units (reference data); no users, roles, audit or hour records
+    _grid("RegionView", *_CRUD) + _grid("UnitView", *_CRUD)
+    + _menus("Registry", "Regions", "Units")
+)
+ROLE_PERMISSIONS[SEC_ADMIN] = (  # accounts, roles, permissions, second-factor resets, ending sessions
+    _grid("CEUserDBModelView", "can_list", "can_show", "can_add", "can_edit", "can_delete", "resetpasswords")
+    + _grid("ResetPasswordView", "can_this_form_get", "can_this_form_post")
+    + _grid("RoleModelView", "can_list", "can_show", "can_add", "can_edit", "can_delete")
+    + _grid("UserGroupModelView", "can_list", "can_show", "can_add", "can_edit", "can_delete")
+    + _grid("PermissionModelView", "can_list") + _grid("ViewMenuModelView", "can_list")
+    + _grid("PermissionViewModelView", "can_list")
+    + _grid("SessionAdminView", "can_manage")
+    + _menus("Security", "List Users", "List Roles", "List Groups", "Base Permissions", "Views/Menus",
+             "Permission on Views/Menus", "AccountSecurity")
+)
 ROLE_PERMISSIONS[AUDITOR] = (  # reads, filters and exports the audit log; changes nothing
     _grid("AuditLogView", "can_list", "can_show", "can_export") + _menus("System", "AuditLog")
 )
-ALL_ROLES += [AUDITOR]
+ALL_ROLES += [SYS_ADMIN, SEC_ADMIN, AUDITOR]
 # Administrator roles whose row scope is the whole province for what they may open.
-WHOLE_PROVINCE_ROLES = frozenset({ADMIN, AUDITOR})
+WHOLE_PROVINCE_ROLES = frozenset({ADMIN, SYS_ADMIN, SEC_ADMIN, AUDITOR})
+# 学时认定标准 is the system administrator's duty (issue 20 + 三员分立).
+ROLE_PERMISSIONS[SYS_ADMIN] = list(ROLE_PERMISSIONS[SYS_ADMIN]) + STANDARDS_PERMISSIONS
 # The audit chain check (issue 26): the auditor runs it from the audit log page and
 # acknowledges a failed run (nightly or not), which is shown on the auditors' pages.
 ROLE_PERMISSIONS[AUDITOR] = list(ROLE_PERMISSIONS[AUDITOR]) + _grid("AuditLogView", "can_verify", "can_acknowledge")

@@ -723,6 +723,10 @@ def change_own_password(user, current, new, confirm):
     if check_password_hash(user.password, new or ""):
         raise ValidationFailed(_("新密码不能与当前密码相同"))
     check_password(new, user.username)
+    from app.security.sessions import PASSWORD_HISTORY, password_reused
+
+    if password_reused(user, new):
+        raise ValidationFailed(_("新密码不能与最近 %(n)s 次使用过的密码相同", n=PASSWORD_HISTORY))
     user.password = _hash(new)
     user.must_change_password = False
     audit.record("change_password", "CEUser", user.id, user=user, **_user_place(user))
@@ -835,3 +839,32 @@ def set_large_text(user, enabled):
     user.large_text = bool(enabled)
     db.session.commit()
     return user.large_text
+
+
+# ---------------------------------------------------------------- 三员分立 (issue 25)
+
+# The duties that one account never holds together (the demo's Admin counts as all of them).
+SEPARATED_ROLES = frozenset({R.ADMIN, R.SYS_ADMIN, R.SEC_ADMIN, R.AUDITOR})
+
+
+def check_separation(actor, user, new_roles, old_roles=()):
+    """The guard of 三员分立 on every change of an account's roles (the user grid,
+    the group grid): raises ValidationFailed, nothing is stored.
+
+    - nobody changes the roles of their own account (they are granted by another
+      administrator), so the security administrator never grants itself more;
+    - one account holds at most one of Admin / SysAdmin / SecAdmin / Auditor, and
+      an administrator role is never combined with a business role;
+    - only an Admin (the demo's) grants Admin."""
+    new, old = set(new_roles), set(old_roles)
+    actor_id = getattr(actor, "id", None)
+    if actor_id is not None and user is not None and getattr(user, "id", None) == actor_id and new != old:
+        raise ValidationFailed(_("不能修改自己账号的角色：三员分立要求角色由另一名管理员授予"))
+    duties = new & SEPARATED_ROLES
+    if len(duties) > 1:
+        raise ValidationFailed(_("三员分立：系统管理员、安全管理员、安全审计员（及超级管理员）不能由同一账号兼任"))
+    if duties and new - duties:
+        raise ValidationFailed(_("三员分立：管理员角色不能与业务角色授予同一账号"))
+    actor_roles = {r.name for r in getattr(actor, "roles", ()) or ()}
+    if R.ADMIN in new - old and R.ADMIN not in actor_roles:
+        raise ValidationFailed(_("超级管理员角色仅用于演示，只能由超级管理员授予"))

@@ -160,6 +160,9 @@ def load_demo(seed=2023):
     db.session.commit()
 
     _user(sm, "admin", "系统", "管理员", R.ADMIN)
+    # 三员分立 (issue 25): the production administrators, beside the demo's all-powerful admin.
+    _user(sm, "sysadmin", "系统", "管理员", R.SYS_ADMIN)
+    _user(sm, "secadmin", "安全", "管理员", R.SEC_ADMIN)
     _user(sm, "auditor", "安全", "审计员", R.AUDITOR)
     _user(sm, "bureau_js", "省厅", "经办", R.BUREAU, region_code="320000")
     _user(sm, "bureau_nj", "南京市人社局", "经办", R.BUREAU, region_code="320100")

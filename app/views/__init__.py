@@ -76,6 +76,9 @@ def register(appbuilder):
     appbuilder.add_view_no_menu(LargeTextView)
 
     register_accounts(appbuilder)
+    from app.views.sessions import register as register_sessions
+
+    register_sessions(appbuilder)
     from app.views.portal import register as register_portal
 
     register_portal(appbuilder)

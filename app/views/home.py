@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.security import roles as R
 from app.security.scope import current_scope
-from app.services import workbench
+from app.services import sessions, workbench
 
 # Shortcuts on the home page: (view, permission, label, endpoint, figure key).
 # A shortcut shows only when the user has that permission.
@@ -51,4 +51,5 @@ class HomeView(IndexView):
         return self.render_template(
             self.index_template, role_labels=role_labels, user=g.user, shortcuts=shortcuts, mine=mine,
             ce_audit_notices=audit_notices(sm),
+            login_notice=sessions.login_notice(g.user),
         )

@@ -101,7 +101,10 @@ class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
         return {"unit_id": item.unit_id, "region_code": unit.region_code if unit else item.region_code}
 
     def pre_add(self, item):
+        from app.services.accounts import check_separation
+
         super().pre_add(item)
+        _guarded(check_separation, current_user, item, [r.name for r in item.roles])
         item.must_change_password = True
 
     def post_add(self, item):
@@ -128,12 +131,15 @@ class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
     def pre_update(self, item):
         from app.services import audit
 
+        from app.services.accounts import check_separation
+
         super().pre_update(item)
         before = g.pop("_ce_user_before", None)
         if before is None:
             return
         was_active, had = before
         now = {r.name for r in item.roles}
+        _guarded(check_separation, current_user, item, now, had)
         for name in sorted(now - had):
             audit.record("grant_role", "CEUser", item.id, new={"role": name},
                          username_target=item.username, **self._place(item))
@@ -212,6 +218,44 @@ class UserGroupModelView(RequestFiltersMixin, fab_views.UserGroupModelView):
     RoleModelView above)."""
 
     search_columns = ["name", "label", "description", "roles"]
+
+    # 三员分立: a group's roles reach its members; the same guard as the user grid.
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        from app.extensions import db
+        from flask_appbuilder.security.sqla.models import Group
+
+        if request.method == "POST" and str(pk).isdigit():
+            group = db.session.get(Group, int(pk))
+            if group is not None:
+                g._ce_group_before = ({u.id for u in group.users}, {r.name for r in group.roles})
+        return super().edit(pk)
+
+    def _check(self, item, before=(set(), set())):
+        from app.services.accounts import check_separation
+
+        from app.extensions import db
+
+        old_members, old_roles = before
+        new_roles = {r.name for r in item.roles}
+        with db.session.no_autoflush:  # (the form's group is not stored before the check)
+            members = [(u, {r.name for r in u.roles},
+                        {r.name for grp in u.groups if grp is not item for r in grp.roles}) for u in item.users]
+        for user, own, others in members:
+            had = own | others | (old_roles if user.id in old_members else set())
+            _guarded(check_separation, current_user, user, own | others | new_roles, had)
+        actor_id = getattr(current_user, "id", None)
+        if actor_id in old_members and actor_id not in {u.id for u in item.users} and old_roles:
+            _guarded(check_separation, current_user, current_user, set(), old_roles)
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        self._check(item)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        self._check(item, g.pop("_ce_group_before", (set(), set())))
 
 
 class CESecurityManager(SecurityManager):
@@ -395,6 +439,32 @@ class CESecurityManager(SecurityManager):
                 db.session.commit()
         return user
 
+    def api_second_factor(self, user, code):
+        """The API's JWT login of an account in MFA_ROLES: the `totp` field (a code
+        or a recovery code) is required and checked as on the login page (accepted
+        once, a wrong one counts as a failed login).  Returns the refusal's
+        Chinese message, or None.  The national system's machine account keeps
+        its own credential (no second factor)."""
+        from app.security import mfa
+        from app.services import sessions as svc
+        from app.services.errors import DomainError
+
+        if is_machine_account(user) or not mfa.required(user):
+            return None
+        if not mfa.enrolled(user.id):
+            return gettext("此账号需要动态口令，但尚未绑定：请先在网页登录并完成动态口令绑定")
+        if not code:
+            return gettext("此账号需要动态口令：请在登录请求的 totp 字段中提供 6 位动态口令或恢复码")
+        code = code.strip()
+        is_totp = len(code) == 6 and code.isdigit()
+        try:
+            svc.second_factor(user, code=code if is_totp else None, recovery_code=None if is_totp else code)
+        except DomainError as exc:
+            if self.failed_logins is not None:
+                self.failed_logins.failed(user.username, request.remote_addr)
+            return str(exc)
+        return None
+
     def update_user_auth_stat(self, user, success=True):
         from app.services.accounts import record_login
 
@@ -480,6 +550,19 @@ def _login_refused(exc):
     resp.status_code = 429
     resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
+def _guarded(check, *args):
+    """Run a service check before FAB stores a form: on refusal, forget the form's
+    changes (FAB shows the message and stores nothing)."""
+    from app.extensions import db
+    from app.services.errors import DomainError
+
+    try:
+        check(*args)
+    except DomainError:
+        db.session.rollback()
+        raise
+
+
 def is_machine_account(user):
     from app.security.roles import MACHINE_ROLES
 
