@@ -11,7 +11,7 @@ from tests.conftest import csrf_token, login, post
 
 # Views each administrator works in (everything else is refused).
 DUTIES = {
-    "sysadmin": {"RegionView", "UnitView"},
+    "sysadmin": {"RegionView", "UnitView", "StandardsView"},
     "secadmin": {"CEUserDBModelView", "RoleModelView", "UserGroupModelView", "PermissionModelView",
                  "ViewMenuModelView", "PermissionViewModelView", "ResetPasswordView", "SessionAdminView"},
     "auditor": {"AuditLogView"},
@@ -27,7 +27,7 @@ COMMON_ENDPOINTS = {"CEUserDBModelView.userinfo", "CEUserDBModelView.resetmypass
                     "appbuilder.static", "health"}
 # The pages each one must open.
 OPENS = {
-    "sysadmin": ["/regionview/list/", "/unitview/list/"],
+    "sysadmin": ["/regionview/list/", "/unitview/list/", "/standards/"],
     "secadmin": ["/users/list/", "/roles/list/", "/security/accounts/?username=clerk_a"],
     "auditor": ["/auditlogview/list/"],
 }
