@@ -368,9 +368,11 @@ def test_a_duplicate_stored_while_confirming_stores_nothing(app, monkeypatch):
 
 
 def _preview_cache(app, res):
-    folder = os.path.join(app.config["UPLOAD_DIR"], "imports", "validated")
-    [path] = [os.path.join(folder, f) for f in os.listdir(folder)
-              if f.startswith(f"{res.sha256}.{res.kind}.{TODAY.isoformat()}.") and f.endswith(".rows")]
+    """The preview's cache file of `res` (as the importer names it now: an earlier
+    test's cache of the same file may remain under older rule ids)."""
+    with app.app_context():
+        path = importer._validated_path(res, TODAY)
+    assert os.path.exists(path)
     return path
 
 

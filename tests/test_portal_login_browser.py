@@ -7,6 +7,7 @@ import json
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.services import accounts
 from app.models import AuditLog, CEUser, Person, Unit
 from tests.conftest import screenshot
 from tests.portal.fixtures import *  # noqa: F401,F403  (fixtures)
@@ -104,7 +105,9 @@ def test_ticket_unknown_person_registers_with_locked_fields(app, live_server, pa
         assert persons[0].pending_unit_id is not None and persons[0].unit_confirmed is False
         assert db.session.execute(select(func.count()).select_from(Person)
                                   .where(Person.id_number == ZHANGSAN_ID)).scalar() == 1
-    assert (NEW_PERSON_ID, "ticket") in _logins(app, "ticket")
+        # the account is stored under the number's keyed digest, never the number
+        assert user.username == accounts.id_account_name(NEW_PERSON_ID)
+    assert (user.username, "ticket") in _logins(app, "ticket")
 
 
 def test_ticket_unit_signs_in_as_its_administrator(app, live_server, page, ticket_login):
