@@ -53,7 +53,7 @@ if [ -n "$KEYS_DEST" ]; then
   mkdir -p "$KEYS_DEST"; KEYS_DEST=$(cd "$KEYS_DEST" && pwd)
   case "$KEYS_DEST/" in "$DEST"/*) echo "backup: keys must be kept apart from $DEST" >&2; exit 2 ;; esac
   umask 077
-  for k in "${AUDIT_KEY_FILE:-$VAR_DIR/audit_key.key}" "${DATA_KEY_FILE:-$VAR_DIR/data_key.key}"; do
+  for k in "${AUDIT_KEY_FILE:-$VAR_DIR/audit_key.key}" "${DATA_KEY_FILE:-$VAR_DIR/data.key}"; do
     [ -f "$k" ] && cp -p "$k" "$KEYS_DEST/"
   done
   [ -n "${AUDIT_KEY:-}" ] && printf '%s\n' "$AUDIT_KEY" > "$KEYS_DEST/audit_key.key"

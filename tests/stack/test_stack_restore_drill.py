@@ -123,6 +123,7 @@ def test_point_in_time_restore_into_a_new_cluster(stack, tmp_path, drill_dir):
     var2 = tmp_path / "var2"
     (var2 / "keys").mkdir(parents=True)
     shutil.copy(os.path.join(keys, "audit_key.key"), var2 / "keys" / "audit_key.key")
+    shutil.copy(os.path.join(keys, "data.key"), var2 / "keys" / "data.key")  # SM4 / blind-index keys
     uploads2 = str(var2 / "uploads")
     r0 = time.monotonic()
     url = _run(["bash", "scripts/restore.sh", "pg", bk, env["WAL_ARCHIVE_DIR"], new, str(PG_PORT),
@@ -133,7 +134,8 @@ def test_point_in_time_restore_into_a_new_cluster(stack, tmp_path, drill_dir):
         # 6. the app on the restored cluster: migrations are current, gunicorn serves it
         env2 = {k: v for k, v in env.items() if k not in ("REDIS_URL", "AUDIT_KEY")}
         env2.update(DATABASE_URL=url, CE_VAR_DIR=str(var2), UPLOAD_DIR=uploads2,
-                    AUDIT_KEY_FILE=str(var2 / "keys" / "audit_key.key"), BIND=f"127.0.0.1:{APP_PORT}",
+                    AUDIT_KEY_FILE=str(var2 / "keys" / "audit_key.key"), DATA_KEY_FILE=str(var2 / "keys" / "data.key"),
+                    BIND=f"127.0.0.1:{APP_PORT}",
                     WEB_CONCURRENCY="1", GUNICORN_THREADS="2", DB_POOL_SIZE="2", GUNICORN_ACCESS_LOG="-",
                     RATELIMIT_STORAGE_URI="memory://", PUBLIC_BASE_URL=f"http://127.0.0.1:{APP_PORT}",
                     TRUSTED_PROXY_HOPS="0")
