@@ -198,7 +198,9 @@ def main(argv=None):
         region = unit_region[uid]
         birth = datetime.date(1960, 1, 1) + datetime.timedelta(days=i % 14600)
         name = rnd.choice(SURNAMES) + rnd.choice(GIVEN) + (rnd.choice(GIVEN) if rnd.random() < 0.6 else "")
-        number = resident_id(region, birth, 100 + i // 14600)
+        # Sequence numbers from 500 up: the demo persons use 11-35 and 100 up (same
+        # regions and birth dates), and --scale 5 needs 343 of them (at most 34 fit).
+        number = resident_id(region, birth, 500 + i // 14600)
         # Stored as the application stores it: SM4-GCM and the HMAC-SM3 blind index (app/models/crypto.py).
         person_rows.append((
             pid, name, "RESIDENT", ring.encrypt(number, "person.id_number"), ring.blind_index(number, "person.id_number"),
