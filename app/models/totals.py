@@ -90,5 +90,5 @@ class UnitYearSource(db.Model):
     records = Column(Integer, nullable=False)
     __table_args__ = (
         Index("ix_uys_key", "unit_id", "region_code", "year", "category", "source"),
-        Index("ix_uys_year", "year", "region_code"),
+        Index("ix_uys_year_sum", "year", "category", "source", "region_code", "hours", "records"),
     )
