@@ -130,6 +130,22 @@ def totals_check_cmd():
         raise SystemExit(1)
 
 
+@ce.group("sessions")
+def sessions_group():
+    """Server-side sessions."""
+
+
+@sessions_group.command("sweep")
+def sessions_sweep_cmd():
+    """End the sessions past their idle or absolute limit (each recorded once in the
+    audit log as 登录超时) and delete long-ended ones; run every few minutes (cron)."""
+    from app.security import sessions
+
+    ended = sessions.end_expired()
+    deleted = sessions.purge()
+    click.echo(f"timed out: {ended}  deleted: {deleted}")
+
+
 keys = AppGroup("keys", help="personal data keys (SM4 / HMAC-SM3, DATA_KEY_FILE)")
 ce.add_command(keys)
 

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app.extensions import db
 from app.models import AuditLog
-from app.services import audit_chain  # noqa: F401  (seals every row as it is inserted)
+from app.services import audit_chain  # seals every row as it is inserted
 from app.services.validators import mask_id_number
 
 # An ID number written anywhere in an entry's detail (18 characters of a 居民身份证,
@@ -69,6 +69,22 @@ def record(action, object_type=None, object_id=None, *, unit_id=None, region_cod
     )
     db.session.add(entry)
     return entry
+
+
+def insert_rows(conn, rows):
+    """Audit entries written on `conn` (Core, in its transaction), for code that
+    does not go through the ORM session: dicts with audit_chain.FIELDS, `detail` a
+    dict (masked as in `record`).  Sealed into a chain like every other row."""
+    for row in rows:
+        detail = row.get("detail")
+        if isinstance(detail, dict):
+            row["detail"] = mask_ids(json.dumps({k: _jsonable(v) for k, v in detail.items()},
+                                                ensure_ascii=False, default=str))
+        for f in audit_chain.FIELDS:
+            row.setdefault(f, None)
+    audit_chain.seal(conn, rows)
+    conn.execute(AuditLog.__table__.insert(), rows)
+    return rows
 
 
 def record_full_ids_shown(response_status):
