@@ -183,10 +183,7 @@ def export_grid(view):
     total = exporter.count_rows(view)
     filename = exporter.export_filename(view)
     if total > current_app.config.get("EXPORT_INLINE_MAX_ROWS", 100_000):
-        job = jobs.submit("export", {
-            "view": view.__class__.__name__, "query": exporter.request_query(),
-            "user_id": current_user.id, "total": total, "filename": filename,
-        }, user=current_user)
+        job = jobs.submit("export", exporter.job_params(view, total, filename, current_user), user=current_user)
         flash(_("共%(n)d行，正在后台导出，完成后可在本页下载", n=total), "info")
         return redirect(url_for("ImportView.job", job_id=job.id))
     path = exporter.temp_path()
