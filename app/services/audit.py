@@ -86,7 +86,7 @@ def record(action, object_type=None, object_id=None, *, unit_id=None, region_cod
     entry = AuditLog(
         at=datetime.datetime.utcnow(),
         user_id=getattr(user, "id", None),
-        username=getattr(user, "username", None),
+        username=mask_personal(getattr(user, "username", None)),  # an ID number typed as a login name
         ip=client_ip(),
         action=action,
         object_type=object_type,
@@ -109,6 +109,7 @@ def insert_rows(conn, rows):
             row["detail"] = detail_text(detail)
         for f in audit_chain.FIELDS:
             row.setdefault(f, None)
+        row["username"] = mask_personal(row["username"])
     audit_chain.seal(conn, rows)
     conn.execute(AuditLog.__table__.insert(), rows)
     return rows
