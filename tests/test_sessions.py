@@ -348,3 +348,45 @@ def test_logout_is_not_a_timeout(app, login_as, clock):
     with app.app_context():
         assert S.end_expired() == 0
     assert _timeouts(app, "clerk_a") == []
+
+
+def test_my_sessions_and_the_audit_log_show_beijing_time(app, login_as):
+    """Stored UTC, shown as Beijing time (UTC+8) and said so: 我的会话, the security
+    administrator's session list, the audit log's list and detail pages."""
+    import re
+
+    c = login_as("clerk_a")
+    with app.app_context():
+        row = db.session.execute(select(UserSession).where(UserSession.sid_hash == S.sid_hash(sid_of(c)))).scalar_one()
+        now = datetime.datetime.utcnow().replace(microsecond=0)
+        row.authenticated_at, row.last_seen = now - datetime.timedelta(minutes=10), now - datetime.timedelta(seconds=5)
+        db.session.commit()
+    shown = [(t + datetime.timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+             for t in (now - datetime.timedelta(minutes=10), now - datetime.timedelta(seconds=5))]
+    utc = (now - datetime.timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
+    S.TOUCH_SECONDS, touch = 10 ** 9, S.TOUCH_SECONDS  # this visit leaves last_seen as set
+    try:
+        html = text(c.get("/my/sessions/"))
+        admin_html = text(login_as("admin").get("/security/accounts/?username=clerk_a"))
+    finally:
+        S.TOUCH_SECONDS = touch
+    for page in (html, admin_html):
+        assert "登录时间（北京时间）" in page and "最近活动（北京时间）" in page
+        assert shown[0] in page and shown[1] in page and utc not in page
+    with app.app_context():
+        entry = db.session.execute(select(AuditLog).where(AuditLog.username == "clerk_a", AuditLog.action == "login")
+                                   .order_by(AuditLog.id.desc())).scalars().first()
+        at = entry.at
+    beijing = (at + datetime.timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+    admin = login_as("admin")
+    listing = text(admin.get("/auditlogview/list/?_flt_0_username=clerk_a"))
+    assert "时间（北京时间）" in listing and beijing in listing
+    assert at.strftime("%Y-%m-%d %H:%M:%S") not in listing
+    assert beijing in text(admin.get(f"/auditlogview/show/{entry.id}"))
+    # A time typed into the filter is Beijing time too.
+    since = (at + datetime.timedelta(hours=8) - datetime.timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    listing = text(admin.get(f"/auditlogview/list/?_flt_0_username=clerk_a&_flt_1_at={since}"))
+    assert beijing in listing
+    later = (at + datetime.timedelta(hours=8, seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    listing = text(admin.get(f"/auditlogview/list/?_flt_0_username=clerk_a&_flt_1_at={later}&_flt_0_action=login"))
+    assert not re.search(re.escape(beijing), listing)

@@ -21,7 +21,7 @@ import time
 from flask import current_app, request
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from flask_babel import gettext as _
-from sqlalchemy import Boolean, Enum, String, type_coerce
+from sqlalchemy import Boolean, DateTime, Enum, String, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased
 
@@ -30,6 +30,7 @@ from app.models.enums import label
 from app.security.scope import current_scope
 from app.services import jobs, xlsx_stream
 from app.services.errors import DomainError
+from app.services.localtime import to_beijing
 
 BATCH = 5000
 PROGRESS_EVERY = 50000  # rows between two progress reports of an export job
@@ -113,6 +114,8 @@ class ExportPlan:
                 funcs.append(lambda stored, member=member: label(member(stored)))
             elif isinstance(t, Boolean):
                 funcs.append(bool_cell)
+            elif isinstance(t, DateTime):
+                funcs.append(to_beijing)  # stored UTC, shown as on the page
             else:
                 funcs.append(None)
         return funcs
