@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from app.extensions import db
 from app.models import Person, Unit
-from app.models.crypto import DataKeyError, KeyRing, TamperedValue, count_not_active, encrypted_columns
+from app.models.crypto import KeyFileError, KeyRing, TamperedValue, count_not_active, encrypted_columns
 from app.services import accounts
 from app.services.demo import resident_id
 from app.services.validators import mask_id_number, mask_phone
@@ -64,7 +64,7 @@ def test_a_changed_ciphertext_is_refused_not_misread(app, ctx):
     db.session.execute(text("UPDATE person SET id_number = :v WHERE id = :i"), {"v": "k99$" + body, "i": pid})
     db.session.commit()
     db.session.expire_all()
-    with pytest.raises(DataKeyError):
+    with pytest.raises(KeyFileError):
         db.session.execute(select(Person.id_number).where(Person.id == pid)).scalar()
     db.session.rollback()
 
@@ -344,3 +344,29 @@ def test_the_migration_converts_plaintext_rows_and_back(app):
         user = db.session.execute(select(CEUser).join(Person, CEUser.person_id == Person.id)
                                   .where(Person.id_number == number)).scalar_one()
         assert user.username == accounts.id_account_name(number)
+
+
+def test_both_key_files_are_made_and_refused_the_same_way(tmp_path, caplog, monkeypatch):
+    """One key module (app/models/crypto.py): the audit key and the data keys are
+    created 0600 under VAR_DIR in the embedded default, announced, read again
+    unchanged, and a named file that is missing is refused (never re-created)."""
+    from app.models import crypto
+    from app.models.crypto import load_key, load_keyring
+
+    # (alembic's logging setup, run by other tests' migrations, disables existing loggers)
+    monkeypatch.setattr(crypto.log, "disabled", False)
+    cfg = {"VAR_DIR": str(tmp_path / "var")}
+    with caplog.at_level("WARNING"):
+        key = load_key(cfg, "AUDIT_KEY")
+        ring = load_keyring(str(tmp_path / "var" / "data.key"), create=True)
+    assert len(key) == 32 and load_key(cfg, "AUDIT_KEY") == key
+    for name in ("audit_key.key", "data.key"):
+        assert os.stat(tmp_path / "var" / name).st_mode & 0o777 == 0o600
+    assert "审计日志密钥（AUDIT_KEY）已生成" in caplog.text and "个人信息加密密钥已生成" in caplog.text
+    assert load_keyring(str(tmp_path / "var" / "data.key")).index_key == ring.index_key
+    with pytest.raises(KeyFileError):
+        load_key(dict(cfg, AUDIT_KEY_FILE=str(tmp_path / "gone.key")), "AUDIT_KEY")
+    with pytest.raises(KeyFileError):
+        load_keyring(str(tmp_path / "gone.key"))
+    assert not (tmp_path / "gone.key").exists()
+    assert load_key({"AUDIT_KEY": key.hex()}, "AUDIT_KEY") == key
