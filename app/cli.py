@@ -146,6 +146,20 @@ def sessions_sweep_cmd():
     click.echo(f"timed out: {ended}  deleted: {deleted}")
 
 
+@ce.command("purge")
+def purge_cmd():
+    """Nightly (cron): sessions past their limits ended and audited, long-ended ones
+    deleted; job result files, import files and export leftovers older than
+    JOB_KEEP_DAYS deleted."""
+    from app.security import sessions
+    from app.services import jobs
+
+    ended = sessions.end_expired()
+    deleted = sessions.purge()
+    jobs.purge_old_results()  # and jobs.purge_old_files()
+    click.echo(f"sessions timed out: {ended}  sessions deleted: {deleted}  ok")
+
+
 keys = AppGroup("keys", help="personal data keys (SM4 / HMAC-SM3, DATA_KEY_FILE)")
 ce.add_command(keys)
 

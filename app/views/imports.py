@@ -158,7 +158,11 @@ class ImportView(BaseView):
         res = importer.ImportResult.from_dict(jobs.result_of(job))
         import io
 
-        data = importer.error_file(params["path"], res)
+        try:
+            data = importer.error_file(jobs.kept_file(params["path"]), res)
+        except DomainError as e:
+            flash(str(e), "danger")
+            return redirect(url_for("ImportView.job", job_id=job.id))
         base = os.path.splitext(params.get("filename") or "import")[0]
         return send_file(io.BytesIO(data), mimetype=XLSX, as_attachment=True,
                          download_name=f"{base}_错误行.xlsx")
