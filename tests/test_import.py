@@ -787,3 +787,22 @@ def test_import_and_export_files_are_deleted_after_the_retention_period(app, log
     html = post(c, f"/imports/job/{good}/confirm", follow_redirects=True).get_data(as_text=True)
     assert "文件已超过保留期限（7天）被删除，请重新上传" in html
     os.remove(fresh)
+
+
+def test_an_id_number_in_an_import_file_name_is_masked(app, login_as):
+    from app.models import Job
+    from app.services import jobs
+    from app.services.validators import mask_id_number
+
+    number = zhangsan_id(app)
+    c = login_as("clerk_a")
+    with open(os.path.join(DATA, "good_unit.xlsx"), "rb") as fh:
+        data = {"kind": "unit", "file": (io.BytesIO(fh.read()), f"张三{number}.xlsx")}
+    html = post(c, "/imports/upload", data, content_type="multipart/form-data",
+                follow_redirects=True).get_data(as_text=True)
+    job_id = int(re.search(r"/imports/job/(\d+)/confirm", html).group(1))
+    with app.app_context():
+        params = db.session.get(Job, job_id).params
+        assert number not in params and jobs.params_of(db.session.get(Job, job_id))["filename"] == \
+            f"张三{mask_id_number(number)}.xlsx"
+    assert number not in html

@@ -90,7 +90,9 @@ class ImportView(BaseView):
         except DomainError as e:
             flash(str(e), "danger")
             return redirect(url_for("ImportView.index"))
-        params = {"kind": kind, "path": path, "filename": os.path.basename(upload.filename)[:200],
+        # A file named after a person ("张三320102….xlsx") names the job, the batch and
+        # the audit entry with the number masked.
+        params = {"kind": kind, "path": path, "filename": audit.mask_personal(os.path.basename(upload.filename)[:200]),
                   "user_id": current_user.id}
         job = jobs.submit("import_analyse", params, user=current_user,
                           inline=_inline(os.path.getsize(path), "IMPORT_INLINE_MAX_BYTES", 1024 * 1024))
