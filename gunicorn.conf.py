@@ -35,6 +35,11 @@ max_requests_jitter = 500
 # processes (SQLAlchemy pools must not cross a fork).
 preload_app = False
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# The path without its query string and no referrer: a grid filtered by an ID
+# number carries the number in the query (?_flt_0_person=3201...), and the access
+# log must not keep it in clear (docs/deploy-security.md, section 3).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
+
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 

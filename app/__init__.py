@@ -53,6 +53,9 @@ def create_app(config_class=None):
         from app.security import sessions
 
         sessions.init_app(app)  # server-side sessions, the second factor's gate, API token checks
+        from app.services import sessions as session_services
+
+        session_services.init_app(app)  # timeouts into the audit log
 
     from app.services import audit_chain
 

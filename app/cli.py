@@ -130,6 +130,36 @@ def totals_check_cmd():
         raise SystemExit(1)
 
 
+@ce.group("sessions")
+def sessions_group():
+    """Server-side sessions."""
+
+
+@sessions_group.command("sweep")
+def sessions_sweep_cmd():
+    """End the sessions past their idle or absolute limit (each recorded once in the
+    audit log as 登录超时) and delete long-ended ones; run every few minutes (cron)."""
+    from app.security import sessions
+
+    ended = sessions.end_expired()
+    deleted = sessions.purge()
+    click.echo(f"timed out: {ended}  deleted: {deleted}")
+
+
+@ce.command("purge")
+def purge_cmd():
+    """Nightly (cron): sessions past their limits ended and audited, long-ended ones
+    deleted; job result files, import files and export leftovers older than
+    JOB_KEEP_DAYS deleted."""
+    from app.security import sessions
+    from app.services import jobs
+
+    ended = sessions.end_expired()
+    deleted = sessions.purge()
+    jobs.purge_old_results()  # and jobs.purge_old_files()
+    click.echo(f"sessions timed out: {ended}  sessions deleted: {deleted}  ok")
+
+
 keys = AppGroup("keys", help="personal data keys (SM4 / HMAC-SM3, DATA_KEY_FILE)")
 ce.add_command(keys)
 

@@ -64,6 +64,10 @@ def register(app):
     for exc in (OperationalError, InterfaceError, PoolTimeout):
         app.register_error_handler(exc, _database_unavailable)
 
+    from app.services.localtime import beijing_text
+
+    app.add_template_filter(beijing_text, "beijing")  # stored UTC, shown in Beijing time
+
     from app.services.jobs import QueueUnavailable
 
     @app.errorhandler(QueueUnavailable)

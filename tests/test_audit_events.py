@@ -107,3 +107,26 @@ def test_every_display_of_whole_id_numbers_is_audited(app, login_as):
     # bureau staff see masked numbers only: no entry
     login_as("bureau_nj").get("/personview/list/")
     assert entries(app, "view_id_number", username="bureau_nj") == []
+
+
+def test_an_id_number_typed_as_login_name_is_kept_nowhere_in_clear(backend, app):
+    """A failed login with an ID number as the login name: the audit entry's
+    user column masks it, the failed-login counter is named by its blind index."""
+    from app.services.demo import resident_id
+    from app.services.validators import mask_id_number
+    import datetime
+
+    other = _limited(backend, AUTH_FAILED_PER_ACCOUNT="3 per 10 minute")
+    number = resident_id("320102", datetime.date(1979, 1, 2), 77)
+    for n in range(3):
+        _login(other, number, f"guess-{n}", xff=f"198.51.100.{n}")
+    assert _login(other, number, PW).status_code == 429  # still counted per account
+    rows = entries(other, "login_failed", username=mask_id_number(number))
+    assert len(rows) == 3
+    with other.app_context():
+        details = [d for (d,) in db.session.execute(select(AuditLog.detail).where(AuditLog.detail.is_not(None)))]
+        names = [u for (u,) in db.session.execute(select(AuditLog.username).where(AuditLog.username.is_not(None)))]
+        limits = other.appbuilder.sm.failed_logins
+        counters = repr(vars(limits._memory))
+    assert not any(number in d for d in details) and number not in names
+    assert "bidx:" in counters and number not in counters

@@ -750,3 +750,59 @@ def test_templates(app, kind, title, extra):
     assert wb["参考列表"].sheet_state == "hidden"
     help_text = " ".join(str(c.value) for row in wb["填写说明"].iter_rows() for c in row if c.value)
     assert title in help_text and "文本格式" in help_text
+
+
+def test_import_and_export_files_are_deleted_after_the_retention_period(app, login_as):
+    """Import files hold names and whole ID numbers in clear: `flask ce purge`
+    deletes them (and their validated-row caches, and export files left on disk)
+    JOB_KEEP_DAYS after they were written; the pages then say so."""
+    import time as _time
+
+    from app.cli import purge_cmd
+    from app.models import Job
+    from app.services import jobs
+
+    c = login_as("clerk_a")
+    bad = int(re.search(r"/imports/job/(\d+)/errors", _upload(c, "bad_dates.xlsx").get_data(as_text=True)).group(1))
+    good = int(re.search(r"/imports/job/(\d+)/confirm", _upload(c, "good_unit.xlsx").get_data(as_text=True)).group(1))
+    with app.app_context():
+        paths = [jobs.params_of(db.session.get(Job, j))["path"] for j in (bad, good)]
+        validated = os.path.join(app.config["UPLOAD_DIR"], "imports", "validated")
+        exports = os.path.join(app.config["VAR_DIR"], "exports")
+        os.makedirs(exports, exist_ok=True)
+    caches = [os.path.join(validated, n) for n in os.listdir(validated)]
+    left, fresh = os.path.join(exports, "tmpleft.xlsx"), os.path.join(exports, "tmpfresh.xlsx")
+    for p in (left, fresh):
+        open(p, "wb").close()
+    old = _time.time() - 8 * 86400
+    for p in paths + caches + [left]:
+        os.utime(p, (old, old))
+    assert all(os.path.exists(p) for p in paths) and caches
+    with app.app_context():
+        out = app.test_cli_runner().invoke(purge_cmd)
+    assert out.exit_code == 0, out.output
+    assert not any(os.path.exists(p) for p in paths + caches + [left]) and os.path.exists(fresh)
+    html = c.get(f"/imports/job/{bad}/errors", follow_redirects=True).get_data(as_text=True)
+    assert "文件已超过保留期限（7天）被删除，请重新上传" in html
+    html = post(c, f"/imports/job/{good}/confirm", follow_redirects=True).get_data(as_text=True)
+    assert "文件已超过保留期限（7天）被删除，请重新上传" in html
+    os.remove(fresh)
+
+
+def test_an_id_number_in_an_import_file_name_is_masked(app, login_as):
+    from app.models import Job
+    from app.services import jobs
+    from app.services.validators import mask_id_number
+
+    number = zhangsan_id(app)
+    c = login_as("clerk_a")
+    with open(os.path.join(DATA, "good_unit.xlsx"), "rb") as fh:
+        data = {"kind": "unit", "file": (io.BytesIO(fh.read()), f"张三{number}.xlsx")}
+    html = post(c, "/imports/upload", data, content_type="multipart/form-data",
+                follow_redirects=True).get_data(as_text=True)
+    job_id = int(re.search(r"/imports/job/(\d+)/confirm", html).group(1))
+    with app.app_context():
+        params = db.session.get(Job, job_id).params
+        assert number not in params and jobs.params_of(db.session.get(Job, job_id))["filename"] == \
+            f"张三{mask_id_number(number)}.xlsx"
+    assert number not in html

@@ -12,9 +12,10 @@ from sqlalchemy.engine import make_url
 
 from app.extensions import db
 from app.models import Person, Unit
-from app.models.crypto import DataKeyError, KeyRing, TamperedValue, count_not_active, encrypted_columns
+from app.models.crypto import KeyFileError, KeyRing, TamperedValue, count_not_active, encrypted_columns
 from app.services import accounts
 from app.services.demo import resident_id
+from app.services.validators import mask_id_number, mask_phone
 from tests.conftest import IS_PG
 from tests.test_import import store
 
@@ -63,7 +64,7 @@ def test_a_changed_ciphertext_is_refused_not_misread(app, ctx):
     db.session.execute(text("UPDATE person SET id_number = :v WHERE id = :i"), {"v": "k99$" + body, "i": pid})
     db.session.commit()
     db.session.expire_all()
-    with pytest.raises(DataKeyError):
+    with pytest.raises(KeyFileError):
         db.session.execute(select(Person.id_number).where(Person.id == pid)).scalar()
     db.session.rollback()
 
@@ -125,6 +126,56 @@ def test_registration_by_an_imported_number_links_and_a_second_one_is_refused(ap
                                  password="Zj#2026-long-pass", credit_code=unit.credit_code)
 
 
+def _edit_a_person_and_export_by_number(app, login_as):
+    """An administrator changes 张三's ID number and mobile (the form), then
+    exports the hour records filtered by the new number as a job (its filter
+    replayed by the job).  Returns (old number, old phone, new number, new phone)."""
+    import io
+    import json
+    import time
+
+    from openpyxl import load_workbook
+
+    from app.models import HourRecord, Job
+    from tests.conftest import post
+
+    with app.app_context():
+        person = db.session.execute(select(Person).where(Person.name == "张三")).scalar_one()
+        person.phone = "13655667788"
+        db.session.commit()
+        pid, unit_id, old_number, old_phone = person.id, person.unit_id, person.id_number, person.phone
+        expected = db.session.execute(select(func.count(HourRecord.id)).where(HourRecord.person_id == pid)).scalar()
+        db.session.remove()
+    new_number, new_phone = resident_id("320104", datetime.date(1985, 3, 4), 61), "13766554433"
+    admin = login_as("admin")
+    resp = post(admin, f"/personview/edit/{pid}", {
+        "name": "张三", "id_type": "RESIDENT", "id_number": new_number, "unit": str(unit_id),
+        "title": "工程师", "specialty": "计算机", "phone": new_phone})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-1500:]
+    with app.app_context():
+        assert db.session.get(Person, pid).id_number == new_number
+        db.session.remove()
+    app.config["EXPORT_INLINE_MAX_ROWS"] = 0
+    try:
+        resp = admin.get(f"/hourrecordview/export/?_flt_0_person={new_number}", follow_redirects=True)
+    finally:
+        app.config.pop("EXPORT_INLINE_MAX_ROWS")
+    job_id = int(resp.request.path.rstrip("/").split("/")[-1])
+    for _ in range(600):
+        state = admin.get(f"/imports/job/{job_id}/status").get_json()["state"]
+        if state in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert state == "done"
+    rows = list(load_workbook(io.BytesIO(admin.get(f"/imports/job/{job_id}/download").data)).active
+                .iter_rows(values_only=True))[1:]
+    assert expected >= 1 and len(rows) == expected  # the job replayed the number's filter
+    with app.app_context():
+        params = json.loads(db.session.get(Job, job_id).params)
+        assert new_number not in json.dumps(params) and "_flt_0_person=" in params["query_shown"]
+    return old_number, old_phone, new_number, new_phone
+
+
 def _raw_bytes(app):
     """Every byte of the database as stored: the SQLite file, or a pg_dump."""
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
@@ -145,18 +196,29 @@ def _raw_bytes(app):
         check=True, capture_output=True, env=env).stdout
 
 
-def test_the_raw_database_holds_no_id_or_phone_number_in_clear(app):
+def test_the_raw_database_holds_no_id_or_phone_number_in_clear(app, login_as):
     with app.app_context():
         unit = db.session.execute(select(Unit).where(Unit.name == "南京金陵科技有限公司")).scalar_one()
         accounts.register_person(name="吴十", id_number=resident_id("320102", datetime.date(1992, 6, 7), 88),
                                  phone="13912345678", username="", password="Ws#2026-long-pass",
                                  credit_code=unit.credit_code)
     store(app, "unknown_persons_unit.xlsx")
+    old_number, old_phone, new_number, new_phone = _edit_a_person_and_export_by_number(app, login_as)
     with app.app_context():
         numbers = [n for (n,) in db.session.execute(select(Person.id_number))]
         phones = [p for (p,) in db.session.execute(select(Person.phone).where(Person.phone.is_not(None)))]
         phones += [p for (p,) in db.session.execute(select(Unit.contact_phone).where(Unit.contact_phone.is_not(None)))]
+        # The edit's and the export's entries and the export job are there, numbers masked.
+        details = "\n".join(d for (d,) in db.session.execute(text("SELECT detail FROM audit_log")) if d)
+        params = "\n".join(p for (p,) in db.session.execute(text("SELECT params FROM ce_job")) if p)
     assert len(numbers) > 60 and "13912345678" in phones and any(p.startswith("025-") for p in phones)
+    numbers += [old_number]
+    phones += [old_phone]
+    assert new_number in numbers and new_phone in phones
+    assert mask_id_number(new_number) in details and mask_id_number(old_number) in details
+    assert mask_phone(new_phone) in details and mask_phone(old_phone) in details
+    assert "query_sealed" in params and mask_id_number(new_number) in params
+    assert [v for v in numbers + phones if v in details or v in params] == []
     raw = _raw_bytes(app)
     assert len(raw) > 100_000
     seen = [v for v in numbers + phones if v.encode() in raw]
@@ -282,3 +344,29 @@ def test_the_migration_converts_plaintext_rows_and_back(app):
         user = db.session.execute(select(CEUser).join(Person, CEUser.person_id == Person.id)
                                   .where(Person.id_number == number)).scalar_one()
         assert user.username == accounts.id_account_name(number)
+
+
+def test_both_key_files_are_made_and_refused_the_same_way(tmp_path, caplog, monkeypatch):
+    """One key module (app/models/crypto.py): the audit key and the data keys are
+    created 0600 under VAR_DIR in the embedded default, announced, read again
+    unchanged, and a named file that is missing is refused (never re-created)."""
+    from app.models import crypto
+    from app.models.crypto import load_key, load_keyring
+
+    # (alembic's logging setup, run by other tests' migrations, disables existing loggers)
+    monkeypatch.setattr(crypto.log, "disabled", False)
+    cfg = {"VAR_DIR": str(tmp_path / "var")}
+    with caplog.at_level("WARNING"):
+        key = load_key(cfg, "AUDIT_KEY")
+        ring = load_keyring(str(tmp_path / "var" / "data.key"), create=True)
+    assert len(key) == 32 and load_key(cfg, "AUDIT_KEY") == key
+    for name in ("audit_key.key", "data.key"):
+        assert os.stat(tmp_path / "var" / name).st_mode & 0o777 == 0o600
+    assert "审计日志密钥（AUDIT_KEY）已生成" in caplog.text and "个人信息加密密钥已生成" in caplog.text
+    assert load_keyring(str(tmp_path / "var" / "data.key")).index_key == ring.index_key
+    with pytest.raises(KeyFileError):
+        load_key(dict(cfg, AUDIT_KEY_FILE=str(tmp_path / "gone.key")), "AUDIT_KEY")
+    with pytest.raises(KeyFileError):
+        load_keyring(str(tmp_path / "gone.key"))
+    assert not (tmp_path / "gone.key").exists()
+    assert load_key({"AUDIT_KEY": key.hex()}, "AUDIT_KEY") == key

@@ -269,3 +269,124 @@ def test_password_rule_refuses_the_last_five_passwords(app, login_as):
     resp = post(c, "/account/password", {"current": current, "password": used[0], "confirm": used[0]},
                 follow_redirects=True)
     assert "不能与最近" not in text(resp) and "密码已修改" in text(resp)
+
+
+def _timeouts(app, username):
+    import json
+
+    with app.app_context():
+        rows = db.session.execute(select(AuditLog).where(AuditLog.action == "session_timeout",
+                                                         AuditLog.username == username)
+                                  .order_by(AuditLog.id)).scalars().all()
+        return [(r, json.loads(r.detail)) for r in rows]
+
+
+def test_an_idle_timeout_found_at_the_next_request_is_audited_once(app, login_as, clock):
+    c = login_as("clerk_a")
+    sid = sid_of(c)
+    c.get(PROTECTED, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    clock.move(minutes=31)
+    resp = c.get(PROTECTED, follow_redirects=True, environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    assert on_login_page(resp)
+    # The copied cookie, the same browser again, the sweep: nothing more is recorded.
+    assert on_login_page(replay(app, sid).get(PROTECTED, follow_redirects=True))
+    with app.app_context():
+        assert S.end_expired() == 0
+    entries = _timeouts(app, "clerk_a")
+    assert len(entries) == 1
+    row, detail = entries[0]
+    with app.app_context():
+        session_row = db.session.execute(select(UserSession).where(UserSession.sid_hash == S.sid_hash(sid))).scalar_one()
+    assert row.user_id == user_id(app, "clerk_a") and row.object_id == str(row.user_id)
+    assert row.ip == session_row.ip and session_row.end_reason == "idle"
+    assert detail["event"] == "登录超时" and detail["timeout"] == "idle" and detail["outcome"] == "session_ended"
+    assert detail["found_by"] == "request" and detail["seen_from"] == "10.9.9.9"
+    assert detail["session"] == session_row.id
+    last = datetime.datetime.fromisoformat(detail["last_activity"])
+    assert datetime.datetime.fromisoformat(detail["expired_at"]) - last == datetime.timedelta(minutes=30)
+    assert abs((row.at - session_row.ended_at).total_seconds()) < 1
+    assert row.region_code and row.unit_id  # in the unit's scope of the log
+    # The entry is in a chain like every other one.
+    with app.app_context():
+        from app.services import audit_chain
+
+        assert audit_chain.verify()[1] == []
+    # The auditor's page shows it.
+    html = text(login_as("admin").get(f"/auditlogview/show/{row.id}"))
+    assert "session_timeout" in html and "登录超时" in html and "idle" in html
+
+
+def test_an_absolute_timeout_found_by_the_sweep_is_audited_once(app, login_as, clock):
+    from app.cli import sessions_sweep_cmd
+
+    busy, idle = login_as("clerk_a"), login_as("clerk_b")
+    for _ in range(35):  # clerk_a busy all day (11 h 40 min); clerk_b left long ago
+        clock.move(minutes=20)
+        assert busy.get(PROTECTED).status_code == 200
+    clock.move(minutes=25)  # 12 h 5 min after the login, 25 min after the last request
+    with app.app_context():
+        out = app.test_cli_runner().invoke(sessions_sweep_cmd)
+    assert out.exit_code == 0 and "timed out: 2" in out.output, out.output
+    (a_row, a), = _timeouts(app, "clerk_a")
+    (b_row, b), = _timeouts(app, "clerk_b")
+    assert a["timeout"] == "absolute" and a["found_by"] == "sweep" and a["seen_from"] is None
+    started = datetime.datetime.fromisoformat(a["started"])
+    assert datetime.datetime.fromisoformat(a["expired_at"]) - started == datetime.timedelta(hours=12)
+    assert b["timeout"] == "idle"
+    # Presented afterwards: the login page says why, nothing more is recorded.
+    resp = busy.get(PROTECTED, follow_redirects=True)
+    assert on_login_page(resp)
+    with app.app_context():
+        assert S.end_expired() == 0
+    assert len(_timeouts(app, "clerk_a")) == 1 and len(_timeouts(app, "clerk_b")) == 1
+
+
+def test_logout_is_not_a_timeout(app, login_as, clock):
+    c = login_as("clerk_a")
+    c.get("/logout/")
+    clock.move(hours=13)
+    with app.app_context():
+        assert S.end_expired() == 0
+    assert _timeouts(app, "clerk_a") == []
+
+
+def test_my_sessions_and_the_audit_log_show_beijing_time(app, login_as):
+    """Stored UTC, shown as Beijing time (UTC+8) and said so: 我的会话, the security
+    administrator's session list, the audit log's list and detail pages."""
+    import re
+
+    c = login_as("clerk_a")
+    with app.app_context():
+        row = db.session.execute(select(UserSession).where(UserSession.sid_hash == S.sid_hash(sid_of(c)))).scalar_one()
+        now = datetime.datetime.utcnow().replace(microsecond=0)
+        row.authenticated_at, row.last_seen = now - datetime.timedelta(minutes=10), now - datetime.timedelta(seconds=5)
+        db.session.commit()
+    shown = [(t + datetime.timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+             for t in (now - datetime.timedelta(minutes=10), now - datetime.timedelta(seconds=5))]
+    utc = (now - datetime.timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
+    S.TOUCH_SECONDS, touch = 10 ** 9, S.TOUCH_SECONDS  # this visit leaves last_seen as set
+    try:
+        html = text(c.get("/my/sessions/"))
+        admin_html = text(login_as("admin").get("/security/accounts/?username=clerk_a"))
+    finally:
+        S.TOUCH_SECONDS = touch
+    for page in (html, admin_html):
+        assert "登录时间（北京时间）" in page and "最近活动（北京时间）" in page
+        assert shown[0] in page and shown[1] in page and utc not in page
+    with app.app_context():
+        entry = db.session.execute(select(AuditLog).where(AuditLog.username == "clerk_a", AuditLog.action == "login")
+                                   .order_by(AuditLog.id.desc())).scalars().first()
+        at = entry.at
+    beijing = (at + datetime.timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+    admin = login_as("admin")
+    listing = text(admin.get("/auditlogview/list/?_flt_0_username=clerk_a"))
+    assert "时间（北京时间）" in listing and beijing in listing
+    assert at.strftime("%Y-%m-%d %H:%M:%S") not in listing
+    assert beijing in text(admin.get(f"/auditlogview/show/{entry.id}"))
+    # A time typed into the filter is Beijing time too.
+    since = (at + datetime.timedelta(hours=8) - datetime.timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    listing = text(admin.get(f"/auditlogview/list/?_flt_0_username=clerk_a&_flt_1_at={since}"))
+    assert beijing in listing
+    later = (at + datetime.timedelta(hours=8, seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    listing = text(admin.get(f"/auditlogview/list/?_flt_0_username=clerk_a&_flt_1_at={later}&_flt_0_action=login"))
+    assert not re.search(re.escape(beijing), listing)

@@ -731,7 +731,8 @@ def test_remove_proof_file_own_editable_only(app, login_as):
         att = attachments.add(rid, FileStorage(io.BytesIO(pdf_bytes("to delete")), "d.pdf"), lisi, scope_of(lisi))
         aid = att.id
         _a, path = attachments.open_scoped(aid, scope_of(lisi))
-    assert os.path.exists(path)
+        png = attachments.preview_path(_a, path)  # the review page's image of its first page
+    assert os.path.exists(path) and png and os.path.exists(png)
     # Another applicant cannot remove it.
     post(login_as("zhangsan"), f"/declare/detach/{aid}")
     with app.app_context():
@@ -742,7 +743,7 @@ def test_remove_proof_file_own_editable_only(app, login_as):
         assert db.session.get(Attachment, aid) is None
         (entry,) = audit_rows(rid, "detach")
         assert json.loads(entry.detail)["old"]["filename"] == "d.pdf"
-    assert not os.path.exists(path)
+    assert not os.path.exists(path) and not os.path.exists(png)  # no copy of the proof is left
 
 
 def test_nobody_reviews_their_own_declaration(app):

@@ -47,6 +47,7 @@ from sqlalchemy.orm import aliased, joinedload
 from app.models.crypto import Encrypted
 from app.models.regions import region_prefix, region_range
 from app.security.scope import current_scope
+from app.services.localtime import from_beijing
 from app.services.sqlplan import tally_clause, walk_by_key
 
 # Counting stops here: beyond it the grid says "超过 N 条" (more than N rows).
@@ -199,7 +200,8 @@ def typed_filter_value(datamodel, column_name, value):
             moment = date_parser.parse(text)
         except (ValueError, OverflowError):
             raise FilterValueError(_("不是日期，例如 2024-03-01")) from None
-        return moment if isinstance(type_, DateTime) else moment.date()
+        # Times are typed as shown (Beijing time) and stored as UTC.
+        return from_beijing(moment) if isinstance(type_, DateTime) else moment.date()
     return set_value_to_type(datamodel, column_name, value)
 
 

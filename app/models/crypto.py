@@ -1,4 +1,7 @@
-"""Personal data encrypted at rest (等保 2.0 三级 / 密评): SM4-GCM and HMAC-SM3.
+"""Keys kept outside the database and the national algorithms (等保 2.0 三级 / 密评):
+personal data encrypted at rest (SM4-GCM, HMAC-SM3 blind index) and the audit
+log's HMAC-SM3 key.  One module for both key files: how they are created (mode
+0600, never over an existing file, announced in the log), read, and refused.
 
 One place for the rule "a personal identifier is stored encrypted":
 
@@ -21,9 +24,16 @@ One place for the rule "a personal identifier is stored encrypted":
   backups need them), so every process reads old and new ciphertexts meanwhile.
   The index key is not rotated by that command: the unique constraint must hold
   while rows are being rewritten.
+* The audit log's key (`load_key("AUDIT_KEY")`, used by services/audit_chain.py):
+  32 random bytes from the config value ``AUDIT_KEY`` (hex), else the file
+  ``AUDIT_KEY_FILE`` (hex or raw bytes); with neither, the embedded default keeps
+  it in ``<VAR_DIR>/audit_key.key``, created on the first start.  A file that is
+  named but missing is an error: a new key would make every existing MAC look
+  forged.
 """
 import base64
 import binascii
+import hmac as std_hmac
 import json
 import logging
 import os
@@ -47,12 +57,23 @@ TAG_BYTES = 16
 SEPARATOR = "$"
 
 
-class DataKeyError(RuntimeError):
-    """The key file is missing, unreadable, or lacks the key a value was written with."""
+class KeyFileError(RuntimeError):
+    """A key file is missing, unreadable or malformed, or lacks the key a value was written with."""
 
 
 class TamperedValue(ValueError):
     """A stored ciphertext failed its authentication tag (changed, truncated or moved)."""
+
+
+def _create_key_file(path, content, what):
+    """Write a new key file (mode 0600); FileExistsError if one exists (another
+    process was first).  Announced: the operator must back it up apart from the data."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+    log.warning("%s已生成：%s —— 请将此文件与数据库分开备份（docs/deploy-security.md），丢失后无法恢复", what, path)
+    return path
 
 
 def _new_data_key():
@@ -83,9 +104,9 @@ class KeyRing:
             active = data["active"]
             index_key = bytes.fromhex(data["index_key"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataKeyError(f"cannot read the data key file {self.path}: {exc}") from exc
+            raise KeyFileError(f"cannot read the data key file {self.path}: {exc}") from exc
         if active not in keys or any(len(k) != 16 for k in keys.values()) or len(index_key) < 32:
-            raise DataKeyError(f"the data key file {self.path} is malformed")
+            raise KeyFileError(f"the data key file {self.path} is malformed")
         self.keys, self.active, self.index_key = keys, active, index_key
         self._ciphers = {kid: algorithms.SM4(k) for kid, k in keys.items()}
         self._mtime = stat.st_mtime_ns
@@ -108,13 +129,9 @@ class KeyRing:
     @staticmethod
     def create(path):
         """Write a new key file (fails if one exists).  Returns the path."""
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         data = {"version": 1, "active": "k1", "data_keys": {"k1": _new_data_key()},
                 "index_key": secrets.token_hex(32)}
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        return path
+        return _create_key_file(path, json.dumps(data, indent=1).encode(), "个人信息加密密钥")
 
     def add_key(self):
         """A new data key, made active, written to the file (atomically).  Returns its id."""
@@ -151,7 +168,7 @@ class KeyRing:
         if kid not in self._ciphers:
             self.refresh(force=True)
             if kid not in self._ciphers:
-                raise DataKeyError(f"{purpose}: the value was encrypted with key {kid!r}, absent from {self.path}")
+                raise KeyFileError(f"{purpose}: the value was encrypted with key {kid!r}, absent from {self.path}")
         try:
             raw = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
@@ -172,9 +189,7 @@ class KeyRing:
     def blind_index(self, plaintext, purpose):
         """HMAC-SM3 of `plaintext` (hex): equal values give equal indexes, and nobody
         without the index key can compute or invert it."""
-        mac = hmac.HMAC(self.index_key, hashes.SM3())
-        mac.update(purpose.encode() + b"\0" + plaintext.encode("utf-8"))
-        return mac.finalize().hex()
+        return hmac_sm3(self.index_key, purpose.encode() + b"\0" + plaintext.encode("utf-8"))
 
 
 def load_keyring(path, create=False, reload_seconds=5.0):
@@ -182,12 +197,56 @@ def load_keyring(path, create=False, reload_seconds=5.0):
     if create and not os.path.exists(path):
         try:
             KeyRing.create(path)
-            log.warning("个人信息加密密钥已生成：%s —— 请将此文件与数据库分开备份，丢失后加密数据无法恢复", path)
         except FileExistsError:
             pass  # another process created it first
     if not os.path.exists(path):
-        raise DataKeyError(f"the data key file {path} (DATA_KEY_FILE) does not exist")
+        raise KeyFileError(f"the data key file {path} (DATA_KEY_FILE) does not exist")
     return KeyRing(path, reload_seconds=reload_seconds)
+
+
+def load_key(config, name):
+    """The key called `name` ("AUDIT_KEY") of an app's config (see the module docstring)."""
+    value = config.get(name)
+    if value:
+        return _decode_key(value.encode() if isinstance(value, str) else value)
+    path = config.get(name + "_FILE")
+    if path and not os.path.exists(path):
+        raise KeyFileError(f"{name}_FILE {path} does not exist")
+    if not path:
+        path = os.path.join(config["VAR_DIR"], name.lower() + ".key")
+        try:
+            _create_key_file(path, binascii.hexlify(os.urandom(32)) + b"\n", f"审计日志密钥（{name}）")
+        except FileExistsError:
+            pass
+    with open(path, "rb") as f:
+        return _decode_key(f.read())
+
+
+def _decode_key(raw):
+    try:
+        key = binascii.unhexlify(raw.strip())
+    except (binascii.Error, ValueError):
+        key = raw
+    if len(key) < 16:
+        raise KeyFileError("key shorter than 16 bytes")
+    return key
+
+
+_KEYED = {}  # key -> an HMAC-SM3 object keyed once; each MAC starts from a copy
+
+
+def hmac_sm3(key, data):
+    """HMAC-SM3 of `data` (bytes) as 64 hex characters."""
+    base = _KEYED.get(key)
+    if base is None:
+        base = _KEYED[key] = hmac.HMAC(key, hashes.SM3())
+    h = base.copy()
+    h.update(data)
+    return h.finalize().hex()
+
+
+def same(a, b):
+    return std_hmac.compare_digest(a or "", b or "")
 
 
 def init_app(app):
@@ -202,7 +261,7 @@ def init_app(app):
 def keyring():
     """The current app's KeyRing."""
     if not has_app_context():
-        raise DataKeyError("personal data can only be read or written inside the application context")
+        raise KeyFileError("personal data can only be read or written inside the application context")
     return current_app.extensions["data_keys"]
 
 

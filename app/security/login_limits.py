@@ -17,6 +17,7 @@ logs a warning: logins are never blocked because the counter store is down.
 """
 import datetime
 import logging
+import re
 import threading
 import time
 
@@ -25,6 +26,8 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger(__name__)
+
+_ID_LIKE = re.compile(r"\d{17}[\dx]|\d{15}")
 
 # After Redis failed, the in-memory counters are used this long before Redis is tried again.
 RETRY_REDIS_SECONDS = 30
@@ -80,7 +83,15 @@ class FailedLoginLimits:
 
     @staticmethod
     def _account_key(username):
-        return (username or "").strip().lower()[:200]
+        """The counter's name of an account: the login name, or for an ID number
+        typed as the login name (app/views/security.py's find_user) its blind index,
+        so that no ID number is kept in clear in Redis."""
+        key = (username or "").strip().lower()[:200]
+        if _ID_LIKE.fullmatch(key):
+            from app.models.crypto import blind_index
+
+            return "bidx:" + blind_index(key.upper(), "login.account")
+        return key
 
     def _checks(self, username, address):
         if self.per_account is not None and username:

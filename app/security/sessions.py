@@ -18,6 +18,12 @@ as anonymous and the login page says why.
   transaction is the view's business); a GET that changes nothing writes only
   when the last-activity mark is more than TOUCH_SECONDS old.
 
+A signed-in session that ends by idle or absolute timeout is announced once
+(`session_timed_out`, in the transaction that marks it ended, so two requests
+finding the same lapsed session announce it once): when a request presents it,
+or when `end_expired` (`flask ce sessions sweep`, cron) finds it first.  The
+audit entry is written by the service layer's receiver (app/services/sessions.py).
+
 Tests move the clock with `monkeypatch.setattr(sessions, "utcnow", ...)`.
 """
 import datetime
@@ -25,11 +31,12 @@ import hashlib
 import json
 import secrets
 
+from blinker import Namespace
 from flask import current_app, flash, g, has_request_context, jsonify, redirect, request, session, url_for
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from flask_babel import gettext as _
-from sqlalchemy import delete, event, insert, inspect, or_, select, update
+from sqlalchemy import delete, event, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import CallbackDict
@@ -43,6 +50,9 @@ DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 _serializer = TaggedJSONSerializer()
 REASON_KEY = "_ce_reason"
 MFA_KEY = "_ce_mfa"  # "pending" until the second factor is given
+
+# sender: the Connection whose transaction ends the sessions; `sessions`: [TimedOut].
+session_timed_out = Namespace().signal("ce-session-timed-out")
 
 
 def utcnow():
@@ -112,6 +122,58 @@ def _expired_reason(row, now):
     return None
 
 
+_COLS = (UserSession.id, UserSession.user_id, UserSession.created_at, UserSession.authenticated_at,
+         UserSession.last_seen, UserSession.ended_at, UserSession.end_reason, UserSession.ip)
+
+
+class TimedOut:
+    """A signed-in session that ended by timeout: `reason` "idle" or "max" (absolute),
+    `expired_at` the moment it lapsed, `found_by` "request" or "sweep", `seen_from`
+    the address of the request that presented it (None for the sweep)."""
+
+    def __init__(self, row, reason, now, found_by, seen_from=None):
+        cfg = current_app.config
+        self.row_id, self.user_id, self.ip = row.id, row.user_id, row.ip
+        self.started = row.authenticated_at or row.created_at
+        self.last_seen, self.reason, self.ended_at = row.last_seen, reason, now
+        if reason == "idle":
+            self.expired_at = row.last_seen + datetime.timedelta(minutes=cfg.get("SESSION_IDLE_MINUTES", 30))
+        else:
+            self.expired_at = self.started + datetime.timedelta(hours=cfg.get("SESSION_MAX_HOURS", 12))
+        self.found_by, self.seen_from = found_by, seen_from
+
+
+def _time_out(conn, rows, now, found_by, seen_from=None):
+    """End each (row, reason) still live, in `conn`'s transaction; announce the
+    signed-in ones this call ended (a session another process ended first is not
+    announced again).  Returns how many ended."""
+    ended = []
+    for row, reason in rows:
+        n = conn.execute(update(UserSession).where(UserSession.id == row.id, UserSession.ended_at.is_(None))
+                         .values(ended_at=now, end_reason=reason)).rowcount
+        if n and row.user_id is not None:
+            ended.append(TimedOut(row, reason, now, found_by, seen_from))
+    if ended:
+        session_timed_out.send(conn, sessions=ended)
+    return len(ended)
+
+
+def end_expired(now=None):
+    """End every signed-in session past its idle or absolute limit that no request
+    has presented since (each announced once, as at a request).  Returns the count."""
+    now = now or utcnow()
+    cfg = current_app.config
+    idle = datetime.timedelta(minutes=cfg.get("SESSION_IDLE_MINUTES", 30))
+    lifetime = datetime.timedelta(hours=cfg.get("SESSION_MAX_HOURS", 12))
+    with db.engine.begin() as conn:
+        rows = conn.execute(select(*_COLS).where(
+            UserSession.user_id.is_not(None), UserSession.ended_at.is_(None),
+            or_(UserSession.last_seen < now - idle,
+                func.coalesce(UserSession.authenticated_at, UserSession.created_at) < now - lifetime),
+        ).order_by(UserSession.id)).all()
+        return _time_out(conn, [(r, _expired_reason(r, now)) for r in rows], now, "sweep")
+
+
 def _client():
     ua = (request.user_agent.string or "")[:300] if has_request_context() else None
     return (request.remote_addr if has_request_context() else None), ua
@@ -143,10 +205,8 @@ class DbSessionInterface(SessionInterface):
         sid = req.cookies.get(self.get_cookie_name(app))
         if not sid or len(sid) > 128:
             return ServerSession()
-        cols = (UserSession.id, UserSession.user_id, UserSession.data, UserSession.created_at,
-                UserSession.authenticated_at, UserSession.last_seen, UserSession.ended_at, UserSession.end_reason)
         with db.engine.connect() as conn:
-            row = conn.execute(select(*cols).where(UserSession.sid_hash == sid_hash(sid))).first()
+            row = conn.execute(select(*_COLS, UserSession.data).where(UserSession.sid_hash == sid_hash(sid))).first()
         if row is None:
             return ServerSession()
         now = utcnow()
@@ -160,7 +220,11 @@ class DbSessionInterface(SessionInterface):
             sess.raw = row.data  # a write that changes nothing is skipped (save)
             return sess
         if row.ended_at is None:
-            _end_rows([UserSession.id == row.id], reason)
+            if row.user_id is None:
+                _end_rows([UserSession.id == row.id], reason)
+            else:
+                with db.engine.begin() as conn:
+                    _time_out(conn, [(row, reason)], now, "request", seen_from=req.remote_addr)
         fresh = ServerSession()
         if row.user_id is not None and reason != "logout":
             fresh[REASON_KEY] = reason
@@ -274,9 +338,11 @@ def live_sessions(user_id):
 
 
 def purge(now=None):
-    """Delete anonymous sessions past their lifetime and ended ones older than
-    30 days.  Returns the count."""
+    """End (and announce) the signed-in sessions past their limits, then delete
+    anonymous sessions past their lifetime and ended ones older than 30 days.
+    Returns the count deleted."""
     now = now or utcnow()
+    end_expired(now)
     lifetime = datetime.timedelta(hours=current_app.config.get("SESSION_MAX_HOURS", 12))
     with db.engine.begin() as conn:
         return conn.execute(delete(UserSession).where(or_(

@@ -779,10 +779,9 @@ def record_lockout(username, scope, what, retry_at=None):
 
 
 def record_logout(user, reason):
-    """Audit entry of the end of a signed-in session: `reason` "logout" (the user
-    signed out) or "timeout"."""
-    return audit.record("logout" if reason == "logout" else "session_timeout", "CEUser", user.id, user=user,
-                        reason=reason, **_user_place(user))
+    """Audit entry of a user signing out (`reason` "logout").  A session that ends
+    by timeout is recorded by services.sessions.record_timeouts."""
+    return audit.record("logout", "CEUser", user.id, user=user, reason=reason, **_user_place(user))
 
 
 # ---------------------------------------------------------------- machine accounts

@@ -6,6 +6,7 @@ a text file named .pdf is refused.  Files are stored under UPLOAD_DIR (outside t
 web root) by content hash and are only ever served by a view that loaded the
 Attachment through the row scope (`open_scoped`).
 """
+import contextlib
 import hashlib
 import os
 import shutil
@@ -143,6 +144,9 @@ def remove(attachment_id, user, scope=None):
         path = _safe_path(rel)
         if path and os.path.exists(path):
             os.remove(path)
+        # and the review page's image of its first page (a copy of the personal data)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(_root(), "previews", sha[:2], sha + ".png"))
     return record.id
 
 

@@ -3,7 +3,7 @@
 Every audit row, as it is inserted, gets a place in one of several chains
 (``chain_id``, ``seq``) and ``mac`` = HMAC-SM3(key, previous MAC of the chain +
 the row's content).  The key is outside the database (AUDIT_KEY / AUDIT_KEY_FILE,
-app/security/crypto.py), so whoever can write SQL but not read the key cannot
+app/models/crypto.py), so whoever can write SQL but not read the key cannot
 change, remove or add a row without `ce audit verify` naming it; database
 triggers (migration i26a0001) refuse UPDATE, DELETE and TRUNCATE besides.
 
@@ -29,7 +29,7 @@ from sqlalchemy import event, select, text
 
 from app.extensions import db
 from app.models import AuditArchive, AuditChain, AuditLog
-from app.security.crypto import hmac_sm3, load_key, same
+from app.models.crypto import hmac_sm3, load_key, same
 
 FIELDS = ("at", "user_id", "username", "ip", "action", "object_type", "object_id",
           "unit_id", "region_code", "detail")

@@ -21,7 +21,7 @@ import time
 from flask import current_app, request
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from flask_babel import gettext as _
-from sqlalchemy import Boolean, Enum, String, type_coerce
+from sqlalchemy import Boolean, DateTime, Enum, String, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased
 
@@ -30,6 +30,7 @@ from app.models.enums import label
 from app.security.scope import current_scope
 from app.services import jobs, xlsx_stream
 from app.services.errors import DomainError
+from app.services.localtime import to_beijing
 
 BATCH = 5000
 PROGRESS_EVERY = 50000  # rows between two progress reports of an export job
@@ -113,6 +114,8 @@ class ExportPlan:
                 funcs.append(lambda stored, member=member: label(member(stored)))
             elif isinstance(t, Boolean):
                 funcs.append(bool_cell)
+            elif isinstance(t, DateTime):
+                funcs.append(to_beijing)  # stored UTC, shown as on the page
             else:
                 funcs.append(None)
         return funcs
@@ -204,6 +207,31 @@ def temp_path():
 # ---- large exports as jobs: the request's filter arguments are replayed in the job
 
 
+# The request's filter arguments may name a person (an ID number, a name): the job
+# row keeps them encrypted with the data key ring (SM4-GCM, this purpose as the
+# associated data) for the job to replay unchanged, and a masked copy to show.
+# RQ's job data carries only the job's id.
+QUERY_PURPOSE = "ce_job.params.query"
+
+
+def job_params(view, total, filename, user):
+    """The parameters of a large export's job (views.imports.export_grid)."""
+    from app.models.crypto import keyring
+    from app.services.audit import mask_personal
+
+    query = request_query()
+    return {"view": view.__class__.__name__, "query_sealed": keyring().encrypt(query, QUERY_PURPOSE),
+            "query_shown": mask_personal(query), "user_id": user.id, "total": total, "filename": filename}
+
+
+def job_query(params):
+    """The filter arguments of an export job, in clear, for the job to replay."""
+    from app.models.crypto import keyring
+
+    sealed = params.get("query_sealed")
+    return keyring().decrypt(sealed, QUERY_PURPOSE) if sealed else params.get("query", "")
+
+
 @jobs.handler("export")
 def _job_export(job_id, params, progress):
     from app.models import CEUser
@@ -220,7 +248,8 @@ def _job_export(job_id, params, progress):
     from flask import g
     from flask_login import login_user
 
-    with app.test_request_context("/?" + params.get("query", "")):
+    query = job_query(params)
+    with app.test_request_context("/?" + query):
         login_user(user)
         g._ce_scope = scope
         t0 = time.perf_counter()
@@ -229,7 +258,7 @@ def _job_export(job_id, params, progress):
     from app.services import audit
 
     audit.record("export", view.datamodel.obj.__name__, None, user=user, unit_id=user.unit_id,
-                 region_code=user.region_code, rows=n, query=params.get("query", ""), job=job_id,
+                 region_code=user.region_code, rows=n, query=query, job=job_id,
                  id_numbers=id_numbers_in(view, scope))
     db.session.commit()
     return {"rows": n, "seconds": round(seconds, 2), "_path": path, "filename": params.get("filename")}

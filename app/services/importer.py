@@ -1076,14 +1076,16 @@ def _load_user(user_id):
 @jobs.handler("import_analyse")
 def _job_analyse(job_id, params, progress):
     user = _load_user(params["user_id"])
-    res = analyse(params["path"], params["kind"], user, filename=params.get("filename", ""), progress=progress)
+    res = analyse(jobs.kept_file(params["path"]), params["kind"], user, filename=params.get("filename", ""),
+                  progress=progress)
     return res.to_dict()
 
 
 @jobs.handler("import_store")
 def _job_store(job_id, params, progress):
     user = _load_user(params["user_id"])
-    res = store(params["path"], params["kind"], user, filename=params.get("filename", ""), progress=progress)
+    res = store(jobs.kept_file(params["path"]), params["kind"], user, filename=params.get("filename", ""),
+                progress=progress)
     return res.to_dict()
 
 

@@ -16,7 +16,10 @@ A job whose process died (a killed worker, a restarted server) would stay
 "running" for ever: `get_job` reports a job that has run longer than
 JOB_MAX_SECONDS, or waited longer than that for a worker, as failed, with a
 reason.  Result files (exports, certificate PDFs) are deleted JOB_KEEP_DAYS
-after their job finished (`purge_old_results`, run whenever a job is submitted).
+after their job finished (`purge_old_results`, run whenever a job is submitted),
+and so are the other files with personal data that jobs leave on disk
+(`purge_old_files`: uploaded import files, their validated-row caches, files
+of exports whose request failed), JOB_KEEP_DAYS after they were last written.
 """
 import contextlib
 import datetime
@@ -24,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -262,6 +266,43 @@ def purge_old_results():
         db.session.execute(update(Job).where(Job.id == job_id).values(result_path=None))
     if old:
         db.session.commit()
+    purge_old_files()
+
+
+# Folders of files that jobs leave, (config setting of the root, sub-folder).
+JOB_FOLDERS = (("UPLOAD_DIR", "imports"), ("UPLOAD_DIR", os.path.join("imports", "validated")),
+               ("VAR_DIR", "exports"), ("VAR_DIR", "certificates"))
+
+
+def purge_old_files(now=None):
+    """Delete the files in JOB_FOLDERS last written more than JOB_KEEP_DAYS ago
+    (import files hold whole ID numbers and names in clear: an import not confirmed
+    within that time is uploaded again).  Returns the number of files deleted."""
+    limit = (now or time.time()) - cfg("JOB_KEEP_DAYS") * 86400
+    deleted = 0
+    for setting, sub in JOB_FOLDERS:
+        folder = os.path.join(current_app.config[setting], sub)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                    os.remove(entry.path)
+                    deleted += 1
+            except FileNotFoundError:
+                continue  # another process deleted it first
+            except OSError:
+                log.warning("could not delete the old job file %s", entry.path)
+    return deleted
+
+
+def kept_file(path):
+    """`path` (a job's input file) if it is still kept, else DomainError."""
+    if not path or not os.path.exists(path):
+        raise DomainError(_("文件已超过保留期限（%(days)d天）被删除，请重新上传", days=cfg("JOB_KEEP_DAYS")))
+    return path
 
 
 def result_of(job):

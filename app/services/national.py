@@ -46,6 +46,7 @@ from app.models.regions import region_prefix, region_range
 from app.security.scope import current_scope, scope_clause
 from app.services import audit, columns, jobs, xlsx_stream
 from app.services.errors import OutOfScope, ValidationFailed
+from app.services.localtime import BEIJING
 from app.services.requirement import COUNTING_STATUSES
 from app.services.sqlplan import without_city_index
 
@@ -66,8 +67,6 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MIN_YEAR, MAX_YEAR = 2000, 2100
 
-# China keeps one offset all year (no daylight saving): a fixed zone needs no tz database.
-BEIJING = datetime.timezone(datetime.timedelta(hours=8), "CST")
 
 
 def rfc3339(value):

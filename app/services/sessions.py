@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import CEUser
+from app.models import CEUser, Unit
 from app.security import mfa
 from app.security import sessions as S
 from app.services import audit
@@ -16,6 +16,40 @@ from app.services.errors import OutOfScope, ValidationFailed
 def _place(user):
     unit = getattr(user, "unit", None)
     return {"unit_id": user.unit_id, "region_code": unit.region_code if unit else user.region_code}
+
+
+TIMEOUT_NAMES = {"idle": "idle", "max": "absolute"}
+
+
+def record_timeouts(conn, sessions):
+    """Receiver of security.sessions.session_timed_out: one audit entry
+    `session_timeout` (登录超时) per session, in the transaction that ended it:
+    who (the account), when (`at`: when it was ended; `expired_at`: when it
+    lapsed), from where (`ip`: the session's address; `seen_from`: the request
+    that presented it after the limit), what (`timeout`: idle / absolute) and the
+    outcome (the session ended: the user must sign in again)."""
+    ids = sorted({s.user_id for s in sessions})
+    users = {u.id: u for u in conn.execute(
+        select(CEUser.id, CEUser.username, CEUser.unit_id, func.coalesce(Unit.region_code, CEUser.region_code)
+               .label("region")).outerjoin(Unit, Unit.id == CEUser.unit_id).where(CEUser.id.in_(ids)))}
+    rows = []
+    for s in sessions:
+        u = users.get(s.user_id)
+        rows.append({
+            "at": s.ended_at, "user_id": s.user_id, "username": u.username if u else None, "ip": s.ip,
+            "action": "session_timeout", "object_type": "CEUser", "object_id": str(s.user_id),
+            "unit_id": u.unit_id if u else None, "region_code": u.region if u else None,
+            "detail": {"event": "登录超时", "timeout": TIMEOUT_NAMES.get(s.reason, s.reason),
+                       "outcome": "session_ended", "session": s.row_id, "started": s.started,
+                       "last_activity": s.last_seen, "expired_at": s.expired_at, "found_by": s.found_by,
+                       "seen_from": s.seen_from},
+        })
+    audit.insert_rows(conn, rows)
+
+
+def init_app(app):
+    """Audit the sessions that end by timeout (the security layer announces them)."""
+    S.session_timed_out.connect(record_timeouts)
 
 
 def my_sessions(user):

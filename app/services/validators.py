@@ -154,6 +154,16 @@ def mask_id_number(number):
     return number[:6] + "*" * (len(number) - 10) + number[-4:]
 
 
+def mask_phone(number):
+    """'13912345678' -> '139****5678', '025-84561234' -> '025*****1234' (3 shown, 4 kept at the end)."""
+    if not number:
+        return ""
+    number = str(number)
+    if len(number) <= 7:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
 def id_number_for_list(number, scope=None):
     """ID numbers in lists and exports: whole for roles that need them
     (security.scope.sees_full_id), masked otherwise.  A whole number shown in a

@@ -9,6 +9,7 @@ from app.services.errors import DomainError
 from app.services.jobs import get_job
 from app.views.base import ScopedModelView
 from app.fab.datamodel import CEInterface
+from app.views.formatting import beijing_seconds
 
 
 def audit_notices(sm):
@@ -31,9 +32,10 @@ class AuditLogView(ScopedModelView):
     show_columns = list_columns + ["unit_id", "detail"]
     search_columns = ["at", "username", "action", "object_type", "object_id", "region_code"]
     order_columns = ["at"]
+    formatters_columns = {"at": beijing_seconds}
     base_order = ("id", "desc")
     label_columns = {
-        "at": _l("时间（UTC）"),
+        "at": _l("时间（北京时间）"),
         "username": _l("用户"),
         "ip": _l("来源地址"),
         "action": _l("操作"),

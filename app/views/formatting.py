@@ -3,6 +3,7 @@ from flask_babel import gettext
 
 # (the rule on whole ID numbers lives in the row scope; the masking in services)
 from app.security.scope import sees_full_id  # noqa: F401
+from app.services.localtime import beijing_text
 from app.services.validators import id_number_for_list  # noqa: F401
 
 
@@ -19,7 +20,8 @@ def hours_text(value):
 
 def display(value):
     """Default cell of grids and detail pages: nothing for None (FAB prints "None"),
-    是/否 for booleans (FAB prints "True"/"False"), datetimes to the minute."""
+    是/否 for booleans (FAB prints "True"/"False"), datetimes to the minute in
+    Beijing time (stored UTC)."""
     import datetime
 
     if value is None:
@@ -29,8 +31,13 @@ def display(value):
     if value is False:
         return gettext("否")
     if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return beijing_text(value, "%Y-%m-%d %H:%M")
     return value
+
+
+def beijing_seconds(value):
+    """A stored UTC time as Beijing time to the second (the audit log)."""
+    return beijing_text(value)
 
 
 def unit_history_text(periods):

@@ -90,7 +90,9 @@ class ImportView(BaseView):
         except DomainError as e:
             flash(str(e), "danger")
             return redirect(url_for("ImportView.index"))
-        params = {"kind": kind, "path": path, "filename": os.path.basename(upload.filename)[:200],
+        # A file named after a person ("张三320102….xlsx") names the job, the batch and
+        # the audit entry with the number masked.
+        params = {"kind": kind, "path": path, "filename": audit.mask_personal(os.path.basename(upload.filename)[:200]),
                   "user_id": current_user.id}
         job = jobs.submit("import_analyse", params, user=current_user,
                           inline=_inline(os.path.getsize(path), "IMPORT_INLINE_MAX_BYTES", 1024 * 1024))
@@ -158,7 +160,11 @@ class ImportView(BaseView):
         res = importer.ImportResult.from_dict(jobs.result_of(job))
         import io
 
-        data = importer.error_file(params["path"], res)
+        try:
+            data = importer.error_file(jobs.kept_file(params["path"]), res)
+        except DomainError as e:
+            flash(str(e), "danger")
+            return redirect(url_for("ImportView.job", job_id=job.id))
         base = os.path.splitext(params.get("filename") or "import")[0]
         return send_file(io.BytesIO(data), mimetype=XLSX, as_attachment=True,
                          download_name=f"{base}_错误行.xlsx")
@@ -183,10 +189,7 @@ def export_grid(view):
     total = exporter.count_rows(view)
     filename = exporter.export_filename(view)
     if total > current_app.config.get("EXPORT_INLINE_MAX_ROWS", 100_000):
-        job = jobs.submit("export", {
-            "view": view.__class__.__name__, "query": exporter.request_query(),
-            "user_id": current_user.id, "total": total, "filename": filename,
-        }, user=current_user)
+        job = jobs.submit("export", exporter.job_params(view, total, filename, current_user), user=current_user)
         flash(_("共%(n)d行，正在后台导出，完成后可在本页下载", n=total), "info")
         return redirect(url_for("ImportView.job", job_id=job.id))
     path = exporter.temp_path()
