@@ -89,6 +89,6 @@ class UnitYearSource(db.Model):
     hours = Column(Numeric(12, 1), nullable=False)
     records = Column(Integer, nullable=False)
     __table_args__ = (
-        Index("ix_uys_key", "unit_id", "region_code", "year", "category", "source"),
+        Index("ix_uys_key", "unit_id", "year", "category", "source", "region_code", "hours", "records"),
         Index("ix_uys_year_sum", "year", "category", "source", "region_code", "hours", "records"),
     )
