@@ -202,6 +202,9 @@ def run(args, stack_dir):
         ap.error("--url or DATABASE_URL: a demo database (bench/generate.py makes one)")
     os.environ["DATABASE_URL"] = args.url
     os.environ.setdefault("DEMO", "0")
+    # As on the stack (scripts/stack.sh, STACK_MFA_ROLES): no second factor, else the
+    # bureau's pages would measure the redirect to the enrolment page.
+    os.environ.setdefault("MFA_ROLES", "")
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("CE_VAR_DIR", "/tmp/ce-request-cpu")
     os.environ.setdefault("UPLOAD_DIR", os.path.join(os.environ["CE_VAR_DIR"], "uploads"))
