@@ -24,8 +24,11 @@ declaration form and submitting it with a PDF proof (applicant zhangsan), 待核
 a review page and approving (clerk_a, the declarations just submitted), the grid
 filtered by year and category and the dashboard (bureau_nj), and a job's status.
 Prints per kind: CPU ms of the app (or web) and of PostgreSQL, the total, the
-multiple of /health's, and the mix's weighted average with what it means for a
-dedicated host.
+multiple of /health's, and the mix's weighted average per HTTP request (a post
+and the page its redirect leads to are two, as bench/load.py counts them) with
+what it means for a dedicated host, and last the share of bench/load.py's
+/health ceiling the mix should reach on a quiet host (--ceiling-ms, --http-ms,
+--client-ms: the per-request costs this estimate adds, from the quiet run).
 """
 import argparse
 import cProfile
@@ -157,6 +160,10 @@ def _package(path):
     return "stdlib/" + os.path.basename(path)
 
 
+# HTTP requests the server answers for one of these kinds (redirects followed here).
+HTTP_REQUESTS = {"login": 2, "declare_submit": 2, "approve": 2}
+
+
 def mix_weights(pages_per_login):
     """Requests of each kind per 10 tasks of bench/load.py's people (applicants 6 :
     reviewers 2 : bureau 2, each person's task weights), plus a login page and a
@@ -179,6 +186,14 @@ def main(argv=None):
     ap.add_argument("--profile", action="append", default=[], metavar="KIND",
                     help="cProfile this kind (repeatable; 'all' for every kind) and print the top functions")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--ceiling-ms", type=float, default=1.97,
+                    help="CPU of the whole host per /health request at bench/load.py's ceiling (default 1.97: "
+                         "2 cores / 1 015 req/s, the quiet-machine run in docs/deploy-stack.md)")
+    ap.add_argument("--http-ms", type=float, default=2.0,
+                    help="nginx + gunicorn per request beyond the app (default 2.0, measured with --http)")
+    ap.add_argument("--client-ms", type=float, default=2.5,
+                    help="locust per mix request on the same host (default 2.5, bench/load.py's figure)")
+    ap.add_argument("--dump", metavar="DIR", help="also save each profile as DIR/KIND.pstats (for pstats' callers)")
     ap.add_argument("--pages-per-login", type=int, default=8,
                     help="pages an applicant opens per login, for the mix's average (default 8, as bench/load.py)")
     ap.add_argument("--http", metavar="URL",
@@ -430,14 +445,24 @@ def run(args, stack_dir):
         print(f"{name:<16}{med:>9.1f}{mean:>10.1f}{pg:>8.1f}{cost[name]:>8.1f}{med / base:>11.0f}")
     mix = mix_weights(args.pages_per_login)
     if all(k in cost for k in mix):
-        total = sum(mix.values())
+        # Per HTTP request, as bench/load.py and the /health ceiling count: a post
+        # that redirects is two requests (the post and the page it leads to).
+        total = sum(w * HTTP_REQUESTS.get(k, 1) for k, w in mix.items())
         avg = sum(cost[k] * w for k, w in mix.items()) / total
-        print(f"mix of bench/load.py (an applicant logs in every {args.pages_per_login} pages): {avg:.1f} ms per request "
-              + ("(the stack's processes) -> " if stack_dir else
-                 "(app median + PostgreSQL; the HTTP server and proxy add about 2-3 ms: --http) -> ")
-              + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else 2.5)):.0f} req/s on a dedicated "
-              f"{os.cpu_count() or 2}-core host at 70 % CPU")
+        extra = args.client_ms + (0 if stack_dir else args.http_ms)
+        print(f"mix of bench/load.py (an applicant logs in every {args.pages_per_login} pages): {avg:.1f} ms per HTTP "
+              f"request " + ("(the stack's processes) -> " if stack_dir else
+                             f"(app median + PostgreSQL; nginx + gunicorn add about {args.http_ms:g} ms: --http) -> ")
+              + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else args.http_ms)):.0f} req/s on a "
+              f"dedicated {os.cpu_count() or 2}-core host at 70 % CPU")
+        print(f"expected share of the /health ceiling in bench/load.py on a quiet host (stack and locust on the same "
+              f"cores): {args.ceiling_ms:g} ms a /health request / ({avg:.1f} + {extra:g} ms a mix request, "
+              f"{'locust' if stack_dir else 'nginx + gunicorn + locust'}) = "
+              f"{100 * args.ceiling_ms / (avg + extra):.1f} % (target >= 10 %)")
     for name, prof in profiles.items():
+        if args.dump:
+            os.makedirs(args.dump, exist_ok=True)
+            prof.dump_stats(os.path.join(args.dump, f"{name}.pstats"))
         print(f"\n== cProfile: {name} ({args.n} requests), by cumulative time")
         pstats.Stats(prof).sort_stats("cumulative").print_stats(args.top)
         print(f"== cProfile: {name}, by own time")
