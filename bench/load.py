@@ -483,6 +483,11 @@ def main(argv=None):
                       + ("" if runs[-1] is not best else f" (not exceeded up to {best['users']}: raise --max-users)"))
             else:
                 print(f"CAPACITY: below {args.users} people (the first step did not hold): start lower (--users)")
+        busy = r["rps"] * (mix_cpu + client / 1000) / cores
+        print(f"CPU busy during the mix (stack + locust): {100 * busy:.0f} % of {cores} cores"
+              + ("" if busy >= 0.9 else ": the throughput was set by the number of people and their think time, "
+                 "not by the host; the share of the ceiling the host can reach is about "
+                 f"{100 * r['rps'] / ceiling / max(busy, 1e-9):.1f} % at full CPU (more --users to measure it)"))
         dedicated = 0.7 * cores / mix_cpu if mix_cpu else 0
         print(f"by CPU: a dedicated {cores}-core host at 70 % CPU serves about {dedicated:.0f} req/s of this mix")
     finally:

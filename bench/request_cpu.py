@@ -27,8 +27,11 @@ Prints per kind: CPU ms of the app (or web) and of PostgreSQL, the total, the
 multiple of /health's, and the mix's weighted average per HTTP request (a post
 and the page its redirect leads to are two, as bench/load.py counts them) with
 what it means for a dedicated host, and last the share of bench/load.py's
-/health ceiling the mix should reach on a quiet host (--ceiling-ms, --http-ms,
---client-ms: the per-request costs this estimate adds, from the quiet run).
+/health ceiling the mix should reach on a quiet host with all CPU busy
+(--ceiling-ms, --http-ms, --client-ms, --jobs-ms: the per-request costs this
+estimate adds, from the quiet run).  The replayed requests' CPU grows on a
+busy machine (caches, shared cores): compare before / after in one run
+(--app-root) and take the estimate from the least loaded round.
 """
 import argparse
 import cProfile
@@ -194,6 +197,9 @@ def main(argv=None):
                     help="nginx + gunicorn per request beyond the app (default 2.0, measured with --http)")
     ap.add_argument("--client-ms", type=float, default=2.5,
                     help="locust per mix request on the same host (default 2.5, bench/load.py's figure)")
+    ap.add_argument("--jobs-ms", type=float, default=2.5,
+                    help="rq workers and Redis per mix request: the mix's exports and import, not replayed here "
+                         "(default 2.5, bench/load.py's jobs figure)")
     ap.add_argument("--dump", metavar="DIR", help="also save each profile as DIR/KIND.pstats (for pstats' callers)")
     ap.add_argument("--pages-per-login", type=int, default=8,
                     help="pages an applicant opens per login, for the mix's average (default 8, as bench/load.py)")
@@ -468,15 +474,15 @@ def run(args, stack_dir):
         # that redirects is two requests (the post and the page it leads to).
         total = sum(w * HOPS.get(k, 1) for k, w in mix.items())
         avg = sum(cost[k] * w for k, w in mix.items()) / total
-        extra = args.client_ms + (0 if stack_dir else args.http_ms)
+        extra = args.client_ms + args.jobs_ms + (0 if stack_dir else args.http_ms)
         print(f"mix of bench/load.py (an applicant logs in every {args.pages_per_login} pages): {avg:.1f} ms per HTTP "
               f"request " + ("(the stack's processes) -> " if stack_dir else
                              f"(app median + PostgreSQL; nginx + gunicorn add about {args.http_ms:g} ms: --http) -> ")
               + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else args.http_ms)):.0f} req/s on a "
               f"dedicated {os.cpu_count() or 2}-core host at 70 % CPU")
         print(f"expected share of the /health ceiling in bench/load.py on a quiet host (stack and locust on the same "
-              f"cores): {args.ceiling_ms:g} ms a /health request / ({avg:.1f} + {extra:g} ms a mix request, "
-              f"{'locust' if stack_dir else 'nginx + gunicorn + locust'}) = "
+              f"cores, all CPU busy): {args.ceiling_ms:g} ms a /health request / ({avg:.1f} + {extra:g} ms a mix "
+              f"request, {'locust + jobs' if stack_dir else 'nginx + gunicorn + locust + jobs'}) = "
               f"{100 * args.ceiling_ms / (avg + extra):.1f} % (target >= 10 %)")
     for name, prof in profiles.items():
         if args.dump:
