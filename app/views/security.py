@@ -481,7 +481,7 @@ class CESecurityManager(SecurityManager):
 
     # ---- every other password FAB stores: Argon2id ---------------------------
 
-    def add_user(self, username, first_name, last_name, email, role, password="", hashed_password="",
+    def add_user(self, username, first_name, last_name, email, role=None, password="", hashed_password="",
                  groups=None, commit=True):
         """FAB's add_user (the CLI's create-admin, the demo data, the administrators
         created by `flask ce`), the password hashed with Argon2id; no password:
