@@ -435,8 +435,10 @@ def main(argv=None):
         ceiling_s = args.ceiling_seconds or max(15, args.seconds // 6)
         print(f"== ceiling: /health through nginx + gunicorn, {args.health_users} clients, {ceiling_s} s", flush=True)
         cpu0 = _stack_cpu(stack_dir)
+        client0 = time.process_time()
         ceiling, _f, _w, _p = _report(_run([Health], args.health_users, ceiling_s, host), ceiling_s)
         health_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, ceiling * ceiling_s)
+        health_client = (time.process_time() - client0) / max(1, ceiling * ceiling_s)
         lo, hi = (float(x) for x in args.think.split("-")) if "-" in args.think else (float(args.think),) * 2
         for cls in (Applicant, Reviewer, Bureau):
             cls.wait_time = between(lo, hi)
@@ -485,9 +487,13 @@ def main(argv=None):
                 print(f"CAPACITY: below {args.users} people (the first step did not hold): start lower (--users)")
         busy = r["rps"] * (mix_cpu + client / 1000) / cores
         print(f"CPU busy during the mix (stack + locust): {100 * busy:.0f} % of {cores} cores"
-              + ("" if busy >= 0.9 else ": the throughput was set by the number of people and their think time, "
-                 "not by the host; the share of the ceiling the host can reach is about "
-                 f"{100 * r['rps'] / ceiling / max(busy, 1e-9):.1f} % at full CPU (more --users to measure it)"))
+              + ("" if busy >= 0.9 else " (below ~90 %: the throughput was set by the number of people and their "
+                 "think time, not by the host; more --users to load it)"))
+        per_health = 1000 * (health_cpu + health_client)
+        per_mix = 1000 * mix_cpu + client
+        print(f"by CPU per request (stack + locust; valid on a shared machine): /health {per_health:.1f} ms, "
+              f"a mix request {per_mix:.1f} ms: with both phases CPU-bound the mix reaches about "
+              f"{100 * per_health / per_mix:.1f} % of the ceiling")
         dedicated = 0.7 * cores / mix_cpu if mix_cpu else 0
         print(f"by CPU: a dedicated {cores}-core host at 70 % CPU serves about {dedicated:.0f} req/s of this mix")
     finally:
