@@ -78,6 +78,12 @@ class Config:
     # transaction that commits late cannot fall behind a cursor already handed out.
     NATIONAL_FEED_LAG_SECONDS = float(os.environ.get("NATIONAL_FEED_LAG_SECONDS", "60"))
     AUTH_TYPE = 1  # AUTH_DB
+    # Password hashes: Argon2id with OWASP's first recommendation (m=19 MiB, t=2,
+    # p=1; app/security/passwords.py, docs/deploy-stack.md).  Older hashes
+    # (scrypt, pbkdf2) still verify and are re-hashed at the next login.
+    PASSWORD_ARGON2_MEMORY_KIB = int(os.environ.get("PASSWORD_ARGON2_MEMORY_KIB", "19456"))
+    PASSWORD_ARGON2_TIME_COST = int(os.environ.get("PASSWORD_ARGON2_TIME_COST", "2"))
+    PASSWORD_ARGON2_PARALLELISM = int(os.environ.get("PASSWORD_ARGON2_PARALLELISM", "1"))
     AUTH_USER_REGISTRATION = False
     AUTH_ROLE_ADMIN = "Admin"
     AUTH_ROLE_PUBLIC = "Public"

@@ -17,6 +17,12 @@ Two phases, same run, same machine:
      importing a 5 000-row .xlsx (runs in an rq worker), each person with a
      think time (`--think`) between pages.
 
+Requests are counted as the server answers them, as the /health ceiling counts
+them: a form post that redirects (log in -> home page, submit a declaration ->
+我的学时, approve -> 待核准申报) is two requests, the post and the page it leads
+to, each with its own name and timings (locust would otherwise follow the
+redirect inside one request and count the two as one).
+
 Prints requests/s, p50 / p95 / p99 per kind of request and whether each page
 kind's p95 is within 300 ms, failures, the ratio of the mix's throughput to the
 ceiling, and the stack's CPU per request by group (web, PostgreSQL, jobs).
@@ -40,6 +46,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from urllib.parse import urljoin  # noqa: E402
 
 import gevent  # noqa: E402
 from locust import HttpUser, between, constant, task  # noqa: E402
@@ -74,6 +81,30 @@ class Person(HttpUser):
     def on_start(self):
         self._login()
 
+    def follow(self, resp, name, check=None):
+        """The pages a redirect leads to, each requested (as a browser does, without
+        think time) and counted as its own request `name`; `check(final response)`
+        may mark the last one failed.  Returns the last response."""
+        for _ in range(5):
+            if not resp.is_redirect:
+                break
+            url = urljoin(resp.url, resp.headers["Location"])
+            with self.client.get(url, name=name, allow_redirects=False, catch_response=True) as nxt:
+                if check and not nxt.is_redirect:
+                    check(nxt)
+            resp = nxt
+        return resp
+
+    def post(self, url, name, then, expect=None, check=None, **kw):
+        """A form post answered by a redirect (`expect`: a part of its target), then
+        the page it leads to, counted as `then`."""
+        with self.client.post(url, name=name, allow_redirects=False, catch_response=True, **kw) as resp:
+            if not resp.is_redirect:
+                resp.failure(f"HTTP {resp.status_code}, no redirect")
+            elif expect and expect not in resp.headers.get("Location", ""):
+                resp.failure(f"redirected to {resp.headers.get('Location')}")
+        return self.follow(resp, then, check)
+
     def _login(self):
         self.tasks_left = (random.randint(max(1, self.pages_per_session // 2), self.pages_per_session * 3 // 2)
                            if self.pages_per_session else -1)
@@ -81,15 +112,16 @@ class Person(HttpUser):
         page = self.client.get("/login/", name="login_page")
         with self.client.post("/login/", data={"username": self.username, "password": PW,
                                                "csrf_token": _token(page.text)},
-                              name="login", catch_response=True) as resp:
-            if "/login" in resp.url:
+                              name="login", allow_redirects=False, catch_response=True) as resp:
+            if not resp.is_redirect or "/login" in resp.headers.get("Location", ""):
                 resp.failure("login refused")
-        self.csrf = _token(resp.text)
+        home = self.follow(resp, "home")
+        self.csrf = _token(home.text)
 
     def next_session(self):
         """Called before each task: the session ends after its pages."""
         if self.tasks_left == 0:
-            self.client.get("/logout/", name="logout")
+            self.follow(self.client.get("/logout/", name="logout", allow_redirects=False), "logout")
             self.client.cookies.clear()
             self._login()
         elif self.tasks_left > 0:
@@ -113,10 +145,13 @@ class Applicant(Person):
                 "course_name": f"负载申报{time.time_ns()}", "organizer_name": "东南大学继续教育学院",
                 "start_date": day.isoformat(), "end_date": day.isoformat(), "hours": "8", "op": "submit",
                 "csrf_token": _token(page.text)}
-        with self.client.post("/declare/new", data=data, files={"proof": ("证明.pdf", PROOF, "application/pdf")},
-                              name="declare_submit", catch_response=True) as resp:
+        def submitted(resp):
             if "申报已提交" not in resp.text:
                 resp.failure("declaration not submitted")
+
+        # The post, then 我的学时 it leads to (with the flash message).
+        self.post("/declare/new", "declare_submit", "my_hours", expect="/declare/mine", check=submitted,
+                  data=data, files={"proof": ("证明.pdf", PROOF, "application/pdf")})
 
 
 class Reviewer(Person):
@@ -136,11 +171,10 @@ class Reviewer(Person):
             return
         rid = random.choice(ids)
         review = self.client.get(f"/review/{rid}", name="review_page")
-        with self.client.post(f"/review/{rid}/decide", data={"op": "approve", "csrf_token": _token(review.text)},
-                              name="approve", catch_response=True) as resp:
-            # Another reviewer of the unit may have decided it meanwhile: the page says so (200).
-            if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}")
+        # The post, then the page it leads to: the to-do list, or (another reviewer of
+        # the unit decided it meanwhile) the review page saying so.
+        self.post(f"/review/{rid}/decide", "approve", "review_todo",
+                  data={"op": "approve", "csrf_token": _token(review.text)})
 
 
 class Bureau(Person):
@@ -161,7 +195,8 @@ class Bureau(Person):
     @task(1)
     def export(self):
         self.next_session()
-        resp = self.client.get("/hourrecordview/export/?_flt_0_category=PUB", name="export_start")
+        resp = self.follow(self.client.get("/hourrecordview/export/?_flt_0_category=PUB", name="export_start",
+                                           allow_redirects=False), "export_job_page")
         m = re.search(r"/imports/job/(\d+)", resp.url)
         if not m:
             return
@@ -192,8 +227,9 @@ class Importer(Person):
         path = self.files.pop()
         page = self.client.get("/imports/", name="import_page")
         with open(path, "rb") as fh:
-            resp = self.client.post("/imports/upload", data={"kind": "unit", "csrf_token": _token(page.text)},
-                                    files={"file": (os.path.basename(path), fh.read())}, name="import_upload")
+            resp = self.post("/imports/upload", "import_upload", "import_job_page",
+                             data={"kind": "unit", "csrf_token": _token(page.text)},
+                             files={"file": (os.path.basename(path), fh.read())})
         m = re.search(r"/imports/job/(\d+)", resp.url)
         if not m:
             return
@@ -201,8 +237,8 @@ class Importer(Person):
         if st["state"] != "done":
             return
         page = self.client.get(f"/imports/job/{m.group(1)}", name="import_preview")
-        resp = self.client.post(f"/imports/job/{m.group(1)}/confirm", data={"csrf_token": _token(page.text)},
-                                name="import_confirm")
+        resp = self.post(f"/imports/job/{m.group(1)}/confirm", "import_confirm", "import_job_page",
+                         data={"csrf_token": _token(page.text)})
         m = re.search(r"/imports/job/(\d+)", resp.url)
         if m:
             started = time.monotonic()
@@ -399,8 +435,10 @@ def main(argv=None):
         ceiling_s = args.ceiling_seconds or max(15, args.seconds // 6)
         print(f"== ceiling: /health through nginx + gunicorn, {args.health_users} clients, {ceiling_s} s", flush=True)
         cpu0 = _stack_cpu(stack_dir)
+        client0 = time.process_time()
         ceiling, _f, _w, _p = _report(_run([Health], args.health_users, ceiling_s, host), ceiling_s)
         health_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, ceiling * ceiling_s)
+        health_client = (time.process_time() - client0) / max(1, ceiling * ceiling_s)
         lo, hi = (float(x) for x in args.think.split("-")) if "-" in args.think else (float(args.think),) * 2
         for cls in (Applicant, Reviewer, Bureau):
             cls.wait_time = between(lo, hi)
@@ -447,6 +485,15 @@ def main(argv=None):
                       + ("" if runs[-1] is not best else f" (not exceeded up to {best['users']}: raise --max-users)"))
             else:
                 print(f"CAPACITY: below {args.users} people (the first step did not hold): start lower (--users)")
+        busy = r["rps"] * (mix_cpu + client / 1000) / cores
+        print(f"CPU busy during the mix (stack + locust): {100 * busy:.0f} % of {cores} cores"
+              + ("" if busy >= 0.9 else " (below ~90 %: the throughput was set by the number of people and their "
+                 "think time, not by the host; more --users to load it)"))
+        per_health = 1000 * (health_cpu + health_client)
+        per_mix = 1000 * mix_cpu + client
+        print(f"by CPU per request (stack + locust; valid on a shared machine): /health {per_health:.1f} ms, "
+              f"a mix request {per_mix:.1f} ms: with both phases CPU-bound the mix reaches about "
+              f"{100 * per_health / per_mix:.1f} % of the ceiling")
         dedicated = 0.7 * cores / mix_cpu if mix_cpu else 0
         print(f"by CPU: a dedicated {cores}-core host at 70 % CPU serves about {dedicated:.0f} req/s of this mix")
     finally:

@@ -24,8 +24,14 @@ declaration form and submitting it with a PDF proof (applicant zhangsan), 待核
 a review page and approving (clerk_a, the declarations just submitted), the grid
 filtered by year and category and the dashboard (bureau_nj), and a job's status.
 Prints per kind: CPU ms of the app (or web) and of PostgreSQL, the total, the
-multiple of /health's, and the mix's weighted average with what it means for a
-dedicated host.
+multiple of /health's, and the mix's weighted average per HTTP request (a post
+and the page its redirect leads to are two, as bench/load.py counts them) with
+what it means for a dedicated host, and last the share of bench/load.py's
+/health ceiling the mix should reach on a quiet host with all CPU busy
+(--ceiling-ms, --http-ms, --client-ms, --jobs-ms: the per-request costs this
+estimate adds, from the quiet run).  The replayed requests' CPU grows on a
+busy machine (caches, shared cores): compare before / after in one run
+(--app-root) and take the estimate from the least loaded round.
 """
 import argparse
 import cProfile
@@ -73,6 +79,7 @@ class _HttpResponse:
         self.status_code = resp.status_code
         self.headers = resp.headers
         self.request = type("R", (), {"path": urlsplit(resp.url).path})()
+        self.history = resp.history
 
     def get_data(self, as_text=False):
         return self._resp.text if as_text else self._resp.content
@@ -157,6 +164,10 @@ def _package(path):
     return "stdlib/" + os.path.basename(path)
 
 
+# HTTP requests the server answered for each kind (1 + the redirects followed), as measured.
+HOPS = {}
+
+
 def mix_weights(pages_per_login):
     """Requests of each kind per 10 tasks of bench/load.py's people (applicants 6 :
     reviewers 2 : bureau 2, each person's task weights), plus a login page and a
@@ -168,7 +179,7 @@ def mix_weights(pages_per_login):
         "grid_filter": 2 * 3 / 6, "dashboard": 2 * 2 / 6, "job_status": 2 / 6 * 4,
     }
     applicant_pages = w["my_hours"] + w["declare_form"] + w["declare_submit"]
-    w["login_page"] = w["login"] = applicant_pages / pages_per_login if pages_per_login else 0
+    w["login_page"] = w["login"] = w["logout"] = applicant_pages / pages_per_login if pages_per_login else 0
     return w
 
 
@@ -179,6 +190,17 @@ def main(argv=None):
     ap.add_argument("--profile", action="append", default=[], metavar="KIND",
                     help="cProfile this kind (repeatable; 'all' for every kind) and print the top functions")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--ceiling-ms", type=float, default=1.97,
+                    help="CPU of the whole host per /health request at bench/load.py's ceiling (default 1.97: "
+                         "2 cores / 1 015 req/s, the quiet-machine run in docs/deploy-stack.md)")
+    ap.add_argument("--http-ms", type=float, default=2.0,
+                    help="nginx + gunicorn per request beyond the app (default 2.0, measured with --http)")
+    ap.add_argument("--client-ms", type=float, default=2.5,
+                    help="locust per mix request on the same host (default 2.5, bench/load.py's figure)")
+    ap.add_argument("--jobs-ms", type=float, default=2.5,
+                    help="rq workers and Redis per mix request: the mix's exports and import, not replayed here "
+                         "(default 2.5, bench/load.py's jobs figure)")
+    ap.add_argument("--dump", metavar="DIR", help="also save each profile as DIR/KIND.pstats (for pstats' callers)")
     ap.add_argument("--pages-per-login", type=int, default=8,
                     help="pages an applicant opens per login, for the mix's average (default 8, as bench/load.py)")
     ap.add_argument("--http", metavar="URL",
@@ -202,6 +224,9 @@ def run(args, stack_dir):
         ap.error("--url or DATABASE_URL: a demo database (bench/generate.py makes one)")
     os.environ["DATABASE_URL"] = args.url
     os.environ.setdefault("DEMO", "0")
+    # As on the stack (scripts/stack.sh, STACK_MFA_ROLES): no second factor, else the
+    # bureau's pages would measure the redirect to the enrolment page.
+    os.environ.setdefault("MFA_ROLES", "")
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("CE_VAR_DIR", "/tmp/ce-request-cpu")
     os.environ.setdefault("UPLOAD_DIR", os.path.join(os.environ["CE_VAR_DIR"], "uploads"))
@@ -267,6 +292,16 @@ def run(args, stack_dir):
         login_client.get("/logout/")
         login_token[0] = _token(login_client.get("/login/").get_data(as_text=True))
 
+    logout_client = [client_for("zhangsan")]
+
+    def logout():  # the end of an applicant's session: /logout/ and the pages it redirects to
+        resp = logout_client[0].get("/logout/", follow_redirects=True)
+        assert "/login" in resp.request.path, "not signed out"
+        return resp
+
+    def after_logout():  # signed in again (not measured)
+        logout_client[0] = client_for("zhangsan")
+
     def my_hours():
         # Last year: a year of the demo person's records (this bench declares in the current one).
         return applicant.get(f"/declare/mine?year={year - 1}")
@@ -320,6 +355,7 @@ def run(args, stack_dir):
         return bureau.get(f"/imports/job/{job_ids[0]}/status")
 
     kinds = [("health", health, None), ("login_page", login_page, None), ("login", login, after_login),
+             ("logout", logout, after_logout),
              ("my_hours", my_hours, None), ("declare_form", declare_form, None),
              ("declare_submit", declare_submit, None), ("review_todo", review_todo, None),
              ("review_page", review_page, None), ("approve", approve, None),
@@ -367,43 +403,49 @@ def run(args, stack_dir):
         prof = cProfile.Profile(time.process_time) if (name in args.profile or "all" in args.profile) else None
         times = []
         del QUERIES[:]
-        cpu0 = stack_cpu() if stack_dir else pg_cpu()
+        # The server side (PostgreSQL, or the stack's processes) and the statements
+        # are counted around the measured request only (not around the set-up of
+        # the next one: a review page before an approval, a login after a logout).
+        other = {} if stack_dir else 0.0
+        statements, first = 0, None
         for _ in range(args.n):
             if name == "approve":
                 review_page()
+            x0 = stack_cpu() if stack_dir else pg_cpu()
+            q0 = len(QUERIES)
             c0 = time.process_time()
             if prof:
                 prof.enable()
-            fn()
+            resp = fn()
             if prof:
                 prof.disable()
             times.append(time.process_time() - c0)
+            statements += len(QUERIES) - q0
+            if first is None:
+                first = QUERIES[q0:]
+            x1 = stack_cpu() if stack_dir else pg_cpu()
+            if stack_dir:
+                for k in x1:
+                    other[k] = other.get(k, 0.0) + x1[k] - x0[k]
+            else:
+                other += x1 - x0
+            # HTTP requests the server answered: this one and the redirects followed.
+            HOPS[name] = 1 + len(getattr(resp, "history", None) or ())
             if after:
                 after()
         if stack_dir:
-            # The stack's processes over the batch, by group (mean per request).
-            cpu1 = stack_cpu()
-            used = {k: 1000 * (cpu1[k] - cpu0[k]) / args.n for k in cpu1}
-            if name == "approve":
-                rp = next((r for r in results if r[0] == "review_page"), None)
-                if rp:
-                    used = {k: used[k] - rp[4][k] for k in used}
+            # The stack's processes by group (mean per request).
+            used = {k: 1000 * v / args.n for k, v in other.items()}
             results.append((name, used["web"], used["web"], used["pg"], used))
         else:
-            pg_used = pg_cpu() - cpu0
-            if name == "approve":
-                # review_page's PostgreSQL share ran in the same window: subtract its measured mean.
-                rp = next((r for r in results if r[0] == "review_page"), None)
-                if rp:
-                    pg_used -= rp[3] * args.n / 1000
             # The median request: robust against a busy machine's stalls (CPU time also
             # grows when other processes thrash the caches); the mean for comparison.
             results.append((name, 1000 * statistics.median(times), 1000 * statistics.fmean(times),
-                            max(0.0, 1000 * pg_used / args.n), None))
+                            max(0.0, 1000 * other / args.n), None))
             if args.queries:
-                print(f"  {name}: {len(QUERIES) / args.n:.1f} statements per request", file=sys.stderr)
+                print(f"  {name}: {statements / args.n:.1f} statements per request", file=sys.stderr)
                 if args.queries > 1:
-                    for q in QUERIES[:len(QUERIES) // args.n + 2]:
+                    for q in first or ():
                         print("     ", " ".join(q.split())[:200], file=sys.stderr)
         if prof:
             profiles[name] = prof
@@ -413,10 +455,10 @@ def run(args, stack_dir):
     if stack_dir:
         print(f"CPU per request ({args.n} of each, through {args.http}: the stack's processes, mean; "
               f"web = nginx + gunicorn, jobs = rq + Redis)")
-        print(f"{'kind':<16}{'web ms':>9}{'jobs ms':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}")
+        print(f"{'kind':<16}{'web ms':>9}{'jobs ms':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}{'HTTP':>6}")
     else:
         print(f"CPU per request ({args.n} of each, in process; PostgreSQL: the cluster's processes, mean)")
-        print(f"{'kind':<16}{'app med':>9}{'app mean':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}")
+        print(f"{'kind':<16}{'app med':>9}{'app mean':>10}{'pg ms':>8}{'total':>8}{'x /health':>11}{'HTTP':>6}")
     cost = {}
     for name, med, mean, pg, groups in results:
         if groups:  # web, jobs, pg, total
@@ -424,17 +466,28 @@ def run(args, stack_dir):
             cost[name] = med + mean + pg
         else:  # app median, app mean, pg, total
             cost[name] = med + pg
-        print(f"{name:<16}{med:>9.1f}{mean:>10.1f}{pg:>8.1f}{cost[name]:>8.1f}{med / base:>11.0f}")
+        print(f"{name:<16}{med:>9.1f}{mean:>10.1f}{pg:>8.1f}{cost[name]:>8.1f}{med / base:>11.0f}"
+              f"{HOPS.get(name, 1):>6}")
     mix = mix_weights(args.pages_per_login)
     if all(k in cost for k in mix):
-        total = sum(mix.values())
+        # Per HTTP request, as bench/load.py and the /health ceiling count: a post
+        # that redirects is two requests (the post and the page it leads to).
+        total = sum(w * HOPS.get(k, 1) for k, w in mix.items())
         avg = sum(cost[k] * w for k, w in mix.items()) / total
-        print(f"mix of bench/load.py (an applicant logs in every {args.pages_per_login} pages): {avg:.1f} ms per request "
-              + ("(the stack's processes) -> " if stack_dir else
-                 "(app median + PostgreSQL; the HTTP server and proxy add about 2-3 ms: --http) -> ")
-              + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else 2.5)):.0f} req/s on a dedicated "
-              f"{os.cpu_count() or 2}-core host at 70 % CPU")
+        extra = args.client_ms + args.jobs_ms + (0 if stack_dir else args.http_ms)
+        print(f"mix of bench/load.py (an applicant logs in every {args.pages_per_login} pages): {avg:.1f} ms per HTTP "
+              f"request " + ("(the stack's processes) -> " if stack_dir else
+                             f"(app median + PostgreSQL; nginx + gunicorn add about {args.http_ms:g} ms: --http) -> ")
+              + f"{1000 * 0.7 * (os.cpu_count() or 2) / (avg + (0 if stack_dir else args.http_ms)):.0f} req/s on a "
+              f"dedicated {os.cpu_count() or 2}-core host at 70 % CPU")
+        print(f"expected share of the /health ceiling in bench/load.py on a quiet host (stack and locust on the same "
+              f"cores, all CPU busy): {args.ceiling_ms:g} ms a /health request / ({avg:.1f} + {extra:g} ms a mix "
+              f"request, {'locust + jobs' if stack_dir else 'nginx + gunicorn + locust + jobs'}) = "
+              f"{100 * args.ceiling_ms / (avg + extra):.1f} % (target >= 10 %)")
     for name, prof in profiles.items():
+        if args.dump:
+            os.makedirs(args.dump, exist_ok=True)
+            prof.dump_stats(os.path.join(args.dump, f"{name}.pstats"))
         print(f"\n== cProfile: {name} ({args.n} requests), by cumulative time")
         pstats.Stats(prof).sort_stats("cumulative").print_stats(args.top)
         print(f"== cProfile: {name}, by own time")

@@ -174,3 +174,25 @@ def test_a_page_with_a_message_is_rendered_with_it(app, login_as):
         session["_flashes"] = [("warning", "测试提示：请核对")]
     assert "测试提示：请核对" in client.get("/hourrecordview/list/").get_data(as_text=True)
     assert "测试提示：请核对" not in client.get("/hourrecordview/list/").get_data(as_text=True)
+
+
+def test_the_navigation_bar_is_kept_while_scripts_carry_a_nonce(app, login_as):
+    """The CSP gives every response its own nonce: the navigation bar carries none,
+    so a user's second page reuses its bar; the search form's script carries the
+    nonce, so it is never reused (test_a_csp_nonce_is_new_on_every_page)."""
+    from flask import template_rendered
+
+    rendered = []
+
+    def note(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    client = login_as("clerk_a")
+    first = client.get("/hourrecordview/list/").get_data(as_text=True)
+    assert 'nonce="' in first  # the CSP is on
+    with template_rendered.connected_to(note, app):
+        second = client.get("/hourrecordview/list/").get_data(as_text=True)
+    assert navbar(second) == navbar(first)
+    assert "appbuilder/navbar.html" not in rendered  # the first page's bar, kept
+    client.get("/lang/en")
+    assert "Hours records" in navbar(client.get("/hourrecordview/list/").get_data(as_text=True))

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models.security import AccountSecurity
+from app.security.passwords import hash_password, verify_password
 
 DEFAULT_MFA_ROLES = ("Admin", "Bureau", "UnitAdmin", "SysAdmin", "SecAdmin", "Auditor")
 RECOVERY_COUNT = 10
@@ -126,7 +126,7 @@ def verify(user_id, code):
 def new_recovery_codes():
     """(plain codes to show once, hashes to store)."""
     codes = ["-".join(secrets.token_hex(2) for _ in range(3)) for _ in range(RECOVERY_COUNT)]
-    return codes, [generate_password_hash(c) for c in codes]
+    return codes, [hash_password(c) for c in codes]
 
 
 def use_recovery_code(user_id, code):
@@ -137,7 +137,7 @@ def use_recovery_code(user_id, code):
         return False
     hashes_ = json.loads(acct.recovery_codes)
     for i, h in enumerate(hashes_):
-        if check_password_hash(h, code):
+        if verify_password(h, code):
             del hashes_[i]
             acct.recovery_codes = json.dumps(hashes_)
             return True

@@ -44,6 +44,7 @@ from werkzeug.datastructures import CallbackDict
 from app.extensions import db
 from app.models.security import AccountSecurity, UserSession
 from app.models.user import CEUser
+from app.security.passwords import verify_password
 
 TOUCH_SECONDS = 60
 DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
@@ -368,7 +369,10 @@ def _account_changes(orm_session, flush_context, instances):
             hist = state.attrs.roles.history
             if {id(r) for r in hist.added} != {id(r) for r in hist.deleted}:
                 reason = "roles"
-        if reason is None and state.attrs.password.history.has_changes():
+        rehashed = obj.__dict__.pop("_ce_password_rehashed", False)
+        if reason is None and state.attrs.password.history.has_changes() and not rehashed:
+            # (a re-hash of the same password at login, app/security/passwords.py:
+            # not a change; the account's sessions and password history stay)
             reason = "password"
         if reason is None:
             continue
@@ -403,12 +407,10 @@ def _remember_passwords(conn, user_id, old_hashes):
 
 def password_reused(user, password):
     """The password is the account's current one or one of its last 5."""
-    from werkzeug.security import check_password_hash
-
     stored = db.session.execute(select(AccountSecurity.password_history)
                                 .where(AccountSecurity.user_id == user.id)).scalar()
     hashes = ([user.password] if user.password else []) + (json.loads(stored) if stored else [])
-    return any(check_password_hash(h, password or "") for h in hashes)
+    return any(verify_password(h, password) for h in hashes)
 
 
 # ---------------------------------------------------------------- login / logout

@@ -16,12 +16,12 @@ from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
 from sqlalchemy import func, not_, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models import CEUser, HourRecord, IdType, Person, Region, Unit, UnitKind
 from app.models.regions import region_prefix
 from app.security import roles as R
+from app.security.passwords import hash_password, verify_password
 from app.security.scope import get_scoped, scope_clause, scope_of
 from app.services import audit
 from app.services.errors import DomainError, OutOfScope, ValidationFailed
@@ -84,14 +84,6 @@ def fab_password_complexity(password):
         check_password(password, username)
     except ValidationFailed as exc:
         raise PasswordComplexityValidationError(str(exc))
-
-
-def _hash(password):
-    return generate_password_hash(
-        password=password,
-        method=current_app.config.get("FAB_PASSWORD_HASH_METHOD", "scrypt"),
-        salt_length=current_app.config.get("FAB_PASSWORD_HASH_SALT_LENGTH", 16),
-    )
 
 
 def id_account_name(number):
@@ -167,7 +159,7 @@ def _new_user(username, first_name, last_name, password, roles, **binding):
     """A CEUser added to the session (not committed)."""
     user = CEUser(
         username=username, first_name=first_name, last_name=last_name or "",
-        email=f"{username}@users.invalid", active=True, password=_hash(password),
+        email=f"{username}@users.invalid", active=True, password=hash_password(password),
         **binding,
     )
     user.roles = list(roles)
@@ -689,7 +681,7 @@ def reset_password(actor, user_id, password, confirm=None):
     if confirm is not None and confirm != password:
         raise ValidationFailed(_("两次输入的密码不一致"))
     check_password(password, user.username)
-    user.password = _hash(password)
+    user.password = hash_password(password)
     user.must_change_password = True
     audit.record("reset_password", "CEUser", user.id, user=actor, username_target=user.username,
                  **_user_place(user))
@@ -716,18 +708,18 @@ def set_active(actor, user_id, active):
 def change_own_password(user, current, new, confirm):
     """The signed-in user changes its own password (also the forced change at
     first login); clears must_change_password."""
-    if not user.password or not check_password_hash(user.password, current or ""):
+    if not user.password or not verify_password(user.password, current):
         raise ValidationFailed(_("当前密码不正确"))
     if new != confirm:
         raise ValidationFailed(_("两次输入的新密码不一致"))
-    if check_password_hash(user.password, new or ""):
+    if new == current:  # (current was just checked against the stored hash)
         raise ValidationFailed(_("新密码不能与当前密码相同"))
     check_password(new, user.username)
     from app.security.sessions import PASSWORD_HISTORY, password_reused
 
     if password_reused(user, new):
         raise ValidationFailed(_("新密码不能与最近 %(n)s 次使用过的密码相同", n=PASSWORD_HISTORY))
-    user.password = _hash(new)
+    user.password = hash_password(new)
     user.must_change_password = False
     audit.record("change_password", "CEUser", user.id, user=user, **_user_place(user))
     db.session.commit()
@@ -822,7 +814,7 @@ def reset_national_account(username):
     if user is None or R.NATIONAL_SYNC not in {r.name for r in user.roles}:
         raise DomainError(_("“%(name)s”不是部省对接账号", name=username))
     password = secrets.token_urlsafe(32)
-    user.password = _hash(password)
+    user.password = hash_password(password)
     audit.record("reset_password", "CEUser", user.id, username_target=username, region_code=user.region_code)
     db.session.commit()
     return user, password

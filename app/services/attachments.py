@@ -86,10 +86,11 @@ def _store(data, sha, ext):
     return rel
 
 
-def add(record_id, file_storage, user, scope=None):
+def add(record_id, file_storage, user, scope=None, commit=True):
     """Attach an uploaded proof file to the applicant's own editable declaration.
-    Returns the Attachment; raises ValidationFailed / InvalidTransition / OutOfScope.
-    Commits."""
+    Returns the Attachment; raises ValidationFailed / InvalidTransition / OutOfScope
+    (before anything is written: the caller's pending changes stay).  Commits
+    unless commit=False."""
     from app.models import HourRecord
 
     record = get_scoped(HourRecord, record_id, approval.applicant_scope(scope))
@@ -112,7 +113,8 @@ def add(record_id, file_storage, user, scope=None):
         audit.record("attach", "HourRecord", record.id,
                      new={"attachment_id": att.id, "filename": att.filename, "sha256": sha, "size": len(data)},
                      unit_id=record.unit_id, region_code=record.region_code, user=user)
-        db.session.commit()
+        if commit:
+            db.session.commit()
     except Exception:
         db.session.rollback()
         raise

@@ -155,10 +155,11 @@ def person_of(user):
     return person
 
 
-def create_draft(user, form):
+def create_draft(user, form, commit=True):
     """Save a new declaration as a draft of the user's person, routed to the
     person's current unit (or agency).  Returns the record; raises ValidationFailed
-    (details['errors'] by field).  Commits."""
+    (details['errors'] by field).  Commits unless commit=False (the declaration
+    form adds its proofs and submits in the same transaction)."""
     person = person_of(user)
     values, errors = parse(form, person.id)
     record = HourRecord(person=person, person_id=person.id, source=Source.DECLARED,
@@ -172,7 +173,8 @@ def create_draft(user, form):
         db.session.flush()
         audit.record("declare", "HourRecord", record.id, new=audit.snapshot(record, AUDIT_FIELDS),
                      unit_id=record.unit_id, region_code=record.region_code, user=user)
-        db.session.commit()
+        if commit:
+            db.session.commit()
     except Exception:
         db.session.rollback()
         raise

@@ -188,8 +188,9 @@ def get_job(job_id, user):
         job_id = int(job_id)
     except (TypeError, ValueError):
         return None
-    db.session.expire_all()
-    job = db.session.get(Job, job_id)
+    # The job's row as it is now (a worker updates it), without expiring the
+    # signed-in user and everything else the request has loaded.
+    job = db.session.get(Job, job_id, populate_existing=True)
     if job is None or user is None or job.user_id != getattr(user, "id", None):
         return None
     if job.state in (QUEUED, RUNNING) and (_abandoned(job) or _died_in_worker(job)):

@@ -59,7 +59,10 @@ def to_rule(row):
 def catalogue_year(year):
     """The year whose catalogue applies to `year` (itself, else nearest earlier, else later; None: none)."""
     year = int(year)
-    years = [y for (y,) in db.session.execute(select(LearningFormRule.year).distinct())]
+    cache = _cache()  # (per request, cleared by the writes below: the form asks for two years)
+    if "years" not in cache:
+        cache["years"] = [y for (y,) in db.session.execute(select(LearningFormRule.year).distinct())]
+    years = cache["years"]
     if not years:
         return None
     if year in years:

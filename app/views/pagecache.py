@@ -11,9 +11,13 @@ widgets, through their public entry points, and kept as HTML:
   when none of its fields is filled from the database (a drop-down of rows in
   scope renders every time).
 
-Nothing is kept while scripts carry a per-request CSP nonce (Flask-Talisman's
-csp_nonce).  The caches are per app and process and bounded.
+A fragment that carries a CSP nonce (Flask-Talisman's csp_nonce, new on every
+response) is never kept: FAB's search form has a script, so it is rendered on
+every request while the CSP is on; the navigation bar has no script or style
+element and is kept with or without the CSP.  The caches are per app and process
+and bounded.
 """
+import re
 from collections import OrderedDict
 from threading import Lock
 
@@ -33,13 +37,16 @@ class BoundedCache:
         self._data = OrderedDict()
         self._lock = Lock()
 
-    def get_or_make(self, key, make):
+    def get_or_make(self, key, make, keep=None):
+        """The value kept under `key`, else `make()`, kept unless `keep(value)` is false."""
         with self._lock:
             hit = self._data.get(key)
             if hit is not None:
                 self._data.move_to_end(key)
                 return hit
         value = make()
+        if keep is not None and not keep(value):
+            return value
         with self._lock:
             self._data[key] = value
             if len(self._data) > self.size:
@@ -56,9 +63,13 @@ def _cache(name, size):
     return cache
 
 
-def _cacheable():
-    """Rendered HTML may be kept unless scripts carry a per-request CSP nonce."""
-    return "csp_nonce" not in current_app.jinja_env.globals
+_NONCE = re.compile(r"""\snonce\s*=""", re.I)
+
+
+def _reusable(html):
+    """Rendered HTML may be served again unless it carries a CSP nonce (each
+    response has its own: a kept one would be refused by the browser)."""
+    return not _NONCE.search(html)
 
 
 def _locale_key():
@@ -72,7 +83,7 @@ def navbar():
     def render():
         return Markup(render_template("appbuilder/navbar.html", appbuilder=appbuilder))
 
-    if not (_cacheable() and current_user.is_authenticated):
+    if not current_user.is_authenticated:
         return render()
     sm = appbuilder.sm
     roles = sm.get_user_roles(current_user)
@@ -81,7 +92,7 @@ def navbar():
     key = (_locale_key(), current_user.id, current_user.get_full_name(), tuple(sorted(r.name for r in roles)),
            bool(current_user.large_text))  # 大字版 changes the navbar (app/views/display.py)
     # ~10 KB a user: at most ~20 MB a worker.
-    return _cache("navbar", 2048).get_or_make(key, render)
+    return _cache("navbar", 2048).get_or_make(key, render, keep=_reusable)
 
 
 _DYNAMIC_FIELDS = (QuerySelectField, QuerySelectMultipleField)
@@ -93,11 +104,12 @@ class CachedSearchWidget(SearchWidget):
     def __call__(self, **kwargs):
         form = self.template_args["form"]
         include_cols = self.template_args["include_cols"]
-        if kwargs or not _cacheable() or any(isinstance(form[col], _DYNAMIC_FIELDS) for col in include_cols):
+        if kwargs or any(isinstance(form[col], _DYNAMIC_FIELDS) for col in include_cols):
             return super().__call__(**kwargs)
         key = (self.template_args.get("route_base"), tuple(include_cols), _locale_key(),
                repr(self.filters.get_filters_values_tojson()))
-        return _cache("search", 1024).get_or_make(key, lambda: Markup(super(CachedSearchWidget, self).__call__()))
+        return _cache("search", 1024).get_or_make(key, lambda: Markup(super(CachedSearchWidget, self).__call__()),
+                                                   keep=_reusable)
 
 
 def register(app):

@@ -2,11 +2,15 @@
 the password policy on FAB's own forms, failed-login limits and a Chinese
 rate-limit page, and the
 account gate (forced password change, units awaiting approval)."""
+import logging
+import secrets
 from functools import cached_property
 
 from flask import current_app, g, has_request_context, redirect, render_template, request, url_for
 from flask_appbuilder import expose, has_access
+from flask_appbuilder.const import LOGMSG_WAR_SEC_LOGIN_FAILED
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.utils import is_null_password
 from flask_appbuilder.security import views as fab_views
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import gettext
@@ -19,11 +23,15 @@ from wtforms.validators import DataRequired
 from app.models import Person, Unit
 from app.models.user import CEUser
 from app.security.login_limits import FailedLoginLimits, LoginRefused
+from app.security import passwords
+from app.security.passwords import hash_password
 from app.security.api import SecurityApi, jwt_error_handlers
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
 from app.views.formatting import display
 from app.fab.filters import RequestFiltersMixin
+
+log = logging.getLogger(__name__)
 
 # Endpoints a user may still reach while the account gate holds it.
 GATE_OPEN_ENDPOINTS = frozenset({
@@ -103,7 +111,9 @@ class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
     def pre_add(self, item):
         from app.services.accounts import check_separation
 
-        super().pre_add(item)
+        # FAB's UserDBModelView.pre_add only hashes the password (werkzeug's
+        # scrypt); the app's hash is Argon2id (app/security/passwords.py).
+        item.password = hash_password(item.password)
         _guarded(check_separation, current_user, item, [r.name for r in item.roles])
         item.must_change_password = True
 
@@ -417,7 +427,7 @@ class CESecurityManager(SecurityManager):
         if limits is not None:
             _check_audited(limits, username, address)
         g._ce_login_audited = False
-        user = super().auth_user_db(username, password)
+        user = self._check_password(username, password)
         if user is not None and request.blueprint == "AuthDBView" and is_machine_account(user):
             # A machine account (the national system's) signs in to the API only.
             return None
@@ -438,6 +448,53 @@ class CESecurityManager(SecurityManager):
                 record_lockout(username, scope, "locked")
                 db.session.commit()
         return user
+
+    def _check_password(self, username, password):
+        """FAB's AUTH_DB check (SecurityManager.auth_user_db, whose hash is
+        werkzeug's, called directly), with the app's Argon2id
+        (app/security/passwords.py): the same lookups, the same balancing of an
+        unknown account's cost against a known one's, and the same statistics;
+        a correct password stored under an older hash (scrypt, pbkdf2) is
+        re-hashed with Argon2id and committed with the login's statistics."""
+        if not username or is_null_password(password):
+            log.info(LOGMSG_WAR_SEC_LOGIN_FAILED, username)
+            return None
+        first_user = self.get_first_user()
+        user = self.find_user(username=username)
+        if user is None:
+            user = self.find_user(email=username)
+        else:
+            _ = self.find_user(email=username)  # balance failure and success
+        if user is None or not user.is_active:
+            passwords.spend_like_a_check()
+            log.info(LOGMSG_WAR_SEC_LOGIN_FAILED, username)
+            if first_user:
+                self.noop_user_update(first_user)
+            return None
+        if passwords.verify_password(user.password, password):
+            passwords.upgrade(user, password)
+            self.update_user_auth_stat(user, True)
+            return user
+        self.update_user_auth_stat(user, False)
+        log.info(LOGMSG_WAR_SEC_LOGIN_FAILED, username)
+        return None
+
+    # ---- every other password FAB stores: Argon2id ---------------------------
+
+    def add_user(self, username, first_name, last_name, email, role=None, password="", hashed_password="",
+                 groups=None, commit=True):
+        """FAB's add_user (the CLI's create-admin, the demo data, the administrators
+        created by `flask ce`), the password hashed with Argon2id; no password:
+        a random one nobody knows, as FAB does."""
+        if not hashed_password:
+            hashed_password = hash_password(password or secrets.token_urlsafe(32))
+        return super().add_user(username, first_name, last_name, email, role, hashed_password=hashed_password,
+                                groups=groups, commit=commit)
+
+    def add_register_user(self, username, first_name, last_name, email, password="", hashed_password=""):
+        if not hashed_password:
+            hashed_password = hash_password(password)
+        return super().add_register_user(username, first_name, last_name, email, hashed_password=hashed_password)
 
     def api_second_factor(self, user, code):
         """The API's JWT login of an account in MFA_ROLES: the `totp` field (a code
@@ -499,7 +556,8 @@ class CESecurityManager(SecurityManager):
         user.must_change_password = by_other
         audit.record("reset_password" if by_other else "change_password", "CEUser", user.id,
                      username_target=user.username, unit_id=user.unit_id, region_code=user.region_code)
-        super().reset_password(userid, password)
+        user.password = hash_password(password)  # (FAB's reset_password hashes with scrypt)
+        self.update_user(user)
         if by_other and self.failed_logins is not None:
             self.failed_logins.clear(user.username)  # the new password opens the account now
 

@@ -88,30 +88,34 @@ class DeclarationView(BaseView):
         }
 
     def _attach_uploads(self, record_id):
-        """Attach the uploaded files; report each refused one.  Returns False on errors."""
+        """Attach the uploaded files (not committed yet); report each refused one.
+        Returns False on errors."""
         ok = True
         for fs in request.files.getlist("proof"):
             if not fs or not fs.filename:
                 continue
             try:
-                attachments.add(record_id, fs, g.user)
+                attachments.add(record_id, fs, g.user, commit=False)
             except DomainError as exc:
                 ok = False
                 _flash_error(exc)
         return ok
 
-    def _after_save(self, record_id, submit_now):
+    def _after_save(self, record_id, year, submit_now):
+        """The saved declaration's proofs, then (op "submit") its submission: one
+        transaction when all goes well (the submission commits the draft, its
+        proofs and its new status together).  A refused proof or submission keeps
+        the typed draft and the accepted proofs (committed here) on the edit page."""
         if self._attach_uploads(record_id) and submit_now:
             try:
                 declarations.submit(record_id, g.user)
                 flash(_("申报已提交，等待单位核准"), "success")
-                return redirect(url_for("DeclarationView.mine", year=declarations.get_own(record_id).year))
+                return redirect(url_for("DeclarationView.mine", year=year))
             except DomainError as exc:
                 _flash_error(exc)
-                return redirect(url_for("DeclarationView.edit", record_id=record_id))
-        if submit_now:
-            return redirect(url_for("DeclarationView.edit", record_id=record_id))
-        flash(_("已保存草稿"), "success")
+        db.session.commit()
+        if not submit_now:
+            flash(_("已保存草稿"), "success")
         return redirect(url_for("DeclarationView.edit", record_id=record_id))
 
     @expose("/new", methods=["GET", "POST"])
@@ -125,7 +129,7 @@ class DeclarationView(BaseView):
             return redirect(url_for("DeclarationView.mine"))
         if request.method == "POST":
             try:
-                record = declarations.create_draft(g.user, request.form)
+                record = declarations.create_draft(g.user, request.form, commit=False)
             except DomainError as exc:
                 errors = exc.details.get("errors") or {"form": str(exc)}
                 flash(str(exc), "danger")
@@ -134,7 +138,7 @@ class DeclarationView(BaseView):
                     "workflow/declare.html", title=_("学时申报"),
                     **self._form_context(person, values, errors)
                 ), 400
-            return self._after_save(record.id, request.form.get("op") == "submit")
+            return self._after_save(record.id, record.year, request.form.get("op") == "submit")
         year = request.args.get("year", type=int) or datetime.date.today().year
         return self.render_template(
             "workflow/declare.html", title=_("学时申报"),
@@ -161,7 +165,7 @@ class DeclarationView(BaseView):
                     "workflow/declare.html", title=_("修改申报"),
                     **self._form_context(record.person, values, errors, record)
                 ), 400
-            return self._after_save(record.id, request.form.get("op") == "submit")
+            return self._after_save(record.id, record.year, request.form.get("op") == "submit")
         return self.render_template(
             "workflow/declare.html", title=_("修改申报"),
             **self._form_context(record.person, self._values_of(record), None, record)
