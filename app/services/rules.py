@@ -229,12 +229,19 @@ def recognise(rule, inputs, category=None, used_this_year=Decimal(0)):
         raise RuleRefused(
             _("超过“%(rule)s”每项最多%(cap)s学时的上限（按标准计算为%(h)s学时）",
               rule=rule.name, cap=fmt(rule.cap_record), h=fmt(hours)), rule.quantity())
-    used = Decimal(used_this_year or 0)
-    if rule.cap_year is not None and used + hours > Decimal(rule.cap_year):
+    check_year_cap(rule, used_this_year, hours)
+    return Recognised(hours, rule, _("%(how)s = %(h)s 学时", how=how, h=fmt(hours)))
+
+
+def check_year_cap(rule, used, hours):
+    """The cap per form per year: `used` hours of the form the person already
+    holds in the year (pending or approved, and earlier rows of the same import
+    file) plus `hours` may not exceed rule.cap_year.  Raises RuleRefused."""
+    used = Decimal(used or 0)
+    if rule.cap_year is not None and used + Decimal(hours) > Decimal(rule.cap_year):
         raise RuleRefused(
             _("超过“%(rule)s”每年最多%(cap)s学时的上限（本年已有%(used)s学时，本项%(h)s学时）",
               rule=rule.name, cap=fmt(rule.cap_year), used=fmt(used), h=fmt(hours)), rule.quantity())
-    return Recognised(hours, rule, _("%(how)s = %(h)s 学时", how=how, h=fmt(hours)))
 
 
 def check_stated(rule, hours, category=None):

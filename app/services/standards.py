@@ -391,3 +391,62 @@ def seed_example(year, *, replace=False):
     db.session.flush()
     _cache().clear()
     return len(EXAMPLE)
+
+
+# ------------------------------------------------------------ imports
+
+
+def _key(text):
+    from app.services.columns import header_key
+
+    return header_key(str(text or ""))
+
+
+def form_choices(year, categories=CATEGORIES):
+    """Names of `year`'s active forms that count for any of `categories` (the
+    import templates' drop-down of 学习形式), in display order."""
+    cats = {getattr(c, "name", c) for c in categories}
+    return [r.name for r in catalogue(year) if cats & set(r.categories)]
+
+
+def resolve_form(year, text):
+    """The current FormRule of `year` an import cell names (active or not, so that
+    a stopped form is refused as such), or None.  A cell matches a form's name
+    (either paren width, spaces ignored), else its code, else a national
+    learning form's label whose code is in the catalogue."""
+    key = _key(text)
+    if not key:
+        return None
+    forms = catalogue(year, active_only=False)
+    for r in forms:
+        if _key(r.name) == key:
+            return r
+    for r in forms:
+        if r.code.upper() == key.upper():
+            return r
+    for member in LearningForm:
+        if _key(member.value) == key:
+            return next((r for r in forms if r.code == member.name), None)
+    return None
+
+
+def used_by_persons(keys):
+    """{(person id, year, form code): hours held, pending or approved} for the
+    given keys (the per-form yearly cap of an import, counted in a few grouped
+    queries).  A record from before the rules counts under its learning form's code."""
+    out = {k: Decimal(0) for k in keys}
+    by_year_code = {}
+    for pid, year, code in keys:
+        by_year_code.setdefault((int(year), code), set()).add(pid)
+    for (year, code), pids in by_year_code.items():
+        clause = _form_clause(code) if code in LearningForm.__members__ else (HourRecord.form_code == code)
+        pids = sorted(pids)
+        for i in range(0, len(pids), 900):
+            rows = db.session.execute(
+                select(HourRecord.person_id, func.coalesce(func.sum(HourRecord.hours), 0))
+                .where(HourRecord.person_id.in_(pids[i:i + 900]), HourRecord.year == year, clause,
+                       HourRecord.status.in_(CAP_STATUSES))
+                .group_by(HourRecord.person_id)).all()
+            for pid, hours in rows:
+                out[(pid, year, code)] = Decimal(hours or 0)
+    return out
