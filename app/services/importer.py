@@ -775,6 +775,14 @@ _RULE_FIELD_COLUMN = {"hours": "hours", "days": "days", "addons": "addons", "lev
 _ADDON_SPLIT = re.compile(r"[、,，;；/]+")
 
 
+def _figure(value):
+    """A stated quantity as text for the rule (3.0 read from a cell is '3'); junk stays as read."""
+    try:
+        return rules.fmt(value) if Decimal(value).is_finite() else str(value)
+    except Exception:
+        return str(value)
+
+
 def _recognise_row(kind, header, year, form, code, category, stated, days, taught, addons, level, rank,
                    max_hours):
     """One row's learning form and hours under `year`'s 学时认定标准:
@@ -842,7 +850,8 @@ def _recognise_row(kind, header, year, form, code, category, stated, days, taugh
                 if c is None:
                     raise rules.RuleRefused(_("“%(rule)s”没有加项“%(addon)s”", rule=rule.name, addon=part), "addons")
                 chosen.append(c)
-        inputs = rules.Inputs(hours=None if taught is None else str(taught), days=None if days is None else str(days),
+        inputs = rules.Inputs(hours=None if taught is None else _figure(taught),
+                              days=None if days is None else _figure(days),
                               addons=tuple(chosen), level=level or None, rank=rank or None)
         got = rules.recognise(rule, inputs, category.name)
         if got.hours > Decimal(str(max_hours)):
