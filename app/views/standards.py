@@ -45,6 +45,16 @@ def _examples(rule):
     return out
 
 
+def _json_object(text):
+    """Raw JSON params posted (scripts and older clients): a JSON object, else False."""
+    if text is None:
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 class StandardsView(BaseView):
     route_base = "/standards"
     default_view = "index"
@@ -71,10 +81,10 @@ class StandardsView(BaseView):
 
     def _form_values(self, row):
         if row is None:
-            return {"categories": "PRO,PUB", "kind": "DECLARED", "params": "{}", "active": True,
-                    "national_form": LearningForm.OTHER, "sort": 0}
+            return {"categories": "PRO,PUB", "kind": "DECLARED", "active": True,
+                    "national_form": LearningForm.OTHER, "sort": 0, **standards.param_fields({})}
         return {"code": row.code, "name": row.name, "categories": row.categories, "kind": row.kind,
-                "params": json.dumps(json.loads(row.params or "{}"), ensure_ascii=False, indent=1),
+                **standards.param_fields(standards.to_rule(row).params),
                 "cap_record": "" if row.cap_record is None else rules.fmt(row.cap_record),
                 "cap_year": "" if row.cap_year is None else rules.fmt(row.cap_year),
                 "proof_text": row.proof_text or "", "active": row.active, "national_form": row.national_form,
@@ -99,8 +109,10 @@ class StandardsView(BaseView):
         if request.method == "GET":
             return self._render_edit(year, code, self._form_values(row))
         form = request.form
-        values = {k: form.get(k, "") for k in ("code", "name", "params", "cap_record", "cap_year", "proof_text",
+        values = {k: form.get(k, "") for k in ("code", "name", "cap_record", "cap_year", "proof_text",
                                                 "kind", "note", "sort", "national_form")}
+        values.update(standards.param_fields(json.loads(form["params"])) if _json_object(form.get("params"))
+                      else standards.raw_param_fields(form))
         values["categories"] = ",".join(form.getlist("categories"))
         values["active"] = bool(form.get("active"))
         target = code or (form.get("code") or "").strip()
