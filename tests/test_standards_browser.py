@@ -91,6 +91,7 @@ def test_console_edits_a_rules_parameters_through_fields_and_previews(app, live_
     page.wait_for_load_state("networkidle")
     assert page.locator("textarea#params").count() == 0
     assert page.is_visible("#params-TABLE") and page.is_hidden("#params-PER_DAY") and page.is_hidden("#params-FIXED")
+    assert page.is_hidden("#params-DECLARED")
     levels = page.locator("input[name=table_level]")
     assert levels.nth(0).input_value() == "核心期刊"
     # Switching the kind shows that kind's fields.

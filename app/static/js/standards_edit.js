@@ -6,7 +6,9 @@
   if (!kind) { return; }
   function layout() {
     document.querySelectorAll('.kind-params').forEach(function (el) {
-      el.hidden = el.getAttribute('data-kind') !== kind.value;
+      var hide = el.getAttribute('data-kind') !== kind.value;
+      el.hidden = hide;
+      el.style.display = hide ? 'none' : '';  // .help-block's display:block beats [hidden]
     });
   }
   kind.addEventListener('change', layout);
