@@ -65,6 +65,8 @@ class Summary:
     by_source: list  # [(Source, hours, records)]
     required_total: Decimal
     required_professional: Decimal
+    # {title level: Requirement} of the levels held to a requirement of their own (issue 20)
+    by_level: dict = None
 
     @property
     def persons(self):
@@ -312,6 +314,7 @@ def _summary(sel, level, rows, by_category, by_source):
         year=sel.year, level=level, region=sel.region, unit=sel.unit, groups=groups,
         by_category=by_category, by_source=by_source,
         required_total=total, required_professional=professional,
+        by_level=requirement.level_requirements(sel.year),
     )
 
 

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from app.extensions import db
 from app.models import LearningForm
+from app.models.person import TITLE_LEVELS
 from app.services import requirement, rules, standards
 from app.services.errors import DomainError
 
@@ -70,7 +71,8 @@ class StandardsView(BaseView):
             source_year=standards.catalogue_year(year), years=standards.years(),
             rules=[(r, standards.to_rule(r)) for r in rows], describe=rules.describe, examples=_examples,
             kind_label=rules.kind_label, category_label=rules.category_label,
-            req=requirement.requirement_for(year), fmt=rules.fmt,
+            req=requirement.requirement_for(year), fmt=rules.fmt, title_levels=TITLE_LEVELS,
+            level_reqs=requirement.level_requirements(year),
         )
 
     @expose("/")
@@ -163,13 +165,21 @@ class StandardsView(BaseView):
     @permission_name("edit")
     def set_requirement(self):
         year = request.form.get("year", type=int)
+        level = request.form.get("level") or None
         try:
             ratio = request.form.get("ratio") or "0"
-            changed = requirement.set_requirement(year, request.form.get("total"),
-                                                  Decimal(ratio) if ratio.replace(".", "", 1).isdigit() else ratio,
-                                                  request.form.get("public") or None, user=g.user)
+            if level is not None and not (request.form.get("total") or "").strip():
+                changed = requirement.clear_level_requirement(year, level, user=g.user)
+            else:
+                changed = requirement.set_requirement(year, request.form.get("total"),
+                                                      Decimal(ratio) if ratio.replace(".", "", 1).isdigit() else ratio,
+                                                      request.form.get("public") or None, user=g.user, level=level)
             db.session.commit()
-            flash(_("已保存%(year)s年度学时要求，%(n)d人次的达标情况随之变化", year=year, n=changed), "success")
+            if level is not None:
+                flash(_("已保存%(year)s年度%(level)s职称的学时要求，%(n)d人次的达标情况随之变化",
+                        year=year, level=level, n=changed), "success")
+            else:
+                flash(_("已保存%(year)s年度学时要求，%(n)d人次的达标情况随之变化", year=year, n=changed), "success")
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "danger")
