@@ -555,6 +555,25 @@ def run(s, tmp):
     s.expect("出国（境）培训（3天） → 24 学时")
     s.mark("#preview")
     s.shot("admin_standard_edit", height=1100)
+    # The parameters as fields: the table of 发表论文 by level and rank, one row added, previewed.
+    s.go(f"/standards/edit/{datetime.date.today().year}/PAPER")
+    n = p.locator("input[name=table_level]").count()
+    p.click("button.add-row[data-table=level-table]")
+    p.locator("input[name=table_level]").nth(n).fill("国际期刊")
+    p.locator("input[name=table_rank]").nth(n).fill("第一作者")
+    p.locator("input[name=table_hours]").nth(n).fill("60")
+    s.submit("#btn-preview")
+    s.expect("发表论文（国际期刊 · 第一作者） → 60 学时")
+    s.mark("#params-TABLE", "#preview")
+    s.shot("admin_standard_fields", height=1500)
+    # The year's requirement by title level: 高级 held to its own figure.
+    s.go(f"/standards/?year={datetime.date.today().year}")
+    p.fill("#level-3 input[name=total]", "100")
+    p.fill("#level-3 input[name=ratio]", "0.7")
+    s.submit("#level-3 button[type=submit]")
+    s.expect("高级职称的学时要求")
+    s.mark("#level-requirements")
+    s.shot("admin_standards_levels", element="#year-requirement")
     run_security(s)
 
 

@@ -191,7 +191,7 @@ def test_bad_values(app):
     res = analyse(app, "bad_values.xlsx")
     assert _errors(res) == [
         (2, "科目类别", "本模板只能导入专业科目"),
-        (3, "学习形式", "学习形式不在参考列表中"),
+        (3, "学习形式", "学习形式“自学”不在2026年度的学时认定标准中，请从模板的下拉列表中选择"),
         (4, "学时", "学时应大于0"),
         (5, "学时", "学时应以0.5为单位"),
         (6, "学时", "单条记录学时不能超过200"),
@@ -506,7 +506,7 @@ def test_error_file_writes_formula_like_text_as_text_and_imports_back_as_read(ap
     ("not_xlsx.xlsx", "文件不是 Excel（.xlsx）文件，请使用系统提供的模板"),
     ("old_xls.xlsx", "这是旧版 Excel（.xls）文件，请在 Excel 中另存为 .xlsx 格式后再导入"),
     ("zip_bomb.xlsx", "文件解压后异常庞大（疑似压缩炸弹），已拒绝导入"),
-    ("wrong_headers.xlsx", "表头不正确：缺少“姓名”、“证件号码”、“认定年度”、“科目类别”、“学习形式”、“课程（项目）名称”、“开始日期”、“结束日期”、“学时”列。请下载并使用本系统的导入模板，不要修改表头。"),
+    ("wrong_headers.xlsx", "表头不正确：缺少“姓名”、“证件号码”、“认定年度”、“科目类别”、“学习形式”、“课程（项目）名称”、“开始日期”、“结束日期”列。请下载并使用本系统的导入模板，不要修改表头。"),
     ("header_only.xlsx", "文件中没有数据行"),
 ])
 def test_bad_files_refused_whole(app, fname, message):

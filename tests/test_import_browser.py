@@ -28,7 +28,8 @@ def test_clerk_imports_through_the_browser(app, live_server, page, tmp_path):
     wb = load_workbook(tpl)
     ws = wb["学时数据"]
     assert [c.value for c in ws[1]] == ["姓名", "证件类型", "证件号码", "认定年度", "科目类别", "学习形式",
-                                        "课程（项目）名称", "举办单位", "开始日期", "结束日期", "学时"]
+                                        "课程（项目）名称", "举办单位", "开始日期", "结束日期", "学时", "天数",
+                                        "授课（讲座）学时", "加项", "级别", "名次"]
     rows = [
         ["张三", "居民身份证", zs, 2026, "专业科目", "培训（面授）", "浏览器导入课程甲", "东南大学",
          datetime.date(2026, 6, 8), datetime.date(2026, 6, 9), 12],

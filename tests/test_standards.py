@@ -274,3 +274,57 @@ def test_national_feed_carries_the_form_code_and_name_as_stored(app):
         if old is not None:
             got = national.feed_record(old.id, scope=province)
             assert got["form_code"] == old.learning_form.name and got["form_name"] == old.learning_form.value
+
+
+def test_a_title_levels_own_requirement_decides_met_on_dashboard_my_hours_and_certificate(app, login_as):
+    """A year's requirement may differ by title level (初级 / 中级 / 高级, from the
+    person's title): the person is met / unmet under the figure of the person's level."""
+    with app.app_context():
+        p = db.session.execute(select(Person).where(Person.name == "张三")).scalar_one()
+        pid = p.id
+        year = max(requirement.totals_by_year(pid))
+        p.title = "工程师"
+        db.session.commit()
+        assert db.session.get(Person, pid).title_level == "中级"
+        bureau = scope_of(user("bureau_js"))
+    admin = login_as("admin")
+    post(admin, "/standards/requirement", {"year": year, "total": "1", "ratio": "0"})
+    with app.app_context():
+        met_all = dashboard.summary(year, scope=bureau).met
+    # 高级 needs far more than anyone holds.
+    html = post(admin, "/standards/requirement", {"year": year, "level": "高级", "total": "999", "ratio": "0.5"},
+                follow_redirects=True).get_data(as_text=True)
+    assert f"已保存{year}年度高级职称的学时要求" in html and "合计不少于999学时，其中专业科目不少于499.5学时" in html
+    with app.app_context():
+        assert requirement.year_totals(pid, year).met
+        met_before = dashboard.summary(year, scope=bureau).met
+    zs = login_as("zhangsan")
+    flat = _squash(pdf_text(_get_pdf(zs, f"/certificates/pdf/{pid}/{year}")))
+    assert "本年度已达标" in flat and "高级职称" not in flat
+
+    # Promoted: 高级工程师 is held to 999 — unmet on the dashboard, 我的学时 and the certificate.
+    with app.app_context():
+        db.session.get(Person, pid).title = "高级工程师"
+        db.session.commit()
+        t = requirement.year_totals(pid, year)
+        assert (t.required_total, t.met, t.level) == (999, False, "高级")
+        assert dashboard.summary(year, scope=bureau).met == met_before - 1
+        count, rows = dashboard.unmet_persons(year, scope=bureau, page_size=10 ** 4)
+        mine = [r for r in rows if r.person_id == pid]
+        assert mine and mine[0].totals.required_total == 999
+    page = login_as("bureau_js").get(f"/dashboard/?year={year}").get_data(as_text=True)
+    assert "高级职称人员：合计不少于999学时" in page and "张三" in page
+    assert "合计≥999，专业科目≥499.5" in zs.get(f"/declare/mine?year={year}").get_data(as_text=True)
+    flat = _squash(pdf_text(_get_pdf(zs, f"/certificates/pdf/{pid}/{year}")))
+    assert "本年度未达标" in flat and "年度学时要求（高级职称）：合计不少于999学时" in flat
+
+    # The level's own requirement removed (合计 left blank): the year's figure applies again.
+    post(admin, "/standards/requirement", {"year": year, "level": "高级", "total": "", "ratio": "0.5"})
+    with app.app_context():
+        assert requirement.year_totals(pid, year).met
+        assert dashboard.summary(year, scope=bureau).met == met_all > met_before
+        entry = db.session.execute(select(AuditLog).where(AuditLog.action == "set_requirement")
+                                   .order_by(AuditLog.id.desc())).scalars().first()
+        assert json.loads(entry.detail)["new"]["level"] == "高级"
+    flat = _squash(pdf_text(_get_pdf(zs, f"/certificates/pdf/{pid}/{year}")))
+    assert "本年度已达标" in flat

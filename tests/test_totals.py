@@ -25,7 +25,7 @@ from werkzeug.datastructures import FileStorage
 from app.extensions import db
 from app.models import (
     Category, HourRecord, IdType, LearningForm, Person, PersonYearTotal, Status, Unit, UnitPersons,
-    UnitYearSource, UnitYearTotal, YearRequirement,
+    UnitYearSource, UnitYearTotal, YearRequirement, YearRequirementLevel,
 )
 from app.security.scope import Scope, scope_of
 from app.services import approval, attachments, dashboard, declarations, importer, requirement, totals
@@ -57,6 +57,10 @@ def from_scratch():
     reqs = {y: (_d(t), _d(p), None if f is None else _d(f)) for y, t, p, f in db.session.execute(
         select(YearRequirement.year, YearRequirement.required_total, YearRequirement.required_professional,
                YearRequirement.required_public))}
+    by_level = {(y, lv): (_d(t), _d(p), None if f is None else _d(f)) for y, lv, t, p, f in db.session.execute(
+        select(YearRequirementLevel.year, YearRequirementLevel.level, YearRequirementLevel.required_total,
+               YearRequirementLevel.required_professional, YearRequirementLevel.required_public))}
+    level_of = dict(db.session.execute(select(Person.id, Person.title_level)).all())
     unit_of = dict(db.session.execute(select(Person.id, Person.unit_id)).all())
     people = defaultdict(lambda: [D(0), D(0)])
     sources = defaultdict(lambda: [D(0), 0])
@@ -71,7 +75,7 @@ def from_scratch():
         s[1] += 1
     pyt, units = {}, defaultdict(lambda: [0, D(0), D(0)])
     for (pid, year), (pro, pub) in people.items():
-        total, need_pro, need_pub = reqs.get(year, reqs[0])
+        total, need_pro, need_pub = by_level.get((year, level_of[pid])) or reqs.get(year, reqs[0])
         met = pro + pub >= total and pro >= need_pro and (need_pub is None or pub >= need_pub)
         pyt[(pid, year)] = (pro, pub, met, unit_of[pid])
         u = units[(unit_of[pid] or 0, year)]
@@ -242,10 +246,31 @@ def change_requirement(n):
     db.session.commit()
 
 
+def change_level_requirement(n):
+    """A year's own requirement for a title level (issue 20), set or removed."""
+    year = (YEAR, YEAR - 1)[n % 2]
+    level = ("初级", "中级", "高级")[n // 2 % 3]
+    if n // 6 % 4 == 0:
+        requirement.clear_level_requirement(year, level)
+    else:
+        requirement.set_requirement(year, (10, 30, 120)[n // 6 % 4 - 1], ("0", "0.5")[n // 24 % 2],
+                                    (None, 5)[n // 48 % 2], level=level)
+    db.session.commit()
+
+
+def change_title(n):
+    """A person's title changes (and with it the title level)."""
+    persons = db.session.execute(select(Person).order_by(Person.id)).scalars().all()
+    person = _pick(persons, n)
+    person.title = ("高级工程师", "工程师", "助理工程师", None, "教授")[n // 7 % 5]
+    db.session.commit()
+
+
 WRITES = {
     "declare": declare, "approve": transition("approve"), "return": transition("return"),
     "revoke": transition("revoke"), "edit": edit, "delete": delete, "import": import_file,
-    "move": move, "requirement": change_requirement,
+    "move": move, "requirement": change_requirement, "level_requirement": change_level_requirement,
+    "title": change_title,
 }
 
 

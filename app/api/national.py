@@ -284,7 +284,7 @@ class NationalRecordApi(ApiContractMixin, BaseApi):
             "description": (
                 "当前已核准的记录。列（app.services.columns.NATIONAL，行业导入读取的同一格式）：证件类型, 证件号码, "
                 "姓名, 单位名称, 单位统一社会信用代码, 行政区划代码, 年度, 科目类别, 学习形式, 课程名称, 举办单位, "
-                "开始日期, 结束日期, 学时, 来源, 认定时间（RFC 3339，+08:00）。CSV 为带 BOM 的 UTF-8。"
+                "开始日期, 结束日期, 学时, 来源, 认定时间（RFC 3339，+08:00）, 学习形式代码, 学习形式名称（学时认定标准中的学习形式，按记录保存的）。CSV 为带 BOM 的 UTF-8。"
                 " Records approved now; CSV is UTF-8 with a BOM."),
             "parameters": [
                 *_SCOPE_PARAMS,

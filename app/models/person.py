@@ -1,11 +1,32 @@
 from datetime import datetime
 
 from sqlalchemy import Column, Date, DateTime, Enum, ForeignKey, Index, Integer, String, UniqueConstraint, text
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import relationship, validates
 
 from app.extensions import db
 from app.models.crypto import Encrypted, blind_index, index_default
 from app.models.enums import IdType
+
+
+# 职称级别 (issue 20: a year's requirement may differ by level), derived from the title.
+TITLE_LEVELS = ("初级", "中级", "高级")
+_SENIOR = ("正高", "副高", "高级", "教授", "研究员", "主任医师", "主任药师", "主任护师", "主任技师", "编审", "译审")
+_JUNIOR = ("助理", "技术员", "助教", "医士", "药士", "护士", "技士", "员级", "初级")
+_JUNIOR_EXACT = ("医师", "药师", "护师", "技师")
+
+
+def title_level_of(title):
+    """初级 / 中级 / 高级 of a 职称 (None: no title).  高级: 正高 and 副高 (高级工程师,
+    教授, 副教授, 研究员, 主任医师…); 初级: 助理…, …员, 医师 / 药师 / 护师 / 技师, 医士…;
+    every other title 中级 (工程师, 讲师, 会计师, 主治医师…)."""
+    t = (title or "").strip().replace(" ", "")
+    if not t:
+        return None
+    if any(k in t for k in _SENIOR):
+        return "高级"
+    if any(k in t for k in _JUNIOR) or t in _JUNIOR_EXACT or t.endswith("员"):
+        return "初级"
+    return "中级"
 
 
 class Person(db.Model):
@@ -24,6 +45,8 @@ class Person(db.Model):
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True)
     unit = relationship("Unit", foreign_keys=[unit_id])
     title = Column(String(50))  # 职称
+    # 初级 / 中级 / 高级, set from title (title_level_of) whenever title is set.
+    title_level = Column(String(4), nullable=True)
     specialty = Column(String(100))  # 专业
     phone = Column(Encrypted(160, "person.phone"))
     is_freelancer = Column(db.Boolean, nullable=False, default=False)
@@ -53,6 +76,11 @@ class Person(db.Model):
 
     def __repr__(self):
         return self.name
+
+    @validates("title")
+    def _title_sets_level(self, _key, value):
+        self.title_level = title_level_of(value)
+        return value
 
     @staticmethod
     def number_index(number):

@@ -33,6 +33,23 @@ class YearRequirement(db.Model):
     updated_at = Column(DateTime, nullable=True)
 
 
+class YearRequirementLevel(db.Model):
+    """A year's requirement for one title level (初级 / 中级 / 高级, models.person
+    .title_level_of): replaces the year's YearRequirement for persons of that
+    level.  A level without a row follows the year's requirement.  The met flags
+    follow it through the triggers of migration i20a0002; change it through
+    services.requirement.set_requirement(level=...)."""
+
+    __tablename__ = "year_requirement_level"
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    level = Column(String(4), primary_key=True)
+    required_total = Column(Numeric(6, 1), nullable=False)
+    professional_ratio = Column(Numeric(5, 4), nullable=False)
+    required_professional = Column(Numeric(6, 1), nullable=False)
+    required_public = Column(Numeric(6, 1), nullable=True)
+    updated_at = Column(DateTime, nullable=True)
+
+
 class PersonYearTotal(db.Model):
     """A person's approved hours of a year (专业 / 公需), 达标 under the year's
     requirement, and the person's current unit (the dashboard counts a person

@@ -476,6 +476,7 @@ def _view_model(content, cert, *, full_id, base_url):
         "total": _hours(t.total),
         "required_total": _hours(t.required_total),
         "required_professional": _hours(t.required_professional),
+        "required_level": t.level,  # the title level whose own requirement applies (None: the year's)
         "met": t.met,
         "serial": cert.serial,
         "code": format_code(cert.verify_code),

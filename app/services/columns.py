@@ -254,6 +254,49 @@ def FORM(choices=FORM_CHOICES, example=LearningForm.TRAIN_ONSITE.value):
     )
 
 
+def RULE_FORM(example="培训（面授）"):
+    """学习形式 of a template checked against the year's 学时认定标准: any form of
+    the year's catalogue by name (the template's drop-down lists the year's active
+    forms, see excel_template.build_template); resolved per row in the importer."""
+    return ColumnSpec(
+        "learning_form", "学习形式", parse_text(100), width=24, example=example,
+        note="从下拉列表中选择本年度学时认定标准中的学习形式（也可填写国家规定的学习形式名称）",
+    )
+
+
+def parse_quantity(value):
+    """Days, hours taught: a number ('3', '３天', '2.5'); checked by the rule."""
+    if isinstance(value, bool):
+        raise ValidationFailed(_("应为数字"))
+    if isinstance(value, (int, float)):
+        return Decimal(repr(float(value))) if isinstance(value, float) else Decimal(value)
+    text = re.sub(r"(天|日|学时|小时|课时)$", "", normalize_text(value).replace(" ", ""))
+    try:
+        d = Decimal(text)
+    except Exception:
+        raise ValidationFailed(_("应为数字"))
+    if not d.is_finite():
+        raise ValidationFailed(_("应为数字"))
+    return d
+
+
+# The quantities a learning form's rule needs (services.rules.Inputs), optional
+# columns of the templates whose forms follow the rules.
+RULE_COLUMNS = (
+    ColumnSpec("days", "天数", parse_quantity, fmt_hours, required=False, width=8,
+               note="按天计算的学习形式填写（如培训、研讨每天8学时）"),
+    ColumnSpec("taught_hours", "授课（讲座）学时", parse_quantity, fmt_hours, required=False, width=12,
+               aliases=("授课学时", "讲座学时", "授课(讲座)学时"),
+               note="按学时倍数认定的学习形式填写（如讲授继续教育课程按授课学时的2倍认定）"),
+    ColumnSpec("addons", "加项", parse_text(200), required=False, width=20,
+               note="每次固定学时的学习形式可填写加项名称（如“报告论文（2000字以上）”），多项用“、”分隔"),
+    ColumnSpec("level", "级别", parse_text(50), required=False, width=12,
+               note="按级别和名次查表的学习形式填写（如“核心期刊”“国家级”）"),
+    ColumnSpec("rank", "名次", parse_text(50), required=False, width=12,
+               aliases=("作者排序", "名次（作者排序）"),
+               note="按级别和名次查表的学习形式填写（如“第一作者”“主持”）"),
+)
+
 COURSE = ColumnSpec(
     "course_name", "课程（项目）名称", parse_text(200), width=30, example="人工智能在制造业中的应用",
     aliases=("课程名称", "项目名称", "课程(项目)名称"),
@@ -270,6 +313,14 @@ HOURS = ColumnSpec(
 )
 
 
+# 学时 of a template whose forms follow the rules: required for forms counted as
+# declared; the others are computed from the row's quantity (a figure given must agree).
+RULE_HOURS = ColumnSpec(
+    "hours", "学时", parse_hours, fmt_hours, required=False, width=8, example=16, aliases=("学时数",),
+    note="按申报学时认定的学习形式必填（大于0，以0.5为单位）；其他学习形式可不填，由系统按学时认定标准计算，填写的须与计算结果一致",
+)
+
+
 @dataclass(frozen=True)
 class ImportKind:
     code: str
@@ -281,6 +332,7 @@ class ImportKind:
     flags_late: bool = False
     fixed: dict = field(default_factory=dict)  # values for fields the file does not carry
     instructions: tuple = ()
+    rule_forms: bool = False  # 学习形式 are the year's forms of the 学时认定标准 (issue 20)
 
     @property
     def headers(self):
@@ -306,10 +358,12 @@ KINDS = {
         title="单位专业科目学时导入模板",
         source=Source.UNIT_IMPORT,
         categories=(Category.PRO,),
-        columns=(NAME, ID_TYPE, ID_NUMBER, YEAR, CATEGORY((Category.PRO,)), FORM(), COURSE, ORGANIZER,
-                 START, END, HOURS),
+        columns=(NAME, ID_TYPE, ID_NUMBER, YEAR, CATEGORY((Category.PRO,)), RULE_FORM(), COURSE, ORGANIZER,
+                 START, END, RULE_HOURS) + RULE_COLUMNS,
         creates_persons=True,
+        rule_forms=True,
         instructions=_COMMON_NOTES + (
+    "学习形式为认定年度学时认定标准中的学习形式；按天、按倍数、固定学时或查表认定的学习形式，按“天数”“授课（讲座）学时”“加项”“级别”“名次”列计算学时，超过标准规定上限（每项、每人每年）的行不能导入。",
             "单位只能为本单位人员导入专业科目学时。",
             "证件号码尚未登记的人员将按表中姓名、证件信息登记为本单位人员；已登记在其他单位的人员不能导入。",
         ),
@@ -320,8 +374,11 @@ KINDS = {
         source=Source.BUREAU_IMPORT,
         categories=(Category.PUB,),
         columns=(NAME, ID_TYPE, ID_NUMBER, YEAR, CATEGORY((Category.PUB,)),
-                 FORM(example=LearningForm.TRAIN_ONLINE.value), COURSE, ORGANIZER, START, END, HOURS),
+                 RULE_FORM(example=LearningForm.TRAIN_ONLINE.value), COURSE, ORGANIZER, START, END,
+                 RULE_HOURS) + RULE_COLUMNS,
+        rule_forms=True,
         instructions=_COMMON_NOTES + (
+    "学习形式为认定年度学时认定标准中的学习形式；按天、按倍数、固定学时或查表认定的学习形式，按“天数”“授课（讲座）学时”“加项”“级别”“名次”列计算学时，超过标准规定上限（每项、每人每年）的行不能导入。",
             "人社局只能为本辖区单位的已登记人员导入公需科目学时；未登记人员会被列为错误。",
         ),
     ),
@@ -351,9 +408,11 @@ KINDS = {
         title="行业主管部门学时导入模板",
         source=Source.INDUSTRY_IMPORT,
         categories=(Category.PRO, Category.PUB),
-        columns=(NAME, ID_TYPE, ID_NUMBER, YEAR, CATEGORY((Category.PRO, Category.PUB)), FORM(), COURSE,
-                 ORGANIZER, START, END, HOURS),
+        columns=(NAME, ID_TYPE, ID_NUMBER, YEAR, CATEGORY((Category.PRO, Category.PUB)), RULE_FORM(), COURSE,
+                 ORGANIZER, START, END, RULE_HOURS) + RULE_COLUMNS,
+        rule_forms=True,
         instructions=_COMMON_NOTES + (
+    "学习形式为认定年度学时认定标准中的学习形式；按天、按倍数、固定学时或查表认定的学习形式，按“天数”“授课（讲座）学时”“加项”“级别”“名次”列计算学时，超过标准规定上限（每项、每人每年）的行不能导入。",
             "行业主管部门可导入本行业自有系统中的学时记录，也可使用全国继续教育数据采集格式（部省对接格式）的文件。",
             "人员须已在系统中登记；未登记人员会被列为错误。",
         ),
@@ -384,6 +443,9 @@ NATIONAL = (
                required=False, width=12),
     ColumnSpec("reviewed_at", "认定时间", parse_date, required=False, width=18, date=True,
                aliases=("审核时间",)),
+    # 学时认定标准 (issue 20): the form of the year's catalogue as stored on the record.
+    ColumnSpec("form_code", "学习形式代码", parse_text(40), required=False, width=16, text=True),
+    ColumnSpec("form_name", "学习形式名称", parse_text(100), required=False, width=24),
 )
 
 NATIONAL_HEADERS = [c.header for c in NATIONAL]
@@ -396,7 +458,8 @@ def national_row(record, person, unit):
         unit.name if unit else "", unit.credit_code if unit else "", record.region_code or "",
         record.year, fmt_enum(record.category), fmt_enum(record.learning_form), record.course_name,
         record.organizer_name or "", record.start_date, record.end_date, fmt_hours(record.hours),
-        fmt_enum(record.source), record.reviewed_at,
+        fmt_enum(record.source), record.reviewed_at, record.form_code or record.learning_form.name,
+        fmt_enum(record.learning_form),
     ]
 
 

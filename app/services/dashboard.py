@@ -65,6 +65,8 @@ class Summary:
     by_source: list  # [(Source, hours, records)]
     required_total: Decimal
     required_professional: Decimal
+    # {title level: Requirement} of the levels held to a requirement of their own (issue 20)
+    by_level: dict = None
 
     @property
     def persons(self):
@@ -167,7 +169,8 @@ def _population(sel, scope):
 
 
 def _met(pro, pub, year):
-    return requirement.met_condition(pro, pub, year=year)
+    # each person under the requirement of the person's title level (issue 20)
+    return requirement.met_condition(pro, pub, year=year, level=Person.title_level)
 
 
 def _level(sel, scope):
@@ -311,6 +314,7 @@ def _summary(sel, level, rows, by_category, by_source):
         year=sel.year, level=level, region=sel.region, unit=sel.unit, groups=groups,
         by_category=by_category, by_source=by_source,
         required_total=total, required_professional=professional,
+        by_level=requirement.level_requirements(sel.year),
     )
 
 
@@ -382,7 +386,7 @@ def _unmet_select(sel, scope, from_records=False):
     frm, conds, pro, pub = _population(sel, scope)
     return (
         select(Person.id, Person.name, Person.id_type, Person.id_number, Unit.name,
-               Unit.region_code, pro, pub)
+               Unit.region_code, pro, pub, Person.title_level)
         .select_from(frm)
         .where(*conds, not_(_met(pro, pub, sel.year)))
     )
@@ -406,7 +410,7 @@ def _unmet_from_totals(sel, scope):
         frm = frm.join(Unit.__table__, Unit.id == Person.unit_id)
     return (
         select(Person.id, Person.name, Person.id_type, Person.id_number, Unit.name, Unit.region_code,
-               func.coalesce(T.professional, 0), func.coalesce(T.public, 0))
+               func.coalesce(T.professional, 0), func.coalesce(T.public, 0), Person.title_level)
         .select_from(frm).where(*conds, or_(T.met.is_(None), T.met.is_(False)))
     )
 
@@ -446,9 +450,9 @@ def iter_unmet(year, region=None, unit_id=None, scope=None):
 
 
 def _shortfall(row, year):
-    pid, name, id_type, id_number, unit_name, region_code, pro, pub = row
+    pid, name, id_type, id_number, unit_name, region_code, pro, pub, level = row
     return Shortfall(pid, name, id_type, id_number, unit_name or "", region_code or "",
-                     requirement.totals_from(year, pro, pub))
+                     requirement.totals_from(year, pro, pub, level=level))
 
 
 def write_unmet_xlsx(year, out, region=None, unit_id=None, scope=None, id_format=None):

@@ -1,6 +1,7 @@
 """Downloadable .xlsx templates, one per import kind, built from app.services.columns."""
 import datetime
 import io
+from dataclasses import replace
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -29,9 +30,38 @@ def _example_row(kind, today=None):
     return [values.get(c.key, c.example) for c in kind.columns]
 
 
+def _rule_form_columns(kind, year):
+    """The kind's columns with 学习形式's drop-down listing `year`'s active forms of
+    the 学时认定标准 that count for the kind's categories (and their rules, for the
+    instructions sheet)."""
+    from app.services import standards
+
+    forms = [r for r in standards.catalogue(year) if {c.name for c in kind.categories} & set(r.categories)]
+    names = tuple(dict.fromkeys(r.name for r in forms))
+    cols = []
+    for col in kind.columns:
+        if col.key == "learning_form" and names:
+            example = col.example if col.example in names else names[0]
+            col = replace(col, choices=names, example=example)
+        cols.append(col)
+    return tuple(cols), forms
+
+
+def _needs(rule):
+    """Which columns a form's rule reads (for the instructions sheet)."""
+    return {"DECLARED": "填写“学时”", "PER_DAY": "填写“天数”", "MULTIPLE": "填写“授课（讲座）学时”",
+            "FIXED": "可填写“加项”", "TABLE": "填写“级别”和“名次”"}.get(rule.kind, "")
+
+
 def build_template(code, today=None):
-    """The template of import kind `code` as .xlsx bytes."""
+    """The template of import kind `code` as .xlsx bytes.  A kind whose forms
+    follow the 学时认定标准 lists the year's active forms (needs an app context)."""
     kind = get_kind(code)
+    year = (today or datetime.date.today()).year
+    forms = []
+    if kind.rule_forms:
+        columns, forms = _rule_form_columns(kind, year)
+        kind = replace(kind, columns=columns)
     wb = Workbook()
     ws = wb.active
     ws.title = DATA_SHEET
@@ -95,6 +125,15 @@ def build_template(code, today=None):
         if col.note:
             parts.append(col.note)
         help_ws.append([col.header, "；".join(parts)])
+    if forms:
+        from app.services import rules
+
+        help_ws.append([])
+        help_ws.append([f"{year}年度学时认定标准（学习形式及学时计算）"])
+        help_ws.cell(row=help_ws.max_row, column=1).font = Font(bold=True)
+        for r in forms:
+            help_ws.append([r.name, "；".join(filter(None, [rules.describe(r), _needs(r), r.proof_text and
+                                                            "证明材料：" + r.proof_text]))])
     for row in help_ws.iter_rows(min_row=4):
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top")

@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import io
 import itertools
+import json
 import os
 import pickle
 import re
@@ -489,6 +490,18 @@ class Row(NamedTuple):
     start_date: datetime.date
     end_date: datetime.date
     hours: Decimal
+    # 学时认定标准 (issue 20): the form of the year's catalogue the row was
+    # recognised under, what the row stated for it and the hours it computed.
+    form_code: str
+    rule_id: int | None
+    rule_inputs: str | None
+    computed_hours: Decimal | None
+
+
+# The fields a file's columns give (the rest are derived by _check_rows).
+_CELL_FIELDS = ("name", "id_type", "id_number", "year", "category", "learning_form", "course_name",
+                "organizer_name", "start_date", "end_date", "hours", "days", "taught_hours", "addons", "level",
+                "rank", "form_code")
 
 
 # ---- the validated rows of a file, kept next to it between preview and confirm.
@@ -597,7 +610,7 @@ def _validate_rows(rows, kind, res, formulas, progress, today):
             values[col.key] = [col.default] * n
         else:
             values[col.key] = _parse_column(col, list(map(itemgetter(idx), cells)), idx, rnos, formulas, failed)
-    for key in Row._fields[1:]:
+    for key in _CELL_FIELDS:
         values.setdefault(key, [None] * n)  # a layout without the column (organizer: 举办单位)
     good = _check_rows(kind, columns, rnos, values, failed, today)
     for i in sorted(failed):
@@ -709,22 +722,17 @@ def _once(memo, check, *args):
 
 def _check_rows(kind, columns, rnos, values, failed, today):
     """The checks across the cells of each row whose cells all parsed: the ID number
-    for its type, category and learning form allowed by the template, hours, dates
-    in the year.  Returns the valid Rows; a failing row's reasons go to failed[i]."""
+    for its type, category allowed by the template, the learning form and hours
+    under the year's 学时认定标准, dates in the year.  Returns the valid Rows; a
+    failing row's reasons go to failed[i]."""
     header = {c.key: c.header for c in columns}
     max_hours = current_app.config["MAX_HOURS_PER_RECORD"]
     categories = kind.categories
     cat_reason = _("本模板只能导入%(allowed)s", allowed="、".join(c.value for c in categories))
-    form_choices = kind.column("learning_form").choices
-    forms = tuple(f for f in LearningForm if f.value in form_choices)
-    form_reason = _("本模板的学习形式只能为%(allowed)s", allowed="、".join(sorted(form_choices)))
-    checked_ids, checked_hours = {}, {}
-    # 学时认定标准 (issue 20): each row against its year's rule of its form (the
-    # form's code is the learning form's name in the year's catalogue).
-    year_rules, checked_rules = {}, {}
+    checked_ids, checked_hours, checked_rules = {}, {}, {}
     good = []
-    for i, (rno, name, id_type, number, year, category, form, course, organizer, start, end, hours) in enumerate(
-            zip(rnos, *(values[f] for f in Row._fields[1:]))):
+    for i, (rno, name, id_type, number, year, category, form, course, organizer, start, end, hours, days, taught,
+            addons, level, rank, code) in enumerate(zip(rnos, *(values[f] for f in _CELL_FIELDS))):
         if i in failed:
             continue
         errors = []
@@ -733,26 +741,20 @@ def _check_rows(kind, columns, rnos, values, failed, today):
             errors.append((header["id_number"], reason))
         if category not in categories:
             errors.append((header["category"], cat_reason))
-        if form not in forms:
-            errors.append((header["learning_form"], form_reason))
-        # keyed by text: Decimal('sNaN') cannot be hashed
-        hours, reason = _once(checked_hours, validators.check_hours, str(hours), max_hours)
-        if reason:
-            errors.append((header["hours"], reason))
-        if not reason and form in forms:
-            key = (year, form, category, str(hours))
+        stated = hours_reason = None
+        if hours is not None:
+            # keyed by text: Decimal('sNaN') cannot be hashed
+            stated, hours_reason = _once(checked_hours, validators.check_hours, str(hours), max_hours)
+            if hours_reason:
+                errors.append((header["hours"], hours_reason))
+        if not hours_reason:
+            key = (year, form, code, category, str(stated), str(days), str(taught), addons, level, rank)
             if key not in checked_rules:
-                if year not in year_rules:
-                    year_rules[year] = {r.code: r for r in standards.catalogue(year, active_only=False)}
-                rule = year_rules[year].get(form.name)
-                try:
-                    if rule is not None:
-                        rules.check_stated(rule, hours, category.name)
-                    checked_rules[key] = None
-                except rules.RuleRefused as exc:
-                    checked_rules[key] = (header.get(exc.field, header["learning_form"]), exc.message)
-            if checked_rules[key]:
-                errors.append(checked_rules[key])
+                checked_rules[key] = _recognise_row(kind, header, year, form, code, category, stated, days,
+                                                    taught, addons, level, rank, max_hours)
+            recognised, problem = checked_rules[key]
+            if problem:
+                errors.append(problem)
         if end < start:
             errors.append((header["end_date"], _("结束日期不能早于开始日期")))
         elif end > today:
@@ -762,8 +764,139 @@ def _check_rows(kind, columns, rnos, values, failed, today):
         if errors:
             failed[i] = errors
         else:
-            good.append(Row(rno, name, id_type, number, year, category, form, course, organizer, start, end, hours))
+            national, hours, form_code, rule_id, inputs, computed = recognised
+            good.append(Row(rno, name, id_type, number, year, category, national, course, organizer, start, end,
+                            hours, form_code, rule_id, inputs, computed))
     return good
+
+
+_RULE_FIELD_COLUMN = {"hours": "hours", "days": "days", "addons": "addons", "level": "level", "rank": "rank",
+                      "learning_form": "learning_form", "category": "category"}
+_ADDON_SPLIT = re.compile(r"[、,，;；/]+")
+
+
+def _figure(value):
+    """A stated quantity as text for the rule (3.0 read from a cell is '3'); junk stays as read."""
+    try:
+        return rules.fmt(value) if Decimal(value).is_finite() else str(value)
+    except Exception:
+        return str(value)
+
+
+def _recognise_row(kind, header, year, form, code, category, stated, days, taught, addons, level, rank,
+                   max_hours):
+    """One row's learning form and hours under `year`'s 学时认定标准:
+    ((national form, hours, form code, rule id, inputs as JSON or None, computed
+    hours or None), None) or (None, (column header, Chinese reason naming the rule))."""
+    def refused(exc, rule):
+        column = _RULE_FIELD_COLUMN.get(exc.field, "learning_form")
+        if rule is not None and rule.kind == "MULTIPLE" and exc.field == "hours":
+            column = "taught_hours"
+        msg = exc.message
+        if rule is not None and rule.name not in str(msg):
+            msg = _("%(msg)s（学时认定标准“%(rule)s”）", msg=msg, rule=rule.name)
+        return None, (header.get(column, header["learning_form"]), msg)
+
+    if not kind.rule_forms:
+        # A template of one fixed national form (organizer): checked against its rule when the year has one.
+        allowed = kind.column("learning_form").choices
+        if form.value not in allowed:
+            return None, (header["learning_form"],
+                          _("本模板的学习形式只能为%(allowed)s", allowed="、".join(sorted(allowed))))
+        if stated is None:
+            return None, (header["hours"], _("不能为空"))
+        rule = standards.rule_for(year, form.name)
+        try:
+            if rule is not None:
+                rules.check_stated(rule, stated, category.name)
+        except rules.RuleRefused as exc:
+            return refused(exc, rule)
+        return (form, stated, form.name, rule.rule_id if rule else None, None, None), None
+
+    # The form: the year's form the cell names (by the stored code first, from a national-layout file).
+    text = form.value if isinstance(form, LearningForm) else form
+    rule = standards.rule_for(year, code) if code else None
+    if rule is None:
+        rule = standards.resolve_form(year, text)
+    national = LearningForm.__members__.get(rule.national_form) if rule is not None else None
+    if rule is None:
+        national = form if isinstance(form, LearningForm) else next(
+            (f for f in LearningForm if standards._key(f.value) == standards._key(text)), None)
+        if national is None:
+            return None, (header["learning_form"],
+                          _("学习形式“%(form)s”不在%(year)s年度的学时认定标准中，请从模板的下拉列表中选择",
+                            form=text, year=year))
+        # A national form the year's catalogue does not list: hours as stated.
+        if stated is None:
+            return None, (header["hours"], _("不能为空"))
+        return (national, stated, national.name, None, None, None), None
+    national = national or LearningForm.OTHER
+    try:
+        if rule.kind == "DECLARED":
+            if stated is None:
+                raise rules.RuleRefused(_("请填写学时"), "hours")
+            rules.check_stated(rule, stated, category.name)
+            inputs = rules.Inputs(hours=str(stated))
+            return (national, stated, rule.code, rule.rule_id, json.dumps(inputs.as_dict(), ensure_ascii=False),
+                    stated), None
+        chosen = []
+        if addons:
+            by_key = {}
+            for a in rule.addons():
+                by_key[standards._key(a.get("name"))] = str(a.get("code"))
+                by_key[standards._key(a.get("code"))] = str(a.get("code"))
+            for part in filter(None, (p.strip() for p in _ADDON_SPLIT.split(addons))):
+                c = by_key.get(standards._key(part))
+                if c is None:
+                    raise rules.RuleRefused(_("“%(rule)s”没有加项“%(addon)s”", rule=rule.name, addon=part), "addons")
+                chosen.append(c)
+        inputs = rules.Inputs(hours=None if taught is None else _figure(taught),
+                              days=None if days is None else _figure(days),
+                              addons=tuple(chosen), level=level or None, rank=rank or None)
+        got = rules.recognise(rule, inputs, category.name)
+        if got.hours > Decimal(str(max_hours)):
+            return None, (header["hours"], _("单条记录学时不能超过%(max)s", max=rules.fmt(max_hours)))
+        if stated is not None and stated != got.hours:
+            raise rules.RuleRefused(
+                _("学时%(h)s与按“%(rule)s”计算的%(c)s学时不一致（%(how)s）", h=rules.fmt(stated), rule=rule.name,
+                  c=rules.fmt(got.hours), how=got.text), "hours")
+    except rules.RuleRefused as exc:
+        return refused(exc, rule)
+    return (national, got.hours, rule.code, rule.rule_id, json.dumps(inputs.as_dict(), ensure_ascii=False)[:500],
+            got.hours), None
+
+
+def _year_caps(rows, kind, res):
+    """The cap per form per year of the 学时认定标准: a row whose hours, added to
+    the person's hours of that form in that year (records stored, pending or
+    approved, and the earlier rows of this file), pass the form's cap is an error.
+    Returns the rows within their caps.  Checked against the database as it is
+    now, at preview and again at confirm."""
+    capped = {}
+    for rid in {r.rule_id for r, _p, _u in rows if r.rule_id}:
+        rule = standards.rule_by_id(rid)
+        if rule is not None and rule.cap_year is not None:
+            capped[rid] = rule
+    if not capped:
+        return rows
+    used = standards.used_by_persons({(pid, r.year, r.form_code) for r, pid, _u in rows
+                                      if pid and r.rule_id in capped})
+    header = kind.column("hours").header if kind.column("hours") else _("学时")
+    kept = []
+    for s in rows:
+        r, pid, _unit = s
+        rule = capped.get(r.rule_id)
+        if rule is not None:
+            key = (pid, r.year, r.form_code) if pid else ((r.id_type, r.id_number), r.year, r.form_code)
+            held = used.get(key, Decimal(0))
+            try:
+                rules.check_year_cap(rule, held, r.hours)
+            except rules.RuleRefused as exc:
+                res.errors.append([r.row, header, exc.message])
+                continue
+            used[key] = held + r.hours
+        kept.append(s)
+    return kept
 
 
 def _chunks(seq, n=CHUNK):
@@ -843,6 +976,7 @@ def _resolve(rows, ctx, res, today):
             else:
                 fresh.append(s)
     res.rows_dup_stored = len(unique) - len(fresh)
+    fresh = _year_caps(fresh, kind, res)
     res.rows_new = len(fresh)
     if not kind.flags_late:
         return [(r, pid, unit_id, False) for r, pid, unit_id in fresh]
@@ -941,8 +1075,8 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
         _insert_records(db.session.connection(), {
             "person_id": pids, "year": field["year"], "category": field["category"],
             "learning_form": field["learning_form"], "course_name": field["course_name"],
-            "form_code": [f.name for f in field["learning_form"]],
-            "rule_id": _rule_ids(field["year"], field["learning_form"]),
+            "form_code": field["form_code"], "rule_id": field["rule_id"], "rule_inputs": field["rule_inputs"],
+            "computed_hours": field["computed_hours"],
             "organizer_name": [o or None for o in field["organizer_name"]],
             "start_date": field["start_date"], "end_date": field["end_date"], "hours": field["hours"],
             "unit_id": unit_ids, "region_code": [region_of.get(u) for u in unit_ids], "late_report": lates,
@@ -963,15 +1097,6 @@ def store(path, kind_code, user, *, filename="", progress=None, today=None):
     res.rows_stored = len(rows)
     res.batch_id = batch.id
     return res
-
-
-def _rule_ids(years, forms):
-    """Per row, the id of its year's current rule for its learning form (None: none)."""
-    memo = {}
-    for key in set(zip(years, forms)):
-        rule = standards.rule_for(key[0], key[1].name)
-        memo[key] = rule.rule_id if rule is not None else None
-    return [memo[key] for key in zip(years, forms)]
 
 
 def _insert_records(conn, varying, common):

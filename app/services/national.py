@@ -41,7 +41,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, text, tuple_
 
 from app.extensions import db
-from app.models import HourRecord, Person, Status, Unit
+from app.models import HourRecord, LearningFormRule, Person, Status, Unit
 from app.models.regions import region_prefix, region_range
 from app.security.scope import current_scope, scope_clause
 from app.services import audit, columns, jobs, xlsx_stream
@@ -60,7 +60,7 @@ _TEXT_COLUMNS = tuple(i for i, c in enumerate(columns.NATIONAL) if c.text)
 _EXPORT_KEYS = (
     "id_type", "id_number", "name", "unit_name", "unit_credit_code", "region_code", "year",
     "category", "learning_form", "course_name", "organizer_name", "start_date", "end_date",
-    "hours", "source", "reviewed_at",
+    "hours", "source", "reviewed_at", "form_code", "form_name",
 )
 
 DEFAULT_PAGE_SIZE = 100
@@ -373,11 +373,12 @@ def export_query(region=None, year=None, scope=None):
             Person.id_type, Person.id_number, Person.name, Unit.name, Unit.credit_code,
             H.region_code, H.year, H.category, H.learning_form, H.course_name,
             H.organizer_name, H.start_date, H.end_date, H.hours, H.source,
-            H.reviewed_at, H.created_at, H.id,
+            H.reviewed_at, H.created_at, H.form_code, LearningFormRule.name, H.id,
         )
         .select_from(H)
         .join(Person, Person.id == H.person_id)
         .outerjoin(Unit, Unit.id == H.unit_id)
+        .outerjoin(LearningFormRule, LearningFormRule.id == H.rule_id)
         .where(H.status.in_(COUNTING_STATUSES), *_filters(scope, region, year))
         .order_by(H.id)
     )
@@ -397,6 +398,8 @@ def _cell(value):
 
 def export_rows(region=None, year=None, scope=None):
     """Yield the rows (tuples in NATIONAL_LAYOUT order) of the export, streamed.
+    学习形式代码 / 学习形式名称 are the form's code and the name of the rule version
+    the record was recognised under, as stored.
     认定时间 is the review time, or the creation time of imported records (stored
     approved, without a review), as RFC 3339 text with the Beijing offset."""
     if NATIONAL_KEYS != _EXPORT_KEYS:  # the spec changed: this writer must follow it
@@ -404,11 +407,13 @@ def export_rows(region=None, year=None, scope=None):
     result = db.session.execute(export_query(region, year, scope).execution_options(yield_per=2000))
     for row in result:
         (id_type, id_number, name, unit_name, credit, region_code, yr, cat, form, course,
-         organizer, start, end, hours, source, reviewed_at, created_at, _id) = row
+         organizer, start, end, hours, source, reviewed_at, created_at, form_code, form_name, _id) = row
         yield (
             _cell(id_type), id_number, name, unit_name or "", credit or "", region_code or "",
             yr, _cell(cat), _cell(form), course, organizer or "", start, end,
             columns.fmt_hours(hours), _cell(source), rfc3339(reviewed_at or created_at),
+            # 学时认定标准 (issue 20): the form as stored (a record from before the rules: its learning form)
+            form_code or form.name, form_name or form.value,
         )
 
 

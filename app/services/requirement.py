@@ -20,7 +20,8 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, case, false, func, or_, select, true, update
 
 from app.extensions import db
-from app.models import PersonYearTotal, Status, YearRequirement
+from app.models import Person, PersonYearTotal, Status, YearRequirement, YearRequirementLevel
+from app.models.person import TITLE_LEVELS
 
 # Only approved records count; revoked ones never do.  (The triggers of
 # migration i19a0001 count status 'APPROVED': change both together.)
@@ -37,6 +38,7 @@ class Requirement:
     ratio: Decimal
     professional: Decimal
     public: Decimal = None  # the 公需 floor, None: none
+    level: str = None  # the title level it is for (None: every person without a row of their level)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class YearTotals:
     required_total: Decimal
     required_professional: Decimal
     required_public: Decimal = None
+    level: str = None  # the title level whose own requirement applies (None: the year's)
 
     @property
     def total(self):
@@ -88,10 +91,16 @@ def _cache():
         return {}
 
 
-def requirement_for(year=None):
-    """The Requirement that applies to `year` (None: the default row)."""
+def requirement_for(year=None, level=None):
+    """The Requirement that applies to `year` (None: the default row) for a
+    person of title `level` (初级 / 中级 / 高级; None: no level): the year's row
+    of that level in year_requirement_level, else the year's requirement."""
     year = DEFAULT_YEAR if year is None else int(year)
     cache = _cache()
+    if level is not None and year != DEFAULT_YEAR:
+        levels = level_requirements(year)
+        if level in levels:
+            return levels[level]
     if year in cache:
         return cache[year]
     row = db.session.execute(
@@ -108,6 +117,20 @@ def requirement_for(year=None):
     return req
 
 
+def level_requirements(year):
+    """{level: Requirement} of the levels that have their own requirement in `year`."""
+    year = int(year)
+    cache = _cache()
+    key = ("levels", year)
+    if key not in cache:
+        rows = db.session.execute(select(YearRequirementLevel).where(YearRequirementLevel.year == year)).scalars()
+        cache[key] = {r.level: Requirement(r.year, Decimal(r.required_total), Decimal(r.professional_ratio),
+                                           Decimal(r.required_professional),
+                                           None if r.required_public is None else Decimal(r.required_public), r.level)
+                      for r in rows}
+    return cache[key]
+
+
 def thresholds(config=None, year=None):
     """(required total, required professional) as Decimals with one decimal place:
     from `config` when given, else the requirement of `year`."""
@@ -115,24 +138,46 @@ def thresholds(config=None, year=None):
     return req.total, req.professional
 
 
-def met_condition(professional, public, config=None, year=None):
-    """`YearTotals.met` as a SQL condition over two summed-hours expressions (the
-    aggregate over hour_record); the same thresholds, the same rule."""
-    req = _from_config(config) if config is not None else requirement_for(year)
+def _cond(req, professional, public):
     cond = and_(professional + public >= req.total, professional >= req.professional)
     if req.public is not None:
         cond = and_(cond, public >= req.public)
     return cond
 
 
-def totals_from(year, professional, public, config=None):
-    req = _from_config(config) if config is not None else requirement_for(year)
+def met_condition(professional, public, config=None, year=None, level=None):
+    """`YearTotals.met` as a SQL condition over two summed-hours expressions (the
+    aggregate over hour_record); the same thresholds, the same rule.  `level` is
+    the SQL expression of the person's title level (Person.title_level): a level
+    with a requirement of its own in `year` is held to it."""
+    if config is not None:
+        return _cond(_from_config(config), professional, public)
+    base = _cond(requirement_for(year), professional, public)
+    levels = level_requirements(year) if (level is not None and year is not None) else {}
+    if not levels:
+        return base
+    return or_(*[and_(level == lv, _cond(req, professional, public)) for lv, req in levels.items()],
+               and_(or_(level.is_(None), level.notin_(list(levels))), base))
+
+
+def totals_from(year, professional, public, config=None, level=None):
+    req = _from_config(config) if config is not None else requirement_for(year, level)
     return YearTotals(int(year), Decimal(professional or 0), Decimal(public or 0), req.total,
-                      req.professional, req.public)
+                      req.professional, req.public, level if req.level else None)
+
+
+def levels_of(person_ids):
+    """{person id: title level} (None: no level)."""
+    out = {}
+    ids = list(person_ids)
+    for i in range(0, len(ids), 1000):
+        out.update(db.session.execute(select(Person.id, Person.title_level).where(Person.id.in_(ids[i:i + 1000]))).all())
+    return out
 
 
 def totals_of(person_ids, year):
-    """{person id: YearTotals of `year`} for these persons (from person_year_total)."""
+    """{person id: YearTotals of `year`} for these persons (from person_year_total),
+    each under the requirement of the person's title level."""
     T = PersonYearTotal
     found = {}
     ids = list(person_ids)
@@ -140,16 +185,18 @@ def totals_of(person_ids, year):
         found.update((pid, (pro, pub)) for pid, pro, pub in db.session.execute(
             select(T.person_id, T.professional, T.public).where(T.person_id.in_(ids[i:i + 1000]), T.year == int(year))
         ).all())
-    return {pid: totals_from(year, *found.get(pid, (0, 0))) for pid in ids}
+    levels = levels_of(ids) if level_requirements(year) else {}
+    return {pid: totals_from(year, *found.get(pid, (0, 0)), level=levels.get(pid)) for pid in ids}
 
 
 def year_totals(person_id, year):
-    """Approved hours of one person in one year, per category, with 达标."""
+    """Approved hours of one person in one year, per category, with 达标 under
+    the requirement of the person's title level."""
     row = db.session.execute(
         select(PersonYearTotal.professional, PersonYearTotal.public)
         .where(PersonYearTotal.person_id == person_id, PersonYearTotal.year == int(year))
     ).first()
-    return totals_from(year, *(row or (0, 0)))
+    return totals_from(year, *(row or (0, 0)), level=levels_of([person_id]).get(person_id))
 
 
 def has_hours():
@@ -164,22 +211,35 @@ def totals_by_year(person_id):
         select(T.year, T.professional, T.public).where(T.person_id == person_id, has_hours())
         .order_by(T.year.desc())
     ).all()
-    return {y: totals_from(y, pro, pub) for y, pro, pub in rows}
+    level = levels_of([person_id]).get(person_id)
+    return {y: totals_from(y, pro, pub, level=level) for y, pro, pub in rows}
 
 
 # ------------------------------------------------------------ changing a year
 
 
-def met_sql(year, professional, public):
-    """The met flag of person_year_total as the triggers compute it: the row of
-    `year` in year_requirement, else year 0's (an SQL expression)."""
+def met_sql(year, professional, public, person_id=None):
+    """The met flag of person_year_total as the triggers compute it: for person
+    `person_id` (an SQL expression) the row of the person's title level in
+    year_requirement_level, else the row of `year` in year_requirement, else
+    year 0's (an SQL expression; migrations i19a0001 and i20a0002)."""
     R = YearRequirement
     rule = (
         select(case((and_(professional + public >= R.required_total, professional >= R.required_professional,
                           or_(R.required_public.is_(None), public >= R.required_public)), true()), else_=false()))
         .where(R.year.in_((year, DEFAULT_YEAR))).order_by(R.year.desc()).limit(1).scalar_subquery()
     )
-    return func.coalesce(rule, false())
+    if person_id is None:
+        return func.coalesce(rule, false())
+    L = YearRequirementLevel
+    P = Person.__table__.alias("level_person")
+    own = (
+        select(case((and_(professional + public >= L.required_total, professional >= L.required_professional,
+                          or_(L.required_public.is_(None), public >= L.required_public)), true()), else_=false()))
+        .select_from(L.__table__.join(P, P.c.title_level == L.level))
+        .where(P.c.id == person_id, L.year == year).scalar_subquery()
+    )
+    return func.coalesce(own, rule, false())
 
 
 def _check_requirement(year, total, ratio, public):
@@ -218,18 +278,43 @@ def _check_requirement(year, total, ratio, public):
     return year, total, ratio, public
 
 
-def set_requirement(year, total, ratio, public=None, *, user=None):
-    """Set the requirement of `year` (0: every year without its own) and recompute
-    the met flags of the years it applies to, set-based (the triggers carry the
-    change into the unit totals).  Returns the number of person-years whose flag
-    changed.  Raises ValidationFailed.  The caller commits."""
-    from app.services import audit
+def _recompute(year):
+    """Recompute the met flags of the years `year`'s row applies to (0: every year
+    without its own), set-based, each person under the requirement of the
+    person's title level; the triggers carry the change into the unit totals.
+    Returns the number of person-years whose flag changed."""
+    T = PersonYearTotal
+    new_met = met_sql(T.year, T.professional, T.public, T.person_id)
+    if year == DEFAULT_YEAR:
+        applies = T.year.notin_(select(YearRequirement.year).where(YearRequirement.year != DEFAULT_YEAR))
+    else:
+        applies = T.year == year
+    return db.session.execute(
+        update(T).where(applies, T.met != new_met).values(met=new_met)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
+
+def set_requirement(year, total, ratio, public=None, *, user=None, level=None):
+    """Set the requirement of `year` (0: every year without its own) — or, with
+    `level` (初级 / 中级 / 高级), the year's requirement for persons of that title
+    level — and recompute the met flags of the years it applies to, set-based.
+    Returns the number of person-years whose flag changed.  Raises
+    ValidationFailed.  The caller commits."""
+    from app.services import audit
+    from app.services.errors import ValidationFailed
+
+    if level is not None:
+        if level not in TITLE_LEVELS:
+            raise ValidationFailed(_("职称级别应为初级、中级或高级"))
+        if int(year or 0) == DEFAULT_YEAR:
+            raise ValidationFailed(_("按职称级别的学时要求须指定年度"))
     year, total, ratio, public = _check_requirement(year, total, ratio, public)
-    row = db.session.get(YearRequirement, year)
+    model = YearRequirementLevel if level is not None else YearRequirement
+    row = db.session.get(model, (year, level) if level is not None else year)
     old = None
     if row is None:
-        row = YearRequirement(year=year)
+        row = model(year=year, level=level) if level is not None else model(year=year)
         db.session.add(row)
     else:
         old = {"total": row.required_total, "ratio": row.professional_ratio, "public": row.required_public}
@@ -240,16 +325,27 @@ def set_requirement(year, total, ratio, public=None, *, user=None):
     row.updated_at = datetime.datetime.utcnow()
     db.session.flush()
     _cache().clear()
-    T = PersonYearTotal
-    new_met = met_sql(T.year, T.professional, T.public)
-    if year == DEFAULT_YEAR:
-        applies = T.year.notin_(select(YearRequirement.year).where(YearRequirement.year != DEFAULT_YEAR))
-    else:
-        applies = T.year == year
-    changed = db.session.execute(
-        update(T).where(applies, T.met != new_met).values(met=new_met)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    changed = _recompute(year)
     audit.record("set_requirement", "YearRequirement", year, old=old,
-                 new={"total": total, "ratio": ratio, "public": public, "flags_changed": changed}, user=user)
+                 new={"total": total, "ratio": ratio, "public": public, "flags_changed": changed,
+                      **({"level": level} if level else {})}, user=user)
+    return changed
+
+
+def clear_level_requirement(year, level, *, user=None):
+    """Remove `year`'s own requirement for title `level` (its persons follow the
+    year's requirement again) and recompute the flags.  Returns the number of
+    person-years whose flag changed (0 when there was none)."""
+    from app.services import audit
+
+    row = db.session.get(YearRequirementLevel, (int(year), level))
+    if row is None:
+        return 0
+    old = {"total": row.required_total, "ratio": row.professional_ratio, "public": row.required_public}
+    db.session.delete(row)
+    db.session.flush()
+    _cache().clear()
+    changed = _recompute(int(year))
+    audit.record("set_requirement", "YearRequirement", int(year), old=old,
+                 new={"level": level, "removed": True, "flags_changed": changed}, user=user)
     return changed

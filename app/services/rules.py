@@ -229,12 +229,19 @@ def recognise(rule, inputs, category=None, used_this_year=Decimal(0)):
         raise RuleRefused(
             _("超过“%(rule)s”每项最多%(cap)s学时的上限（按标准计算为%(h)s学时）",
               rule=rule.name, cap=fmt(rule.cap_record), h=fmt(hours)), rule.quantity())
-    used = Decimal(used_this_year or 0)
-    if rule.cap_year is not None and used + hours > Decimal(rule.cap_year):
+    check_year_cap(rule, used_this_year, hours)
+    return Recognised(hours, rule, _("%(how)s = %(h)s 学时", how=how, h=fmt(hours)))
+
+
+def check_year_cap(rule, used, hours):
+    """The cap per form per year: `used` hours of the form the person already
+    holds in the year (pending or approved, and earlier rows of the same import
+    file) plus `hours` may not exceed rule.cap_year.  Raises RuleRefused."""
+    used = Decimal(used or 0)
+    if rule.cap_year is not None and used + Decimal(hours) > Decimal(rule.cap_year):
         raise RuleRefused(
             _("超过“%(rule)s”每年最多%(cap)s学时的上限（本年已有%(used)s学时，本项%(h)s学时）",
               rule=rule.name, cap=fmt(rule.cap_year), used=fmt(used), h=fmt(hours)), rule.quantity())
-    return Recognised(hours, rule, _("%(how)s = %(h)s 学时", how=how, h=fmt(hours)))
 
 
 def check_stated(rule, hours, category=None):
@@ -310,10 +317,10 @@ def validate(rule):
     if rule.kind not in KINDS:
         errors.append(("kind", _("请选择计算方式")))
 
-    def positive(key, label, src=p):
+    def positive(key, label, src=p, field_name=None):
         v = _num(src, key)
         if v is None or v <= 0 or v > MAX_FIGURE:
-            errors.append(("params", _("%(label)s须大于0且不超过%(max)s", label=label, max=fmt(MAX_FIGURE))))
+            errors.append((field_name or key, _("%(label)s须大于0且不超过%(max)s", label=label, max=fmt(MAX_FIGURE))))
         return v
 
     fixed_max = None
@@ -324,30 +331,30 @@ def validate(rule):
     elif rule.kind == "FIXED":
         base = _num(p, "base")
         if base is None or base < 0 or base > MAX_FIGURE:
-            errors.append(("params", _("每次固定学时须在0到%(max)s之间", max=fmt(MAX_FIGURE))))
+            errors.append(("base", _("每次固定学时须在0到%(max)s之间", max=fmt(MAX_FIGURE))))
             base = Decimal(0)
         codes = set()
         adds = []
         for a in rule.addons():
             if not str(a.get("code") or "").strip() or not str(a.get("name") or "").strip():
-                errors.append(("params", _("每个加项都要有代码和名称")))
+                errors.append(("addons", _("每个加项都要有代码和名称")))
             if str(a.get("code")) in codes:
-                errors.append(("params", _("加项代码“%(code)s”重复", code=a.get("code"))))
+                errors.append(("addons", _("加项代码“%(code)s”重复", code=a.get("code"))))
             codes.add(str(a.get("code")))
-            adds.append(positive("hours", _("加项学时"), a) or Decimal(0))
+            adds.append(positive("hours", _("加项学时"), a, "addons") or Decimal(0))
         if base == 0 and not adds:
-            errors.append(("params", _("每次固定学时为0时至少要有一个加项")))
+            errors.append(("base", _("每次固定学时为0时至少要有一个加项")))
         fixed_max = base + (max(adds) if p.get("single_addon") and adds else sum(adds, Decimal(0)))
         fixed_min = base if base > 0 else (min(adds) if adds else Decimal(0))
     elif rule.kind == "TABLE":
         if not rule.table():
-            errors.append(("params", _("认定表至少要有一行")))
+            errors.append(("table", _("认定表至少要有一行")))
         for lv, row in rule.table().items():
             if not isinstance(row, dict) or not row:
-                errors.append(("params", _("级别“%(level)s”没有名次", level=lv)))
+                errors.append(("table", _("级别“%(level)s”没有名次", level=lv)))
                 continue
             for r in row:
-                positive(r, _("“%(level)s · %(rank)s”的学时", level=lv, rank=r), row)
+                positive(r, _("“%(level)s · %(rank)s”的学时", level=lv, rank=r), row, "table")
     for key, label in (("cap_record", _("每项上限")), ("cap_year", _("每年上限"))):
         v = getattr(rule, key)
         if v is not None and (Decimal(v) <= 0 or Decimal(v) > MAX_FIGURE):

@@ -23,7 +23,7 @@ from app.extensions import db
 from app.models import HourRecord, LearningForm, LearningFormRule, Status
 from app.services import audit
 from app.services.errors import ValidationFailed
-from app.services.rules import CATEGORIES, KINDS, FormRule, Inputs, RuleRefused, recognise, validate
+from app.services.rules import CATEGORIES, KINDS, FormRule, Inputs, RuleRefused, fmt, recognise, validate
 
 # Hours of a form already used in a year, for the per-year cap: pending and approved.
 CAP_STATUSES = (Status.SUBMITTED, Status.APPROVED)
@@ -224,7 +224,12 @@ def parse_fields(form):
     values["categories"] = ",".join(c for c in CATEGORIES if c in cats)
     values["kind"] = (form.get("kind") or "").strip()
     params = form.get("params") or "{}"
-    if isinstance(params, dict):
+    field_errors = {}
+    if "params" not in form:
+        # The console's form: the parameters as fields that fit the kind.
+        values["params"] = params_from_fields(values["kind"], form, field_errors)
+        errors.extend(field_errors.values())
+    elif isinstance(params, dict):
         values["params"] = params
     else:
         try:
@@ -254,8 +259,138 @@ def parse_fields(form):
         values["sort"] = 0
     values["note"] = (form.get("note") or "").strip()[:200] or None
     if errors:
-        raise ValidationFailed("；".join(errors))
+        raise ValidationFailed("；".join(dict.fromkeys(str(e) for e in errors)), errors=field_errors)
     return values
+
+
+# ------------------------------------------------------------ parameters as form fields
+#
+# The console edits a rule's computation parameters (services.rules) through
+# fields that fit its kind: per_day; factor; base, single_addon and the add-on
+# rows addon_code / addon_name / addon_hours; the table rows table_level /
+# table_rank / table_hours.  Blank rows are ignored.
+
+def _getlist(form, key):
+    if hasattr(form, "getlist"):
+        return form.getlist(key)
+    v = form.get(key)
+    return v if isinstance(v, (list, tuple)) else ([] if v is None else [v])
+
+
+def _figure_json(d):
+    return int(d) if d == d.to_integral() else float(d)
+
+
+def _field_number(form, key, label, errors, field_name=None):
+    raw = str(form.get(key) or "").strip()
+    if not raw:
+        errors.setdefault(field_name or key, _("请填写%(label)s", label=label))
+        return None
+    try:
+        d = Decimal(raw)
+        if not d.is_finite():
+            raise ValueError
+    except Exception:
+        errors.setdefault(field_name or key, _("%(label)s须为数字", label=label))
+        return None
+    return d
+
+
+def params_from_fields(kind, form, errors):
+    """The params of a rule of `kind` from the console's fields; problems go to
+    errors[field] in Chinese (range checks are rules.validate's)."""
+    if kind == "PER_DAY":
+        d = _field_number(form, "per_day", _("每天学时"), errors)
+        return {"per_day": _figure_json(d)} if d is not None else {}
+    if kind == "MULTIPLE":
+        d = _field_number(form, "factor", _("倍数"), errors)
+        return {"factor": _figure_json(d)} if d is not None else {}
+    if kind == "FIXED":
+        raw = str(form.get("base") or "").strip()
+        base = _field_number(form, "base", _("每次固定学时"), errors) if raw else Decimal(0)
+        params = {"base": _figure_json(base) if base is not None else 0}
+        if str(form.get("single_addon") or "").lower() in ("1", "y", "on", "true", "yes"):
+            params["single_addon"] = True
+        addons, used = [], set()
+        rows = zip(_getlist(form, "addon_code"), _getlist(form, "addon_name"), _getlist(form, "addon_hours"))
+        for n, (code, name, hours) in enumerate(rows, start=1):
+            code, name, hours = (str(x or "").strip() for x in (code, name, hours))
+            if not (code or name or hours):
+                continue
+            if not name or not hours:
+                errors.setdefault("addons", _("加项第%(n)d行：请填写名称和学时", n=n))
+                continue
+            try:
+                h = Decimal(hours)
+                if not h.is_finite():
+                    raise ValueError
+            except Exception:
+                errors.setdefault("addons", _("加项第%(n)d行：学时须为数字", n=n))
+                continue
+            if not code:  # a new add-on: a code of its own
+                code = next(f"ADD{i}" for i in range(1, 100) if f"ADD{i}" not in used and
+                            f"ADD{i}" not in _getlist(form, "addon_code"))
+            used.add(code)
+            addons.append({"code": code, "name": name, "hours": _figure_json(h)})
+        if addons:
+            params["addons"] = addons
+        return params
+    if kind == "TABLE":
+        table = {}
+        rows = zip(_getlist(form, "table_level"), _getlist(form, "table_rank"), _getlist(form, "table_hours"))
+        for n, (level, rank, hours) in enumerate(rows, start=1):
+            level, rank, hours = (str(x or "").strip() for x in (level, rank, hours))
+            if not (level or rank or hours):
+                continue
+            if not level or not rank or not hours:
+                errors.setdefault("table", _("认定表第%(n)d行：请填写级别、名次和学时", n=n))
+                continue
+            try:
+                h = Decimal(hours)
+                if not h.is_finite():
+                    raise ValueError
+            except Exception:
+                errors.setdefault("table", _("认定表第%(n)d行：学时须为数字", n=n))
+                continue
+            if rank in table.get(level, {}):
+                errors.setdefault("table", _("认定表中“%(level)s · %(rank)s”重复", level=level, rank=rank))
+                continue
+            table.setdefault(level, {})[rank] = _figure_json(h)
+        return {"table": table}
+    return {}
+
+
+def param_fields(params):
+    """The console's field values of stored params (for the edit form)."""
+    p = params or {}
+
+    def show(v):
+        try:
+            return fmt(v) if v not in (None, "") else ""
+        except Exception:
+            return str(v)
+
+    return {
+        "per_day": show(p.get("per_day")), "factor": show(p.get("factor")), "base": show(p.get("base")),
+        "single_addon": bool(p.get("single_addon")),
+        "addons": [{"code": str(a.get("code", "")), "name": str(a.get("name", "")), "hours": show(a.get("hours"))}
+                   for a in (p.get("addons") or []) if isinstance(a, dict)],
+        "table": [{"level": lv, "rank": r, "hours": show(h)}
+                  for lv, row in (p.get("table") or {}).items() if isinstance(row, dict) for r, h in row.items()],
+    }
+
+
+def raw_param_fields(form):
+    """The console's field values as posted (shown again after an error or a preview)."""
+    return {
+        "per_day": form.get("per_day", ""), "factor": form.get("factor", ""), "base": form.get("base", ""),
+        "single_addon": bool(form.get("single_addon")),
+        "addons": [{"code": c, "name": n, "hours": h} for c, n, h in zip(
+            _getlist(form, "addon_code"), _getlist(form, "addon_name"), _getlist(form, "addon_hours")) if c or n or h],
+        "table": [{"level": lv, "rank": r, "hours": h} for lv, r, h in zip(
+            _getlist(form, "table_level"), _getlist(form, "table_rank"), _getlist(form, "table_hours"))
+                  if lv or r or h],
+    }
 
 
 def save_rule(year, code, values, *, user=None):
@@ -394,3 +529,62 @@ def seed_example(year, *, replace=False):
     db.session.flush()
     _cache().clear()
     return len(EXAMPLE)
+
+
+# ------------------------------------------------------------ imports
+
+
+def _key(text):
+    from app.services.columns import header_key
+
+    return header_key(str(text or ""))
+
+
+def form_choices(year, categories=CATEGORIES):
+    """Names of `year`'s active forms that count for any of `categories` (the
+    import templates' drop-down of 学习形式), in display order."""
+    cats = {getattr(c, "name", c) for c in categories}
+    return [r.name for r in catalogue(year) if cats & set(r.categories)]
+
+
+def resolve_form(year, text):
+    """The current FormRule of `year` an import cell names (active or not, so that
+    a stopped form is refused as such), or None.  A cell matches a form's name
+    (either paren width, spaces ignored), else its code, else a national
+    learning form's label whose code is in the catalogue."""
+    key = _key(text)
+    if not key:
+        return None
+    forms = catalogue(year, active_only=False)
+    for r in forms:
+        if _key(r.name) == key:
+            return r
+    for r in forms:
+        if r.code.upper() == key.upper():
+            return r
+    for member in LearningForm:
+        if _key(member.value) == key:
+            return next((r for r in forms if r.code == member.name), None)
+    return None
+
+
+def used_by_persons(keys):
+    """{(person id, year, form code): hours held, pending or approved} for the
+    given keys (the per-form yearly cap of an import, counted in a few grouped
+    queries).  A record from before the rules counts under its learning form's code."""
+    out = {k: Decimal(0) for k in keys}
+    by_year_code = {}
+    for pid, year, code in keys:
+        by_year_code.setdefault((int(year), code), set()).add(pid)
+    for (year, code), pids in by_year_code.items():
+        clause = _form_clause(code) if code in LearningForm.__members__ else (HourRecord.form_code == code)
+        pids = sorted(pids)
+        for i in range(0, len(pids), 900):
+            rows = db.session.execute(
+                select(HourRecord.person_id, func.coalesce(func.sum(HourRecord.hours), 0))
+                .where(HourRecord.person_id.in_(pids[i:i + 900]), HourRecord.year == year, clause,
+                       HourRecord.status.in_(CAP_STATUSES))
+                .group_by(HourRecord.person_id)).all()
+            for pid, hours in rows:
+                out[(pid, year, code)] = Decimal(hours or 0)
+    return out

@@ -50,7 +50,7 @@ def _expected_person_years(*where):
     )
     return select(
         sums.c.person_id, sums.c.year, sums.c.professional, sums.c.public,
-        met_sql(sums.c.year, sums.c.professional, sums.c.public).label("met"), Person.unit_id,
+        met_sql(sums.c.year, sums.c.professional, sums.c.public, sums.c.person_id).label("met"), Person.unit_id,
     ).join(Person, Person.id == sums.c.person_id)
 
 
@@ -141,7 +141,7 @@ def count_import_batch(batch_id):
     T, years = PersonYearTotal, _expected_person_years(batch).subquery("batch")
     same = [T.person_id == years.c.person_id, T.year == years.c.year]
     pro, pub = T.professional + years.c.professional, T.public + years.c.public
-    db.session.execute(update(T).where(*same).values(professional=pro, public=pub, met=met_sql(T.year, pro, pub))
+    db.session.execute(update(T).where(*same).values(professional=pro, public=pub, met=met_sql(T.year, pro, pub, T.person_id))
                        .execution_options(synchronize_session=False))
     db.session.execute(insert(T).from_select([c.name for c in years.c], select(years).where(~exists().where(*same))))
 

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from app.extensions import db
 from app.models import LearningForm
+from app.models.person import TITLE_LEVELS
 from app.services import requirement, rules, standards
 from app.services.errors import DomainError
 
@@ -45,6 +46,16 @@ def _examples(rule):
     return out
 
 
+def _json_object(text):
+    """Raw JSON params posted (scripts and older clients): a JSON object, else False."""
+    if text is None:
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 class StandardsView(BaseView):
     route_base = "/standards"
     default_view = "index"
@@ -60,7 +71,8 @@ class StandardsView(BaseView):
             source_year=standards.catalogue_year(year), years=standards.years(),
             rules=[(r, standards.to_rule(r)) for r in rows], describe=rules.describe, examples=_examples,
             kind_label=rules.kind_label, category_label=rules.category_label,
-            req=requirement.requirement_for(year), fmt=rules.fmt,
+            req=requirement.requirement_for(year), fmt=rules.fmt, title_levels=TITLE_LEVELS,
+            level_reqs=requirement.level_requirements(year),
         )
 
     @expose("/")
@@ -71,10 +83,10 @@ class StandardsView(BaseView):
 
     def _form_values(self, row):
         if row is None:
-            return {"categories": "PRO,PUB", "kind": "DECLARED", "params": "{}", "active": True,
-                    "national_form": LearningForm.OTHER, "sort": 0}
+            return {"categories": "PRO,PUB", "kind": "DECLARED", "active": True,
+                    "national_form": LearningForm.OTHER, "sort": 0, **standards.param_fields({})}
         return {"code": row.code, "name": row.name, "categories": row.categories, "kind": row.kind,
-                "params": json.dumps(json.loads(row.params or "{}"), ensure_ascii=False, indent=1),
+                **standards.param_fields(standards.to_rule(row).params),
                 "cap_record": "" if row.cap_record is None else rules.fmt(row.cap_record),
                 "cap_year": "" if row.cap_year is None else rules.fmt(row.cap_year),
                 "proof_text": row.proof_text or "", "active": row.active, "national_form": row.national_form,
@@ -99,8 +111,10 @@ class StandardsView(BaseView):
         if request.method == "GET":
             return self._render_edit(year, code, self._form_values(row))
         form = request.form
-        values = {k: form.get(k, "") for k in ("code", "name", "params", "cap_record", "cap_year", "proof_text",
+        values = {k: form.get(k, "") for k in ("code", "name", "cap_record", "cap_year", "proof_text",
                                                 "kind", "note", "sort", "national_form")}
+        values.update(standards.param_fields(json.loads(form["params"])) if _json_object(form.get("params"))
+                      else standards.raw_param_fields(form))
         values["categories"] = ",".join(form.getlist("categories"))
         values["active"] = bool(form.get("active"))
         target = code or (form.get("code") or "").strip()
@@ -151,13 +165,21 @@ class StandardsView(BaseView):
     @permission_name("edit")
     def set_requirement(self):
         year = request.form.get("year", type=int)
+        level = request.form.get("level") or None
         try:
             ratio = request.form.get("ratio") or "0"
-            changed = requirement.set_requirement(year, request.form.get("total"),
-                                                  Decimal(ratio) if ratio.replace(".", "", 1).isdigit() else ratio,
-                                                  request.form.get("public") or None, user=g.user)
+            if level is not None and not (request.form.get("total") or "").strip():
+                changed = requirement.clear_level_requirement(year, level, user=g.user)
+            else:
+                changed = requirement.set_requirement(year, request.form.get("total"),
+                                                      Decimal(ratio) if ratio.replace(".", "", 1).isdigit() else ratio,
+                                                      request.form.get("public") or None, user=g.user, level=level)
             db.session.commit()
-            flash(_("已保存%(year)s年度学时要求，%(n)d人次的达标情况随之变化", year=year, n=changed), "success")
+            if level is not None:
+                flash(_("已保存%(year)s年度%(level)s职称的学时要求，%(n)d人次的达标情况随之变化",
+                        year=year, level=level, n=changed), "success")
+            else:
+                flash(_("已保存%(year)s年度学时要求，%(n)d人次的达标情况随之变化", year=year, n=changed), "success")
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "danger")
