@@ -143,6 +143,7 @@ def main(argv=None):
 
     from app import create_app
     from app.extensions import db
+    from app.models.person import title_level_of
     from app.services.setup import initialize
     from sqlalchemy import text
 
@@ -202,9 +203,10 @@ def main(argv=None):
         # regions and birth dates), and --scale 5 needs 343 of them (at most 34 fit).
         number = resident_id(region, birth, 500 + i // 14600)
         # Stored as the application stores it: SM4-GCM and the HMAC-SM3 blind index (app/models/crypto.py).
+        title = rnd.choice(TITLES)
         person_rows.append((
             pid, name, "RESIDENT", ring.encrypt(number, "person.id_number"), ring.blind_index(number, "person.id_number"),
-            uid, rnd.choice(TITLES), rnd.choice(SPECIALTIES), False, True,
+            uid, title, title_level_of(title), rnd.choice(SPECIALTIES), False, True,
         ))
     print(f"generated {len(units)} units, {len(person_rows)} persons ({time.time() - started:.0f}s)", flush=True)
 
@@ -257,7 +259,8 @@ def main(argv=None):
 
     unit_cols = ("id", "name", "credit_code", "kind", "region_code", "contact_name", "contact_phone", "approved")
     unit_rows = [u + ("联系人", ring.encrypt("025-%08d" % u[0], "unit.contact_phone"), True) for u in units]
-    person_cols = ("id", "name", "id_type", "id_number", "id_number_bidx", "unit_id", "title", "specialty", "is_freelancer", "unit_confirmed")
+    person_cols = ("id", "name", "id_type", "id_number", "id_number_bidx", "unit_id", "title", "title_level", "specialty",
+                   "is_freelancer", "unit_confirmed")
     record_cols = (
         "id", "person_id", "year", "category", "learning_form", "course_name", "organizer_name", "start_date",
         "end_date", "hours", "source", "status", "unit_id", "region_code", "late_report", "submitted_at",
