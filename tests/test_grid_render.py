@@ -178,8 +178,7 @@ def test_a_page_with_a_message_is_rendered_with_it(app, login_as):
 
 def test_the_navigation_bar_is_kept_while_scripts_carry_a_nonce(app, login_as):
     """The CSP gives every response its own nonce: the navigation bar carries none,
-    so a user's second page reuses its bar; the search form's script carries the
-    nonce, so it is never reused (test_a_csp_nonce_is_new_on_every_page)."""
+    so a user's second page reuses its bar (the search form: next test)."""
     from flask import template_rendered
 
     rendered = []
@@ -196,3 +195,32 @@ def test_the_navigation_bar_is_kept_while_scripts_carry_a_nonce(app, login_as):
     assert "appbuilder/navbar.html" not in rendered  # the first page's bar, kept
     client.get("/lang/en")
     assert "Hours records" in navbar(client.get("/hourrecordview/list/").get_data(as_text=True))
+
+
+def test_the_search_form_is_kept_and_carries_each_responses_own_nonce(app, login_as):
+    """The search form's script carries the CSP nonce: the form is kept with a
+    placeholder and every response puts its own nonce back, the one its
+    Content-Security-Policy header allows."""
+    from flask import template_rendered
+
+    rendered = []
+
+    def note(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    def nonces(resp):
+        allowed = re.findall(r"'nonce-([^']+)'", resp.headers["Content-Security-Policy"])
+        used = set(re.findall(r'nonce="([^"]*)"', resp.get_data(as_text=True)))
+        return set(allowed), used
+
+    client = login_as("clerk_a")
+    first = client.get("/hourrecordview/list/")
+    with template_rendered.connected_to(note, app):
+        second = client.get("/hourrecordview/list/")
+    (allowed_1,), used_1 = nonces(first)
+    (allowed_2,), used_2 = nonces(second)
+    assert allowed_1 != allowed_2 and used_1 == {allowed_1} and used_2 == {allowed_2}
+    form = re.compile(r'<script nonce="[^"]+">\s*\(function\(\$\) \{\s*const filter')
+    assert form.search(second.get_data(as_text=True))
+    assert not any("search" in name for name in rendered)  # the first page's form, kept
+    assert "\x00" not in second.get_data(as_text=True)

@@ -11,11 +11,11 @@ widgets, through their public entry points, and kept as HTML:
   when none of its fields is filled from the database (a drop-down of rows in
   scope renders every time).
 
-A fragment that carries a CSP nonce (Flask-Talisman's csp_nonce, new on every
-response) is never kept: FAB's search form has a script, so it is rendered on
-every request while the CSP is on; the navigation bar has no script or style
-element and is kept with or without the CSP.  The caches are per app and process
-and bounded.
+A fragment that carries this response's CSP nonce (Flask-Talisman's
+csp_nonce, new on every response: FAB's search form has a script) is kept with
+the nonce replaced by a placeholder, and each response that serves it puts its
+own nonce back; a kept fragment never carries another response's nonce.  The
+caches are per app and process and bounded.
 """
 import re
 from collections import OrderedDict
@@ -37,21 +37,18 @@ class BoundedCache:
         self._data = OrderedDict()
         self._lock = Lock()
 
-    def get_or_make(self, key, make, keep=None):
-        """The value kept under `key`, else `make()`, kept unless `keep(value)` is false."""
+    def get(self, key):
         with self._lock:
             hit = self._data.get(key)
             if hit is not None:
                 self._data.move_to_end(key)
-                return hit
-        value = make()
-        if keep is not None and not keep(value):
-            return value
+            return hit
+
+    def put(self, key, value):
         with self._lock:
             self._data[key] = value
             if len(self._data) > self.size:
                 self._data.popitem(last=False)
-        return value
 
 
 def _cache(name, size):
@@ -63,13 +60,37 @@ def _cache(name, size):
     return cache
 
 
-_NONCE = re.compile(r"""\snonce\s*=""", re.I)
+_NONCE_ATTR = re.compile(r"""\snonce\s*=""", re.I)
+_PLACEHOLDER = "\x00ce-csp-nonce\x00"  # cannot occur in rendered HTML
 
 
-def _reusable(html):
-    """Rendered HTML may be served again unless it carries a CSP nonce (each
-    response has its own: a kept one would be refused by the browser)."""
-    return not _NONCE.search(html)
+def _nonce():
+    """This response's nonce, from where the templates take it (Flask-Talisman's
+    csp_nonce global; "" while the CSP is off)."""
+    return current_app.jinja_env.globals["csp_nonce"]()
+
+
+def _keep_nonce_free(make):
+    """`make()` rendered, as (HTML for this response, HTML to keep): the kept copy
+    has this response's nonce replaced by the placeholder, or is None when it
+    carries a nonce attribute that is not this response's (it cannot be kept)."""
+    def render():
+        html = make()
+        nonce = _nonce()
+        kept = html.replace(nonce, _PLACEHOLDER) if nonce else html
+        return html, (None if _NONCE_ATTR.search(kept.replace(f'nonce="{_PLACEHOLDER}"', "")) else kept)
+    return render
+
+
+def _cached_fragment(cache, key, make):
+    """The fragment under `key` with this response's nonce in it."""
+    hit = cache.get(key)
+    if hit is not None:
+        return Markup(hit.replace(_PLACEHOLDER, _nonce()))
+    html, kept = _keep_nonce_free(make)()
+    if kept is not None:
+        cache.put(key, kept)
+    return html
 
 
 def _locale_key():
@@ -92,7 +113,7 @@ def navbar():
     key = (_locale_key(), current_user.id, current_user.get_full_name(), tuple(sorted(r.name for r in roles)),
            bool(current_user.large_text))  # 大字版 changes the navbar (app/views/display.py)
     # ~10 KB a user: at most ~20 MB a worker.
-    return _cache("navbar", 2048).get_or_make(key, render, keep=_reusable)
+    return _cached_fragment(_cache("navbar", 2048), key, render)
 
 
 _DYNAMIC_FIELDS = (QuerySelectField, QuerySelectMultipleField)
@@ -108,8 +129,8 @@ class CachedSearchWidget(SearchWidget):
             return super().__call__(**kwargs)
         key = (self.template_args.get("route_base"), tuple(include_cols), _locale_key(),
                repr(self.filters.get_filters_values_tojson()))
-        return _cache("search", 1024).get_or_make(key, lambda: Markup(super(CachedSearchWidget, self).__call__()),
-                                                   keep=_reusable)
+        return _cached_fragment(_cache("search", 1024), key,
+                                lambda: Markup(super(CachedSearchWidget, self).__call__()))
 
 
 def register(app):
