@@ -125,6 +125,11 @@ class CachedSearchWidget(SearchWidget):
     def __call__(self, **kwargs):
         form = self.template_args["form"]
         include_cols = self.template_args["include_cols"]
+        for col in include_cols:
+            # A column default that is computed (datetime.utcnow) would prefill the
+            # filter's input with the moment of rendering, in UTC: filters start empty.
+            if callable(getattr(form[col], "default", None)):
+                form[col].data = form[col].raw_data = None
         if kwargs or any(isinstance(form[col], _DYNAMIC_FIELDS) for col in include_cols):
             return super().__call__(**kwargs)
         key = (self.template_args.get("route_base"), tuple(include_cols), _locale_key(),
