@@ -63,6 +63,9 @@ def main():
     p.add_argument("--db", required=True)
     p.add_argument("--work", default="/tmp/ce-restore-bench", help="backups, WAL archive and the new cluster")
     p.add_argument("--new-port", type=int, default=54401)
+    p.add_argument("--drop-source", action="store_true",
+                   help="after the mistake is archived, stop the source cluster and delete its data directory "
+                        "(the server is lost): the restore then needs free disk for one copy, not two")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the bare-copy baseline (it needs the backup's size again in free disk)")
     args = p.parse_args()
@@ -115,6 +118,11 @@ def main():
           f"WAL archived since the backup: {du(wal) / 2 ** 20:.0f} MiB")
 
     # baseline: the bare file copy of the backup
+    if args.drop_source:
+        subprocess.run(AS_PG + [f"{BIN}/pg_ctl", "-D", args.pgdata, "stop", "-m", "fast"], check=True,
+                       capture_output=True)
+        shutil.rmtree(args.pgdata)
+        print(f"source cluster stopped and {args.pgdata} deleted (--drop-source)")
     copy_s = None
     if not args.no_floor:
         floor = os.path.join(work, "copy-floor")
@@ -139,6 +147,9 @@ def main():
     if not same:
         print(f"  before the mistake: {good}\n  restored:           {restored}")
 
+    shutil.rmtree(work, ignore_errors=True)
+    if args.drop_source:
+        sys.exit(0 if same else 1)
     # leave the source cluster as it was (archiving off); the mistake stays in it
     sql(args.port, args.db, "ALTER SYSTEM RESET archive_mode")
     sql(args.port, args.db, "ALTER SYSTEM RESET archive_command")
