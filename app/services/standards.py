@@ -277,6 +277,15 @@ def _getlist(form, key):
     return v if isinstance(v, (list, tuple)) else ([] if v is None else [v])
 
 
+def _finite_decimal(text):
+    """`text` as a finite Decimal, or None when it is not a number."""
+    try:
+        d = Decimal(text)
+    except ArithmeticError:
+        return None
+    return d if d.is_finite() else None
+
+
 def _figure_json(d):
     return int(d) if d == d.to_integral() else float(d)
 
@@ -320,11 +329,8 @@ def params_from_fields(kind, form, errors):
             if not name or not hours:
                 errors.setdefault("addons", _("加项第%(n)d行：请填写名称和学时", n=n))
                 continue
-            try:
-                h = Decimal(hours)
-                if not h.is_finite():
-                    raise ValueError
-            except Exception:
+            h = _finite_decimal(hours)
+            if h is None:
                 errors.setdefault("addons", _("加项第%(n)d行：学时须为数字", n=n))
                 continue
             if not code:  # a new add-on: a code of its own
@@ -345,11 +351,8 @@ def params_from_fields(kind, form, errors):
             if not level or not rank or not hours:
                 errors.setdefault("table", _("认定表第%(n)d行：请填写级别、名次和学时", n=n))
                 continue
-            try:
-                h = Decimal(hours)
-                if not h.is_finite():
-                    raise ValueError
-            except Exception:
+            h = _finite_decimal(hours)
+            if h is None:
                 errors.setdefault("table", _("认定表第%(n)d行：学时须为数字", n=n))
                 continue
             if rank in table.get(level, {}):
