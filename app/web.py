@@ -64,9 +64,10 @@ def register(app):
     for exc in (OperationalError, InterfaceError, PoolTimeout):
         app.register_error_handler(exc, _database_unavailable)
 
-    from app.services.localtime import beijing_text
+    from app.services.localtime import beijing_text, local_beijing_text
 
     app.add_template_filter(beijing_text, "beijing")  # stored UTC, shown in Beijing time
+    app.add_template_filter(local_beijing_text, "beijing_local")  # FAB's account times: server-local
 
     from app.services.jobs import QueueUnavailable
 

@@ -880,3 +880,24 @@ def test_account_list_is_paged_and_searchable(app, login_as):
     by_name = text(admin.get("/accounts/users/?q=翻页11"))
     assert re.findall(r"<tr>\s*<td>([^<]+)</td>", by_name[by_name.index('id="accounts"'):]) == \
         [f"pager{i}" for i in range(110, 120)]
+
+
+def test_last_login_is_shown_in_beijing_time(app, login_as):
+    """FAB writes ab_user.last_login with the server's local time (datetime.now());
+    the account pages show it in Beijing time, whatever zone the server runs in."""
+    from app.services.localtime import BEIJING
+
+    local = datetime.datetime(2026, 3, 1, 2, 5)
+    shown = local.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    with app.app_context():
+        user = uid("clerk_a")
+        user.last_login = local
+        db.session.commit()
+        pk = user.id
+    table = text(login_as("unitadmin_a").get("/accounts/users/?q=clerk_a"))
+    row = table[table.index("<td>clerk_a</td>"):]
+    assert shown in row[:row.index("</tr>")]
+    show = text(login_as("secadmin").get(f"/users/show/{pk}"))
+    assert shown in show
+    if shown != local.strftime("%Y-%m-%d %H:%M"):  # a server not on Beijing time
+        assert local.strftime("%Y-%m-%d %H:%M") not in show

@@ -25,6 +25,20 @@ def from_beijing(value):
     return value - _OFFSET
 
 
+def local_to_beijing(value):
+    """A naive datetime in the server's own zone as naive Beijing time.  Flask-AppBuilder
+    writes its account columns (ab_user.last_login, created_on, changed_on) with
+    datetime.now(): the server's local time, UTC or Asia/Shanghai as it is set up."""
+    if not isinstance(value, datetime.datetime):
+        return value
+    return value.astimezone(BEIJING).replace(tzinfo=None)
+
+
+def local_beijing_text(value, fmt="%Y-%m-%d %H:%M"):
+    """An account column of Flask-AppBuilder as Beijing time text ('' for None)."""
+    return "" if value is None else local_to_beijing(value).strftime(fmt)
+
+
 def beijing_text(value, fmt="%Y-%m-%d %H:%M:%S"):
     """A stored naive-UTC datetime as Beijing time text ('' for None)."""
     if value is None:

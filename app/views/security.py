@@ -28,6 +28,7 @@ from app.security.passwords import hash_password
 from app.security.api import SecurityApi, jwt_error_handlers
 from app.security.roles import ROLE_LABELS
 from app.views.fields import RelatedLookupField, label_blank_choices
+from app.services.localtime import local_beijing_text
 from app.views.formatting import display
 from app.fab.filters import RequestFiltersMixin
 
@@ -98,6 +99,8 @@ class CEUserDBModelView(RequestFiltersMixin, UserDBModelView):
     formatters_columns = {
         "active": display, "region": display, "unit": display, "person": display,
         "roles": lambda roles: "、".join(gettext(ROLE_LABELS.get(r.name, r.name)) for r in roles or ()),
+        # FAB writes these with the server's local time; shown in Beijing time.
+        **{c: local_beijing_text for c in ("last_login", "created_on", "changed_on")},
     }
 
     def _init_forms(self):
