@@ -503,7 +503,9 @@ def run(s, tmp):
     s.mark("#grant-Industry")
     s.shot("industry_grant")
     s.submit("#grant-Industry")
-    s.expect("已授予角色")
+    # A change of one's own roles ends the session (issue 25): sign in again.
+    s.expect("账号的角色已变更")
+    s.login("industry_nj", "Hangye#Admin26")
     s.go("/imports/")
     s.mark("#tpl-industry")
     s.shot("industry_import")
