@@ -25,7 +25,7 @@ from werkzeug.datastructures import FileStorage
 from app.extensions import db
 from app.models import (
     Category, HourRecord, IdType, LearningForm, Person, PersonYearTotal, Status, Unit, UnitPersons,
-    UnitYearSource, UnitYearTotal, YearRequirement, YearRequirementLevel,
+    RegionYearSource, UnitYearSource, UnitYearTotal, YearRequirement, YearRequirementLevel,
 )
 from app.security.scope import Scope, scope_of
 from app.services import approval, attachments, dashboard, declarations, importer, requirement, totals
@@ -64,6 +64,7 @@ def from_scratch():
     unit_of = dict(db.session.execute(select(Person.id, Person.unit_id)).all())
     people = defaultdict(lambda: [D(0), D(0)])
     sources = defaultdict(lambda: [D(0), 0])
+    regions = defaultdict(lambda: [D(0), 0])
     for pid, year, cat, hours, status, unit_id, region, source in db.session.execute(select(
             HourRecord.person_id, HourRecord.year, HourRecord.category, HourRecord.hours, HourRecord.status,
             HourRecord.unit_id, HourRecord.region_code, HourRecord.source)):
@@ -73,6 +74,9 @@ def from_scratch():
         s = sources[(unit_id or 0, region or "", year, cat, source)]
         s[0] += _d(hours)
         s[1] += 1
+        r = regions[(region or "", year, cat, source)]
+        r[0] += _d(hours)
+        r[1] += 1
     pyt, units = {}, defaultdict(lambda: [0, D(0), D(0)])
     for (pid, year), (pro, pub) in people.items():
         total, need_pro, need_pub = by_level.get((year, level_of[pid])) or reqs.get(year, reqs[0])
@@ -90,6 +94,7 @@ def from_scratch():
         "unit_year_total": _nonzero({k: tuple(v) for k, v in units.items()}),
         "unit_persons": _nonzero({k: (v,) for k, v in persons.items()}),
         "unit_year_source": _nonzero({k: tuple(v) for k, v in sources.items()}),
+        "region_year_source": _nonzero({k: tuple(v) for k, v in regions.items()}),
     }
 
 
@@ -106,11 +111,16 @@ def stored():
     sources = {k[:5]: (_d(k[5]), int(k[6])) for k in db.session.execute(
         select(S.unit_id, S.region_code, S.year, S.category, S.source, func.sum(S.hours), func.sum(S.records))
         .group_by(S.unit_id, S.region_code, S.year, S.category, S.source))}
+    R = RegionYearSource
+    regions = {k[:4]: (_d(k[4]), int(k[5])) for k in db.session.execute(
+        select(R.region_code, R.year, R.category, R.source, func.sum(R.hours), func.sum(R.records))
+        .group_by(R.region_code, R.year, R.category, R.source))}
     return {
         "person_year_total": pyt,
         "unit_year_total": _nonzero(units),
         "unit_persons": _nonzero(persons),
         "unit_year_source": _nonzero(sources),
+        "region_year_source": _nonzero(regions),
     }
 
 
@@ -346,9 +356,12 @@ def test_rebuild_repairs_what_was_broken(ctx):
     db.session.execute(text("DELETE FROM unit_persons WHERE unit_id = (SELECT min(unit_id) FROM unit_persons)"))
     db.session.execute(text("UPDATE unit_year_source SET records = records + 1 "
                             "WHERE id = (SELECT min(id) FROM unit_year_source)"))
+    db.session.execute(text("UPDATE region_year_source SET hours = hours + 2 "
+                            "WHERE id = (SELECT min(id) FROM region_year_source)"))
     db.session.commit()
     diff = totals.differences()
     assert diff["person_year_total"] == 1 and diff["unit_persons"] == 1 and diff["unit_year_source"] == 1
+    assert diff["region_year_source"] == 1
     changed = totals.rebuild()
     db.session.commit()
     assert changed["person_year_total"] == 1 and changed["unit_persons"] == 1
@@ -552,3 +565,25 @@ def test_the_dashboard_reads_the_unit_totals(app, ctx):
     assert (after.persons, after.met) == (before.persons + 1000, before.met + 7)
     count, _rows = dashboard.unmet_persons(YEAR, scope=scope)
     assert count == before.not_met + 993
+
+
+def test_a_person_without_title_level_is_listed_unmet_when_levels_have_requirements(ctx):
+    """Found by the property test: with a level's own requirement in the year, a
+    person without a title level made the aggregate's met condition NULL, and the
+    unmet list counted from the records (organizers' and applicants' scopes) left
+    the person out while the summary counted the person as not met."""
+    person = db.session.execute(select(Person).where(Person.title_level.is_not(None)).order_by(Person.id)).scalars().first()
+    person.title = None  # no title: no level
+    db.session.commit()
+    assert person.title_level is None
+    requirement.set_requirement(YEAR, 10, "0", level="初级")  # far below the year's own requirement
+    db.session.commit()
+    admin = scope_of(_user("admin"))
+    count, rows = dashboard.unmet_persons(YEAR, scope=admin, page_size=10 ** 4, from_records=True)
+    summary = dashboard.summary(YEAR, scope=admin, from_records=True)
+    assert count == summary.not_met
+    listed = {r.person_id for r in rows}
+    met = db.session.execute(select(PersonYearTotal.met).where(PersonYearTotal.person_id == person.id,
+                                                               PersonYearTotal.year == YEAR)).scalar()
+    assert (person.id in listed) == (not met)
+    assert (count, rows) == dashboard.unmet_persons(YEAR, scope=admin, page_size=10 ** 4)

@@ -8,6 +8,6 @@ from app.models.user import CEUser  # noqa: F401
 from app.models.job import Job  # noqa: F401
 from app.models.certificate import Certificate, CertificateStatus  # noqa: F401
 from app.models.security import AccountSecurity, UserSession  # noqa: F401
-from app.models.totals import PersonYearTotal, UnitPersons, UnitYearSource, UnitYearTotal, YearRequirement, YearRequirementLevel  # noqa: F401
+from app.models.totals import PersonYearTotal, RegionYearSource, UnitPersons, UnitYearSource, UnitYearTotal, YearRequirement, YearRequirementLevel  # noqa: F401
 from app.models.portal import PortalTicket  # noqa: F401
 from app.models.rules import LearningFormRule  # noqa: F401,E402

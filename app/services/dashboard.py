@@ -22,7 +22,8 @@ from sqlalchemy import case, false, func, literal, not_, or_, select
 
 from app.extensions import db
 from app.models import (
-    Category, HourRecord, Person, PersonYearTotal, Region, Source, Unit, UnitPersons, UnitYearSource, UnitYearTotal,
+    Category, HourRecord, Person, PersonYearTotal, Region, RegionYearSource, Source, Unit, UnitPersons,
+    UnitYearSource, UnitYearTotal,
 )
 from app.models.regions import region_prefix, region_range
 from app.security.scope import current_scope, get_scoped, scope_clause
@@ -265,9 +266,17 @@ def _groups_from_totals(sel, scope, level):
     return [(k, n, *sums.get(k, (0, 0, 0))) for k, n in persons.items() if n]
 
 
-def _source_conditions(sel, scope):
-    """hour_conditions on unit_year_source's copies of the record columns."""
-    S = UnitYearSource
+def _source_table(sel, scope):
+    """The table the hours by category / source are summed from: the region sums
+    (a few rows a region and year) unless the selection or the scope names units."""
+    if sel.unit is None and not scope.unit_ids:
+        return RegionYearSource
+    return UnitYearSource
+
+
+def _source_conditions(S, sel, scope):
+    """hour_conditions on the copies of the record columns in `S` (UnitYearSource
+    or RegionYearSource)."""
     conds = [S.year == sel.year]
     if not scope.everything:
         parts = [region_range(S.region_code, p) for p in scope.region_prefixes]
@@ -282,10 +291,10 @@ def _source_conditions(sel, scope):
 
 
 def _hours_from_totals(sel, scope):
-    S = UnitYearSource
+    S = _source_table(sel, scope)
     rows = db.session.execute(
         select(S.category, S.source, func.sum(S.hours), func.sum(S.records))
-        .where(*_source_conditions(sel, scope)).group_by(S.category, S.source)
+        .where(*_source_conditions(S, sel, scope)).group_by(S.category, S.source)
     ).all()
     cat, src = {}, {}
     for c, s_, h, n in rows:
@@ -415,6 +424,18 @@ def _unmet_from_totals(sel, scope):
     )
 
 
+def _unmet_count_from_totals(sel, scope):
+    """Persons minus persons met of the selection's units: two sums, not grouped;
+    the whole province's read every row without joining the units."""
+    P, T = UnitPersons, UnitYearTotal
+    persons, met = select(func.sum(P.persons)), select(func.sum(T.met)).where(T.year == sel.year)
+    if not _with_no_unit(sel, scope):
+        conds = _unit_conditions(sel, scope)
+        persons = persons.join(Unit, Unit.id == P.unit_id).where(*conds)
+        met = met.join(Unit, Unit.id == T.unit_id).where(*conds)
+    return int((db.session.execute(persons).scalar() or 0) - (db.session.execute(met).scalar() or 0))
+
+
 def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size=50, summary=None,
                   from_records=False):
     """(count, [Shortfall]) of the persons in the selection not meeting the year's
@@ -427,8 +448,7 @@ def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size
     if summary is not None:
         count = summary.not_met
     elif not from_records and from_totals(scope):
-        groups = _groups_from_totals(sel, scope, _level(sel, scope))
-        count = int(sum(n for _k, n, *_r in groups) - sum(m or 0 for _k, _n, m, *_r in groups))
+        count = _unmet_count_from_totals(sel, scope)
     else:
         count = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
     if not count:

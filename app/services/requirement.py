@@ -156,7 +156,10 @@ def met_condition(professional, public, config=None, year=None, level=None):
     levels = level_requirements(year) if (level is not None and year is not None) else {}
     if not levels:
         return base
-    return or_(*[and_(level == lv, _cond(req, professional, public)) for lv, req in levels.items()],
+    # `level IS NOT NULL` first: without it a person with no level made `level = lv`
+    # NULL, the whole condition NULL, and NOT(...) left the person out of the unmet list.
+    return or_(*[and_(level.is_not(None), level == lv, _cond(req, professional, public))
+                 for lv, req in levels.items()],
                and_(or_(level.is_(None), level.notin_(list(levels))), base))
 
 

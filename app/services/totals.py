@@ -18,7 +18,8 @@ from sqlalchemy import (
 
 from app.extensions import db
 from app.models import (
-    Category, HourRecord, HourTally, Person, PersonYearTotal, Status, UnitPersons, UnitYearSource, UnitYearTotal,
+    Category, HourRecord, HourTally, Person, PersonYearTotal, RegionYearSource, Status, UnitPersons, UnitYearSource,
+    UnitYearTotal,
 )
 from app.services.requirement import COUNTING_STATUSES, met_sql
 
@@ -59,7 +60,7 @@ def _nonzero(*cols):
 
 
 def tables():
-    T, U, P, S = PersonYearTotal, UnitYearTotal, UnitPersons, UnitYearSource
+    T, U, P, S, R = PersonYearTotal, UnitYearTotal, UnitPersons, UnitYearSource, RegionYearSource
     people = _expected_person_years().subquery("people")
     met_int = case((people.c.met, 1), else_=0)
     unit_of = func.coalesce(people.c.unit_id, ZERO)
@@ -88,6 +89,13 @@ def tables():
               select(S.unit_id, S.region_code, S.year, S.category, S.source, func.sum(S.hours), func.sum(S.records))
               .group_by(S.unit_id, S.region_code, S.year, S.category, S.source)
               .having(_nonzero(func.sum(S.hours), func.sum(S.records)))),
+        Table("region_year_source", R, ("region_code", "year", "category", "source"),
+              select(h_region.label("region_code"), H.year, H.category, H.source,
+                     func.sum(H.hours).label("hours"), func.count(H.id).label("records"))
+              .where(H.status == Status.APPROVED).group_by(h_region, H.year, H.category, H.source),
+              select(R.region_code, R.year, R.category, R.source, func.sum(R.hours), func.sum(R.records))
+              .group_by(R.region_code, R.year, R.category, R.source)
+              .having(_nonzero(func.sum(R.hours), func.sum(R.records)))),
     ]
 
 
@@ -136,6 +144,9 @@ def count_import_batch(batch_id):
                  {"n": func.count()}, (batch, H.unit_id.is_not(None)))
     _add_grouped(UnitYearSource, {"unit_id": func.coalesce(H.unit_id, ZERO), "region_code": func.coalesce(H.region_code, NONE),
                                   "year": H.year, "category": H.category, "source": H.source},
+                 {"hours": func.sum(H.hours), "records": func.count()}, (batch, H.status.in_(COUNTING_STATUSES)))
+    _add_grouped(RegionYearSource, {"region_code": func.coalesce(H.region_code, NONE), "year": H.year,
+                                    "category": H.category, "source": H.source},
                  {"hours": func.sum(H.hours), "records": func.count()}, (batch, H.status.in_(COUNTING_STATUSES)))
     # The persons' years; their row triggers move the unit sums.
     T, years = PersonYearTotal, _expected_person_years(batch).subquery("batch")
