@@ -123,6 +123,24 @@ def test_levels_and_drill_down(app, ctx):
     assert [g.key for g in one.groups] == [unit_a.id]
 
 
+@pytest.mark.parametrize("username, unit_filter", [("clerk_a", False), ("bureau_js", True)])
+def test_one_units_unmet_list_keeps_the_lists_order(app, ctx, username, unit_filter):
+    """One unit's unmet list is ordered by (name, id) only (the unit's index gives it);
+    that is the general order (region, unit, name, id) of the same rows, page by page."""
+    scope = scope_of(_user(app, username))
+    unit_a = db.session.execute(select(Unit).where(Unit.name == "南京金陵科技有限公司")).scalar_one()
+    unit_id = unit_a.id if unit_filter else None
+    sel = dashboard.resolve(YEAR, None, unit_id, scope)
+    general = [r[0] for r in db.session.execute(
+        dashboard._unmet_select(sel, scope).order_by(*dashboard.UNMET_ORDER)).all()]
+    assert len(general) > 3
+    count, first = dashboard.unmet_persons(YEAR, unit_id=unit_id, scope=scope, page_size=3)
+    _, second = dashboard.unmet_persons(YEAR, unit_id=unit_id, scope=scope, page=1, page_size=3)
+    assert count == len(general)
+    assert [r.person_id for r in first + second] == general[:6]
+    assert [s.person_id for s in dashboard.iter_unmet(YEAR, unit_id=unit_id, scope=scope)] == general
+
+
 def test_thresholds_come_from_the_years_requirement(app, ctx):
     """The requirement is data (year_requirement, seeded from REQUIRED_HOURS_TOTAL):
     setting a year's recomputes the met flags the dashboard reads."""

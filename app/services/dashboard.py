@@ -407,6 +407,16 @@ def _unmet_select(sel, scope, from_records=False):
 UNMET_ORDER = (Unit.region_code, Unit.name, Unit.id, Person.name, Person.id)
 
 
+def _unmet_order(sel, scope):
+    """UNMET_ORDER; for one unit's persons just (name, id), the same order, which the
+    (unit_id, name, id) index gives without sorting the unit (PostgreSQL cannot tell
+    that the unit's region and name are the same on every row)."""
+    one_unit = sel.unit is not None or (
+        not scope.everything and not scope.region_prefixes and len(scope.unit_ids) == 1
+        and not scope.reporter_unit_ids and not scope.person_ids)
+    return (Person.name, Person.id) if one_unit else UNMET_ORDER
+
+
 def _unmet_from_totals(sel, scope):
     """The persons of the selection's units whose person_year_total row is
     missing (no approved hours) or not met."""
@@ -454,7 +464,7 @@ def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size
     if not count:
         return 0, []
     rows = db.session.execute(
-        q.order_by(*UNMET_ORDER)
+        q.order_by(*_unmet_order(sel, scope))
         .limit(page_size).offset(max(page, 0) * page_size)
     ).all()
     return count, [_shortfall(r, sel.year) for r in rows]
@@ -464,7 +474,7 @@ def iter_unmet(year, region=None, unit_id=None, scope=None):
     """Every Shortfall of the selection, streamed (for the export)."""
     scope = current_scope() if scope is None else scope
     sel = resolve(year, region, unit_id, scope)
-    q = _unmet_select(sel, scope).order_by(*UNMET_ORDER)
+    q = _unmet_select(sel, scope).order_by(*_unmet_order(sel, scope))
     for r in db.session.execute(q.execution_options(yield_per=2000)):
         yield _shortfall(r, sel.year)
 
