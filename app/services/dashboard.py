@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import case, false, func, literal, not_, or_, select
+from sqlalchemy import case, false, func, literal, not_, or_, select, union_all
 
 from app.extensions import db
 from app.models import (
@@ -435,15 +435,19 @@ def _unmet_from_totals(sel, scope):
 
 
 def _unmet_count_from_totals(sel, scope):
-    """Persons minus persons met of the selection's units: two sums, not grouped;
-    the whole province's read every row without joining the units."""
+    """Persons minus persons met of the selection's units, in one statement (the
+    units are read once for both sums); the whole province's read every row
+    without joining the units."""
     P, T = UnitPersons, UnitYearTotal
-    persons, met = select(func.sum(P.persons)), select(func.sum(T.met)).where(T.year == sel.year)
+    parts = union_all(
+        select(P.unit_id.label("unit_id"), P.persons.label("persons"), literal(0).label("met")),
+        select(T.unit_id, literal(0), T.met).where(T.year == sel.year),
+    ).subquery("parts")
+    q = select(func.sum(parts.c.persons), func.sum(parts.c.met)).select_from(parts)
     if not _with_no_unit(sel, scope):
-        conds = _unit_conditions(sel, scope)
-        persons = persons.join(Unit, Unit.id == P.unit_id).where(*conds)
-        met = met.join(Unit, Unit.id == T.unit_id).where(*conds)
-    return int((db.session.execute(persons).scalar() or 0) - (db.session.execute(met).scalar() or 0))
+        q = q.join(Unit, Unit.id == parts.c.unit_id).where(*_unit_conditions(sel, scope))
+    persons, met = db.session.execute(q).one()
+    return int((persons or 0) - (met or 0))
 
 
 def unmet_persons(year, region=None, unit_id=None, scope=None, page=0, page_size=50, summary=None,
