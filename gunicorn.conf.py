@@ -28,9 +28,13 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then (slow leaks in long-running processes).
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
-max_requests_jitter = 500
+# Recycle workers now and then (slow leaks in long-running processes), but
+# rarely: a new worker builds the whole app again (about 2 s of CPU) and then
+# compiles its templates and SQL anew.  At 5 000 requests a worker restarted
+# about once a minute per worker under the deadline-day mix: 3 % of the host's
+# CPU, and every restart a burst of slow pages (docs/deploy-stack.md).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 # Load the app in each worker after fork: no database connection is shared across
 # processes (SQLAlchemy pools must not cross a fork).
 preload_app = False

@@ -328,7 +328,9 @@ def _stack_cpu(stack_dir, by_group=False):
 RAMP = 20  # seconds over which the people arrive (--ramp)
 
 
-def _run(user_classes, users, seconds, host):
+def _run(user_classes, users, seconds, host, mark):
+    """Runs the people for `seconds`; `mark()` is called where the figures start
+    (after a long arrival), so that the CPU read there covers the same requests."""
     env = Environment(user_classes=user_classes, host=host)
     runner = env.create_local_runner()
     runner.start(users, spawn_rate=max(1, users / RAMP))  # people arrive over RAMP seconds
@@ -339,6 +341,7 @@ def _run(user_classes, users, seconds, host):
         failed = env.stats.total.num_failures
         print(f"   (arrival over {RAMP} s: {failed} failed requests; statistics restart now)")
         env.stats.reset_all()
+    mark()
     gevent.sleep(seconds)
     runner.quit()
     return env.stats
@@ -377,15 +380,19 @@ def _mix(args, host, stack_dir, users, seconds):
     print(f"== mix: {users} people (think time {args.think} s, an applicant logs in every "
           f"{args.pages_per_session or 'run'} pages), {seconds} s: applicants 6 : reviewers 2 : bureau 2, plus 1 clerk importing "
           f"{args.import_rows} rows", flush=True)
-    cpu0 = _stack_cpu(stack_dir, by_group=True)
-    client0 = time.process_time()
-    load0 = os.getloadavg()[0]
+    start = {}
+
+    def mark():
+        start.update(cpu=_stack_cpu(stack_dir, by_group=True), client=time.process_time(),
+                     load=os.getloadavg()[0])
+
     rps, failures, worst, p95 = _report(
-        _run([Applicant, Reviewer, Bureau, Importer], users, seconds, host), seconds, verdict=True)
+        _run([Applicant, Reviewer, Bureau, Importer], users, seconds, host, mark), seconds, verdict=True)
     cpu1 = _stack_cpu(stack_dir, by_group=True)
     n = max(1, rps * seconds)
-    per = {k: 1000 * (cpu1[k] - cpu0[k]) / n for k in cpu1}
-    per["client"] = 1000 * (time.process_time() - client0) / n  # locust itself, not the stack
+    per = {k: 1000 * (cpu1[k] - start["cpu"][k]) / n for k in cpu1}
+    per["client"] = 1000 * (time.process_time() - start["client"]) / n  # locust itself, not the stack
+    load0 = start["load"]
     return {"users": users, "rps": rps, "failures": failures, "worst": worst, "p95": p95, "cpu": per,
             "load0": load0}
 
@@ -434,11 +441,14 @@ def main(argv=None):
                                     course=f"压测导入{int(time.time())}")]
         ceiling_s = args.ceiling_seconds or max(15, args.seconds // 6)
         print(f"== ceiling: /health through nginx + gunicorn, {args.health_users} clients, {ceiling_s} s", flush=True)
-        cpu0 = _stack_cpu(stack_dir)
-        client0 = time.process_time()
-        ceiling, _f, _w, _p = _report(_run([Health], args.health_users, ceiling_s, host), ceiling_s)
-        health_cpu = (_stack_cpu(stack_dir) - cpu0) / max(1, ceiling * ceiling_s)
-        health_client = (time.process_time() - client0) / max(1, ceiling * ceiling_s)
+        start = {}
+
+        def mark():
+            start.update(cpu=_stack_cpu(stack_dir), client=time.process_time())
+
+        ceiling, _f, _w, _p = _report(_run([Health], args.health_users, ceiling_s, host, mark), ceiling_s)
+        health_cpu = (_stack_cpu(stack_dir) - start["cpu"]) / max(1, ceiling * ceiling_s)
+        health_client = (time.process_time() - start["client"]) / max(1, ceiling * ceiling_s)
         lo, hi = (float(x) for x in args.think.split("-")) if "-" in args.think else (float(args.think),) * 2
         for cls in (Applicant, Reviewer, Bureau):
             cls.wait_time = between(lo, hi)
